@@ -1,0 +1,25 @@
+// Package shard holds the in-memory state of one shard of a CIDStore: a map
+// from key CID to the set of value CIDs stored under it.
+//
+// A shard combines three things:
+//
+//   - an xsync.MapOf from key to *record, read without locks;
+//   - a btree.BTreeG of the same records ordered by key, for ordered scans
+//     and O(1) copy-on-write Clone (point-in-time views for iteration and
+//     snapshots);
+//   - a mutex that serialises writers. The caller holds it across "log the
+//     operation, then publish it", so a key's log order equals its memory
+//     order.
+//
+// Records are immutable once published. A writer builds a new record and
+// stores it in the map and the B-tree; a reader that loaded the old record
+// keeps a consistent, sorted value set. Readers therefore never see a torn
+// or unsorted set and never block writers.
+//
+// Value sets are sorted and free of duplicates. One value lives inline in
+// the 64-byte record. Up to InlineMax values live in a sorted slice
+// (binary search); larger sets switch to a copy-on-write B-tree of CIDs and
+// switch back once they shrink to half the threshold.
+//
+// The package imports only cid and its two data-structure libraries.
+package shard

@@ -1,0 +1,173 @@
+package shard
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/cidstore/cidstore/cid"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func w(i uint64) cid.CID { return cid.FromWords(0, 0, 0, i) }
+
+func newShard(t testing.TB, inline int) *Shard {
+	t.Helper()
+	s, err := New(Options{InlineMax: inline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRecordIs64Bytes(t *testing.T) {
+	if got := unsafe.Sizeof(record{}); got != 64 {
+		t.Fatalf("record is %d bytes, want 64", got)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		o  Options
+		ok bool
+	}{
+		{Options{}, true},
+		{Options{InlineMax: 1}, true},
+		{Options{InlineMax: MaxInlineMax}, true},
+		{Options{InlineMax: -1}, false},
+		{Options{InlineMax: MaxInlineMax + 1}, false},
+		{Options{Presize: -1}, false},
+		{Options{Presize: 1000}, true},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.o)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadOptions)) {
+			t.Errorf("New(%+v) = %v", tt.o, err)
+		}
+	}
+}
+
+// Every representation transition (single, slice, tree and back) against a
+// sorted-slice model.
+func TestValueSetTransitions(t *testing.T) {
+	for _, inline := range []int{1, 2, 4, 32} {
+		s := newShard(t, inline)
+		k := w(7)
+		var model []cid.CID
+		rng := rand.New(rand.NewPCG(1, uint64(inline)))
+		s.Lock()
+		for step := 0; step < 3000; step++ {
+			v := w(1 + rng.Uint64N(100))
+			i, found := slices.BinarySearchFunc(model, v, cid.Compare)
+			if rng.IntN(3) > 0 {
+				if got := s.Add(k, v); got == found {
+					t.Fatalf("inline %d step %d: Add changed=%v, present=%v", inline, step, got, found)
+				}
+				if !found {
+					model = slices.Insert(model, i, v)
+				}
+			} else {
+				if got := s.Remove(k, v); got != found {
+					t.Fatalf("inline %d step %d: Remove changed=%v, present=%v", inline, step, got, found)
+				}
+				if found {
+					model = slices.Delete(model, i, i+1)
+				}
+			}
+			if got := s.AppendValues(nil, k); !slices.Equal(got, model) {
+				t.Fatalf("inline %d step %d: values %v, want %v", inline, step, got, model)
+			}
+			if s.Count(k) != len(model) || s.Pairs() != len(model) || s.Keys() != min(len(model), 1) {
+				t.Fatalf("inline %d step %d: counts %d/%d/%d, want %d", inline, step, s.Count(k), s.Pairs(), s.Keys(), len(model))
+			}
+			if len(model) > 0 && !s.Contains(k, model[0]) {
+				t.Fatalf("Contains missed a value")
+			}
+		}
+		s.Unlock()
+	}
+}
+
+func TestRemoveKeyAndView(t *testing.T) {
+	s := newShard(t, 4)
+	s.Lock()
+	for i := uint64(1); i <= 100; i++ {
+		for j := uint64(1); j <= i%7+1; j++ {
+			s.Add(w(i), w(j))
+		}
+	}
+	v := s.View()
+	if n := s.RemoveKey(w(50)); n != 50%7+1 {
+		t.Fatalf("RemoveKey returned %d", n)
+	}
+	if n := s.RemoveKey(w(50)); n != 0 {
+		t.Fatalf("second RemoveKey returned %d", n)
+	}
+	s.Add(w(1000), w(1))
+	s.Unlock()
+
+	// The view still shows the state at the time it was taken.
+	if v.Len() != 100 {
+		t.Fatalf("view has %d keys, want 100", v.Len())
+	}
+	var keys []uint64
+	v.Ascend(nil, nil, func(e Entry) bool {
+		_, _, _, lo := e.Key().Words()
+		keys = append(keys, lo)
+		if e.Len() != int(lo%7+1) {
+			t.Errorf("key %d has %d values", lo, e.Len())
+		}
+		return true
+	})
+	if len(keys) != 100 || !slices.IsSorted(keys) || keys[49] != 50 {
+		t.Fatalf("view keys %v", keys)
+	}
+	if s.Keys() != 100 {
+		t.Fatalf("shard has %d keys", s.Keys())
+	}
+}
+
+func TestCursorMatchesAscend(t *testing.T) {
+	s := newShard(t, 0)
+	s.Lock()
+	for i := uint64(0); i < 1000; i += 3 {
+		s.Add(w(i), w(1))
+	}
+	v := s.View()
+	s.Unlock()
+	tests := []struct{ from, to *cid.CID }{
+		{nil, nil},
+		{ptr(w(100)), nil},
+		{nil, ptr(w(500))},
+		{ptr(w(101)), ptr(w(700))},
+		{ptr(w(5000)), nil},
+		{ptr(w(10)), ptr(w(10))},
+	}
+	for _, tt := range tests {
+		var want, got []cid.CID
+		v.Ascend(tt.from, tt.to, func(e Entry) bool { want = append(want, e.Key()); return true })
+		c := v.Cursor(tt.from, tt.to)
+		for c.Next() {
+			got = append(got, c.Entry().Key())
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("cursor(%v,%v): %d keys, ascend %d", tt.from, tt.to, len(got), len(want))
+		}
+	}
+}
+
+func ptr(c cid.CID) *cid.CID { return &c }
+
+func TestSuccessor(t *testing.T) {
+	max := cid.FromWords(^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0))
+	if _, ok := successor(max); ok {
+		t.Fatal("successor of max CID")
+	}
+	if n, ok := successor(cid.FromWords(0, 0, 1, ^uint64(0))); !ok || n != cid.FromWords(0, 0, 2, 0) {
+		t.Fatalf("carry: %v", n)
+	}
+}
