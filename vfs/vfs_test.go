@@ -1,0 +1,176 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestLockExclusive(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "LOCK")
+	l1, err := Default.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("lock file mode %o, want 600", perm)
+	}
+	// A second lock in the same process uses a separate open file
+	// description, so flock must conflict.
+	if _, err := Default.Lock(name); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: got %v, want ErrLocked", err)
+	}
+	if err := l1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l1.Close(); err == nil {
+		t.Error("second Close of lock succeeded")
+	}
+	l2, err := Default.Lock(name)
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	for _, data := range []string{"first", "second, longer", ""} {
+		if err := WriteFileAtomic(Default, p, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != data {
+			t.Fatalf("got %q want %q", got, data)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("mode %o", fi.Mode().Perm())
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		t.Fatalf("leftover temp files: %v", ents)
+	}
+}
+
+func TestWriteFileAtomicFaults(t *testing.T) {
+	tests := []struct {
+		name string
+		arm  func(f *FaultFS)
+		want error
+	}{
+		{"enospc", func(f *FaultFS) { f.FailWrite(f.Writes()+1, syscall.ENOSPC) }, syscall.ENOSPC},
+		{"short", func(f *FaultFS) { f.ShortWrite(f.Writes() + 1) }, io.ErrShortWrite},
+		{"fsync", func(f *FaultFS) { f.FailSync(f.Syncs()+1, syscall.EIO) }, syscall.EIO},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "f")
+			ffs := NewFaultFS(Default)
+			if err := WriteFileAtomic(ffs, p, []byte("old")); err != nil {
+				t.Fatal(err)
+			}
+			tc.arm(ffs)
+			err := WriteFileAtomic(ffs, p, []byte("new contents"))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			var pe *os.PathError
+			if !errors.As(err, &pe) {
+				t.Errorf("error %v is not a *os.PathError", err)
+			}
+			got, rerr := os.ReadFile(p)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if string(got) != "old" {
+				t.Errorf("file changed to %q after failed write", got)
+			}
+			ents, rerr := os.ReadDir(dir)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if len(ents) != 1 {
+				t.Errorf("leftover temp files: %v", ents)
+			}
+		})
+	}
+}
+
+func TestFaultFSCounters(t *testing.T) {
+	dir := t.TempDir()
+	ffs := NewFaultFS(Default)
+	f, err := ffs.OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ffs.FailWrite(2, syscall.ENOSPC)
+	ffs.ShortWrite(3)
+	ffs.FailSync(2, syscall.EIO)
+
+	if n, err := f.Write([]byte("1234")); err != nil || n != 4 {
+		t.Fatalf("write 1: %d %v", n, err)
+	}
+	if n, err := f.Write([]byte("abcd")); !errors.Is(err, syscall.ENOSPC) || n != 0 {
+		t.Fatalf("write 2: %d %v", n, err)
+	}
+	if n, err := f.Write([]byte("wxyz")); !errors.Is(err, io.ErrShortWrite) || n != 2 {
+		t.Fatalf("write 3: %d %v", n, err)
+	}
+	if n, err := f.Write([]byte("!")); err != nil || n != 1 {
+		t.Fatalf("write 4: %d %v", n, err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("sync 2: %v", err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if w, s := ffs.Writes(), ffs.Syncs(); w != 4 || s != 3 {
+		t.Errorf("counters writes=%d syncs=%d", w, s)
+	}
+	buf := make([]byte, 16)
+	n, err := f.ReadAt(buf, 0)
+	if err != io.EOF {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "1234wx!" {
+		t.Errorf("contents %q", got)
+	}
+}
+
+func TestSyncDirMissing(t *testing.T) {
+	if err := Default.SyncDir(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("got %v", err)
+	}
+}
