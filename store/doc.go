@@ -1,0 +1,34 @@
+// Package store is the public API of CIDStore: a concurrent, multi-valued
+// map from 256-bit content IDs to sorted sets of content IDs.
+//
+// # Semantics
+//
+// Every key maps to a set of values: sorted ascending, no duplicates.
+// Insert is idempotent, Delete removes one value, DeleteKey removes them
+// all, and a key with no values does not exist. Get of a missing key
+// returns nil, not an error. The all-zero CID is reserved and rejected as a
+// key or value with ErrInvalidCID.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Keys are spread over shards by a
+// seeded hash; each shard has a lock-free map for point reads, a B-tree for
+// ordered scans, and a mutex that serialises its writers. Get, Contains,
+// Count and AppendValues never take a lock and always see a whole, sorted
+// value set: a writer builds a new immutable record and publishes it in one
+// step. Writes to different shards proceed in parallel.
+//
+// InsertBatch is atomic for iteration: it holds the locks of every shard it
+// touches while it publishes, so All and Range see all of a batch or none of
+// it. Point reads of different keys may observe a batch partly applied.
+//
+// All and Range iterate a consistent point-in-time view in ascending key
+// order, merging the shards' B-trees; the view costs O(1) per shard and the
+// iteration holds no lock.
+//
+// # Lifecycle
+//
+// Open with an empty directory (or Options.InMemory) gives a pure in-memory
+// store. Close is idempotent; after it every write returns ErrClosed and
+// reads return empty results.
+package store

@@ -1,0 +1,57 @@
+package store
+
+import "github.com/cidstore/cidstore/cid"
+
+// Get returns the values of k in ascending order, or nil when k is absent.
+// The returned slice belongs to the caller. Get never takes a lock.
+func (s *Store) Get(k cid.CID) []cid.CID {
+	return s.AppendValues(nil, k)
+}
+
+// AppendValues appends the values of k, in ascending order, to dst and
+// returns the extended slice. It does not allocate when dst has room,
+// which makes it the allocation-free form of Get.
+func (s *Store) AppendValues(dst []cid.CID, k cid.CID) []cid.CID {
+	if s.closed.Load() {
+		return dst
+	}
+	return s.shardFor(k).AppendValues(dst, k)
+}
+
+// Contains reports whether v is one of the values of k. It never
+// allocates and never takes a lock.
+func (s *Store) Contains(k, v cid.CID) bool {
+	if s.closed.Load() {
+		return false
+	}
+	return s.shardFor(k).Contains(k, v)
+}
+
+// Count returns the number of values of k (0 when absent). It never
+// allocates and never takes a lock.
+func (s *Store) Count(k cid.CID) int {
+	if s.closed.Load() {
+		return 0
+	}
+	return s.shardFor(k).Count(k)
+}
+
+// Len returns the number of keys. Under concurrent writes it is a moment's
+// approximation: shards are summed one after another.
+func (s *Store) Len() int {
+	n := 0
+	for _, sh := range s.shards {
+		n += sh.Keys()
+	}
+	return n
+}
+
+// Pairs returns the number of (key, value) pairs, with the same caveat as
+// Len.
+func (s *Store) Pairs() int {
+	n := 0
+	for _, sh := range s.shards {
+		n += sh.Pairs()
+	}
+	return n
+}
