@@ -22,7 +22,7 @@ type record struct {
 // whose one field is zero; pointers to it travel as *record.
 type multi struct {
 	record
-	small []cid.CID               // sorted values, when tree == nil
+	small []cid.CID              // sorted values, when tree == nil
 	tree  *btree.BTreeG[cid.CID] // values, when the set is large
 }
 
