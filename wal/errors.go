@@ -1,0 +1,47 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrCorrupt is matched (via errors.Is) by every error that reports a
+	// corrupt log: a bad record that is not a torn tail, an LSN gap, or a
+	// bad segment header. The concrete error is a *CorruptError.
+	ErrCorrupt = errors.New("wal: corrupt log")
+
+	// ErrClosed is returned by operations on a closed Log, and by a second
+	// call to Close.
+	ErrClosed = errors.New("wal: log closed")
+
+	// ErrTorn is returned by Reader.Next when the input ends in a partial or
+	// damaged record that no valid record follows: the signature of a write
+	// interrupted by a crash. Reader.Offset reports where it starts.
+	ErrTorn = errors.New("wal: torn record at end of input")
+)
+
+// CorruptError describes a corrupt spot in the log. It unwraps to ErrCorrupt.
+type CorruptError struct {
+	// File is the segment file path ("" when decoding a bare stream).
+	File string
+	// Offset is the byte offset of the bad record (or header) in File.
+	Offset int64
+	// LSN is the LSN the record at Offset was expected to carry (0 if
+	// unknown).
+	LSN uint64
+	// Reason is a short human-readable description.
+	Reason string
+}
+
+// Error implements error. It names the file and the byte offset.
+func (e *CorruptError) Error() string {
+	file := e.File
+	if file == "" {
+		file = "<stream>"
+	}
+	return fmt.Sprintf("wal: corrupt log: %s at offset %d (expected LSN %d): %s", file, e.Offset, e.LSN, e.Reason)
+}
+
+// Unwrap returns ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }

@@ -1,0 +1,170 @@
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+)
+
+// Record is one decoded log record. Payload aliases the Reader's buffer and
+// is only valid until the next call to Reader.Next.
+type Record struct {
+	LSN     uint64
+	Type    uint8
+	Payload []byte
+}
+
+// Reader decodes a stream of record frames (the bytes of a segment after its
+// header). Next returns records until the stream ends with one of:
+//
+//   - io.EOF: the stream ended exactly at a frame boundary;
+//   - ErrTorn: the stream ends in a partial or damaged frame that no valid
+//     frame follows (a torn write);
+//   - a *CorruptError (errors.Is(err, ErrCorrupt)): a damaged frame with a
+//     valid frame after it, or a valid frame whose LSN is not the previous
+//     LSN plus one.
+//
+// Deciding between torn and corrupt needs to look past the damage, so on the
+// failure path only the Reader reads the rest of the stream into memory and
+// scans it byte by byte for a frame that passes its checksum and carries an
+// LSN greater than the last good one.
+type Reader struct {
+	r      *bufio.Reader
+	file   string
+	off    int64  // offset of the next frame, relative to the stream start
+	base   int64  // added to offsets in errors
+	next   uint64 // expected LSN of the next record; 0 accepts any first LSN
+	last   uint64 // LSN of the last good record
+	hdr    [HeaderSize]byte
+	buf    []byte
+	err    error
+}
+
+// NewReader returns a Reader decoding frames from r. The first record may
+// carry any LSN; every later record must carry the previous LSN plus one.
+func NewReader(r io.Reader) *Reader {
+	return newReader(r, "", 0, 0)
+}
+
+func newReader(r io.Reader, file string, base int64, firstLSN uint64) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, base: base, next: firstLSN}
+}
+
+// Offset returns the offset, relative to the start of the stream, just past
+// the last record returned by Next. After Next fails it is the offset of the
+// bad or torn frame, which is where a repair would truncate.
+func (r *Reader) Offset() int64 { return r.off }
+
+// LastLSN returns the LSN of the last record returned by Next (0 if none).
+func (r *Reader) LastLSN() uint64 { return r.last }
+
+// Next decodes the next record. See Reader for how the stream ends. Once Next
+// has returned an error it keeps returning it.
+func (r *Reader) Next() (Record, error) {
+	if r.err != nil {
+		return Record{}, r.err
+	}
+	rec, err := r.next1()
+	if err != nil {
+		r.err = err
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+func (r *Reader) next1() (Record, error) {
+	n, err := io.ReadFull(r.r, r.hdr[:])
+	if err != nil {
+		if n == 0 && err == io.EOF {
+			return Record{}, io.EOF
+		}
+		if err != io.ErrUnexpectedEOF {
+			return Record{}, r.ioErr(err)
+		}
+		return Record{}, r.classify(r.hdr[:n], nil, "incomplete record header")
+	}
+	length := binary.LittleEndian.Uint32(r.hdr[4:8])
+	lsn := binary.LittleEndian.Uint64(r.hdr[8:16])
+	typ := r.hdr[16]
+	if typ == 0 {
+		return Record{}, r.classify(r.hdr[:], nil, "invalid record type 0")
+	}
+	if length > MaxPayload {
+		return Record{}, r.classify(r.hdr[:], nil, fmt.Sprintf("record length %d exceeds MaxPayload", length))
+	}
+	payload, err := r.readPayload(int(length))
+	if err != nil {
+		if err != io.ErrUnexpectedEOF && err != io.EOF {
+			return Record{}, r.ioErr(err)
+		}
+		return Record{}, r.classify(r.hdr[:], payload, "incomplete record payload")
+	}
+	crc := crc32.Update(0, crcTable, r.hdr[4:])
+	crc = crc32.Update(crc, crcTable, payload)
+	if crc != binary.LittleEndian.Uint32(r.hdr[0:4]) {
+		return Record{}, r.classify(r.hdr[:], payload, "checksum mismatch")
+	}
+	if r.next != 0 && lsn != r.next {
+		return Record{}, &CorruptError{File: r.file, Offset: r.base + r.off, LSN: r.next,
+			Reason: fmt.Sprintf("record carries LSN %d", lsn)}
+	}
+	r.off += HeaderSize + int64(length)
+	r.last = lsn
+	r.next = lsn + 1
+	return Record{LSN: lsn, Type: typ, Payload: payload}, nil
+}
+
+// readPayload reads n bytes into the reusable buffer. When the buffer must
+// grow it grows in steps of at most 1 MiB of unread data, so a damaged
+// length field at the end of a short stream does not allocate the full
+// length up front.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	if cap(r.buf) >= n {
+		b := r.buf[:n]
+		m, err := io.ReadFull(r.r, b)
+		return b[:m], err
+	}
+	b := r.buf[:0]
+	for len(b) < n {
+		step := min(n-len(b), 1<<20)
+		b = slices.Grow(b, step)
+		m, err := io.ReadFull(r.r, b[len(b):len(b)+step])
+		b = b[:len(b)+m]
+		if err != nil {
+			r.buf = b[:0]
+			return b, err
+		}
+	}
+	r.buf = b
+	return b, nil
+}
+
+// classify decides whether the damaged frame starting at r.off is a torn
+// tail or corruption. consumed holds the frame bytes already read (header
+// and any payload); the rest of the stream is read here.
+func (r *Reader) classify(hdr, payload []byte, reason string) error {
+	rest, err := io.ReadAll(r.r)
+	if err != nil {
+		return r.ioErr(err)
+	}
+	data := make([]byte, 0, len(hdr)+len(payload)+len(rest))
+	data = append(append(append(data, hdr...), payload...), rest...)
+	lastGood := r.last
+	bounded := true
+	if r.next != 0 {
+		lastGood = r.next - 1
+	} else if r.last == 0 {
+		bounded = false // first record of a stream with no expected LSN
+	}
+	if findFrame(data, lastGood, bounded) < 0 {
+		return ErrTorn
+	}
+	return &CorruptError{File: r.file, Offset: r.base + r.off, LSN: lastGood + 1, Reason: reason}
+}
+
+func (r *Reader) ioErr(err error) error {
+	return fmt.Errorf("wal: read %s at offset %d: %w", r.file, r.base+r.off, err)
+}

@@ -1,0 +1,255 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/cidstore/cidstore/vfs"
+)
+
+// RepairReport describes what recovery removed from a log directory.
+type RepairReport struct {
+	// TornBytes is the size of a torn tail truncated from the last
+	// segment. Dropping a torn tail is normal crash recovery and happens
+	// with or without repair.
+	TornBytes int64
+
+	// Truncated reports whether corruption was found and the log was cut
+	// there. The fields below describe the cut.
+	Truncated bool
+	// File and Offset locate the first bad record; the log now ends just
+	// before it. Reason says what was wrong.
+	File   string
+	Offset int64
+	Reason string
+	// LastLSN is the LSN of the last record kept (0 if none).
+	LastLSN uint64
+	// BytesDropped counts the bytes removed at and after the cut, including
+	// whole segments removed.
+	BytesDropped int64
+	// RecordsDropped counts the records that could still be decoded in the
+	// removed bytes (best effort: damaged records are not counted).
+	RecordsDropped int64
+	// SegmentsRemoved lists the segment files deleted by the cut.
+	SegmentsRemoved []string
+}
+
+// Repair runs recovery on the log in dir with repair enabled, without
+// opening the log for writing: a torn tail is truncated and, if a corrupt
+// record is found anywhere, the log is cut just before it and every later
+// segment is removed. It takes the directory's lock, so it fails with
+// vfs.ErrLocked while a Log has the directory open. A nil logger discards
+// log output.
+func Repair(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := fs.Stat(dir); err != nil {
+		return RepairReport{}, fmt.Errorf("wal: repair: %w", err)
+	}
+	lock, err := fs.Lock(filepath.Join(dir, lockName))
+	if err != nil {
+		return RepairReport{}, fmt.Errorf("wal: repair %s: %w", dir, err)
+	}
+	rec, err := recoverLog(fs, dir, true, logger)
+	return rec.report, errors.Join(err, lock.Close())
+}
+
+// recovered is the state of a log directory after recovery.
+type recovered struct {
+	segs     []segment // remaining segments, in LSN order
+	last     uint64    // LSN of the last record (0 if the log is empty)
+	next     uint64    // LSN the next record gets
+	records  int64     // records found
+	report   RepairReport
+}
+
+// recoverLog validates every segment in dir. It checks every record's
+// checksum and that LSNs are consecutive within and across segments,
+// truncates a torn tail of the last segment, and either fails with a
+// *CorruptError at the first bad record or, with repair, cuts the log there.
+func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recovered, error) {
+	var rec recovered
+	segs, temps, err := listSegments(fs, dir)
+	if err != nil {
+		return rec, fmt.Errorf("wal: list %s: %w", dir, err)
+	}
+	for _, t := range temps {
+		if err := fs.Remove(t); err != nil {
+			return rec, fmt.Errorf("wal: remove leftover %s: %w", t, err)
+		}
+		logger.Info("wal: removed leftover temporary segment", "file", t)
+	}
+	if len(temps) > 0 {
+		if err := fs.SyncDir(dir); err != nil {
+			return rec, fmt.Errorf("wal: sync %s: %w", dir, err)
+		}
+	}
+	if len(segs) == 0 {
+		rec.next = 1
+		return rec, nil
+	}
+	expected := segs[0].first
+	for i, seg := range segs {
+		isLast := i == len(segs)-1
+		var ce *CorruptError
+		var res scanResult
+		if seg.first != expected {
+			ce = &CorruptError{File: seg.path, Offset: 0, LSN: expected,
+				Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+		} else {
+			res, err = scanSegment(fs, seg, 0, nil)
+			if err != nil {
+				return rec, err
+			}
+			rec.records += res.records
+			switch {
+			case res.corrupt != nil:
+				ce = res.corrupt
+			case res.torn && isLast:
+				if err := dropTornTail(fs, dir, seg, res, logger); err != nil {
+					return rec, err
+				}
+				rec.report.TornBytes = res.size - res.end
+				if res.end == 0 {
+					segs = segs[:i]
+				}
+			case res.torn:
+				ce = &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
+					Reason: "damaged record at the end of a segment that is not the last"}
+			}
+		}
+		if ce != nil {
+			if !repair {
+				return rec, ce
+			}
+			if err := cutLog(fs, dir, segs[i:], ce, &rec.report, logger); err != nil {
+				return rec, err
+			}
+			if ce.Offset < SegmentHeaderSize {
+				segs = segs[:i]
+			} else {
+				segs = segs[:i+1]
+			}
+			rec.report.LastLSN = ce.LSN - 1
+			expected = ce.LSN
+			break
+		}
+		expected = res.last + 1
+	}
+	rec.segs = segs
+	rec.next = expected
+	rec.last = expected - 1
+	if !rec.report.Truncated {
+		rec.report.LastLSN = rec.last
+	}
+	return rec, nil
+}
+
+// dropTornTail truncates the torn tail of the last segment, or removes the
+// segment if even its header is torn.
+func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *slog.Logger) error {
+	if res.end == 0 {
+		if err := fs.Remove(seg.path); err != nil {
+			return fmt.Errorf("wal: remove segment with torn header: %w", err)
+		}
+		if err := fs.SyncDir(dir); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", dir, err)
+		}
+	} else if err := truncateFile(fs, seg.path, res.end); err != nil {
+		return err
+	}
+	logger.Warn("wal: dropped torn tail of last segment",
+		"file", seg.path, "offset", res.end, "bytes", res.size-res.end, "last_lsn", res.last)
+	return nil
+}
+
+// cutLog removes everything from the bad spot described by ce onwards:
+// segs[0] is the segment holding it, segs[1:] are removed whole. Later
+// segments are removed newest first and the damaged segment is truncated
+// last, so an interrupted repair leaves a log that a new repair fixes.
+func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *RepairReport, logger *slog.Logger) error {
+	lastGood := ce.LSN - 1
+	rep.Truncated = true
+	rep.File, rep.Offset, rep.Reason = ce.File, ce.Offset, ce.Reason
+	bad := segs[0]
+	data, err := readFileFrom(fs, bad.path, ce.Offset)
+	if err != nil {
+		return err
+	}
+	rep.BytesDropped += int64(len(data))
+	rep.RecordsDropped += countFrames(data, lastGood)
+	for _, s := range segs[1:] {
+		data, err := readFileFrom(fs, s.path, 0)
+		if err != nil {
+			return err
+		}
+		rep.BytesDropped += int64(len(data))
+		if len(data) >= SegmentHeaderSize {
+			rep.RecordsDropped += countFrames(data[SegmentHeaderSize:], s.first-1)
+		}
+	}
+	for i := len(segs) - 1; i >= 1; i-- {
+		if err := fs.Remove(segs[i].path); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		rep.SegmentsRemoved = append(rep.SegmentsRemoved, segs[i].path)
+	}
+	if ce.Offset < SegmentHeaderSize {
+		if err := fs.Remove(bad.path); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		rep.SegmentsRemoved = append(rep.SegmentsRemoved, bad.path)
+	} else if err := truncateFile(fs, bad.path, ce.Offset); err != nil {
+		return err
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		return fmt.Errorf("wal: sync %s: %w", dir, err)
+	}
+	logger.Warn("wal: repaired corrupt log",
+		"file", ce.File, "offset", ce.Offset, "reason", ce.Reason,
+		"bytes_dropped", rep.BytesDropped, "records_dropped", rep.RecordsDropped,
+		"segments_removed", len(rep.SegmentsRemoved))
+	return nil
+}
+
+func readFileFrom(fs vfs.FS, path string, off int64) ([]byte, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("wal: repair: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("wal: repair: seek %s: %w", path, err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("wal: repair: read %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// truncateFile truncates path to size and fsyncs it.
+func truncateFile(fs vfs.FS, path string, size int64) error {
+	f, err := fs.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("wal: truncate: %w", err)
+	}
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("wal: truncate %s: %w", path, errors.Join(err, f.Close()))
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("wal: truncate %s: %w", path, errors.Join(err, f.Close()))
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("wal: truncate %s: %w", path, err)
+	}
+	return nil
+}

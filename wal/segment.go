@@ -1,0 +1,205 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cidstore/cidstore/vfs"
+)
+
+const (
+	segmentSuffix = ".wal"
+	tempSuffix    = ".tmp"
+	lockName      = "LOCK"
+)
+
+// segment identifies one segment file.
+type segment struct {
+	first uint64 // LSN of the first record (the number in the file name)
+	path  string
+}
+
+// segmentName returns the file name of the segment whose first LSN is first.
+func segmentName(first uint64) string {
+	return fmt.Sprintf("%020d%s", first, segmentSuffix)
+}
+
+// parseSegmentName parses a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	num, ok := strings.CutSuffix(name, segmentSuffix)
+	if !ok || len(num) != 20 {
+		return 0, false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// listSegments returns the segments in dir in LSN order and the paths of
+// temporary files left behind by an interrupted segment creation.
+func listSegments(fs vfs.FS, dir string) (segs []segment, temps []string, err error) {
+	ents, err := fs.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if first, ok := parseSegmentName(name); ok {
+			segs = append(segs, segment{first: first, path: filepath.Join(dir, name)})
+			continue
+		}
+		if base, ok := strings.CutSuffix(name, tempSuffix); ok {
+			if _, ok := parseSegmentName(base); ok {
+				temps = append(temps, filepath.Join(dir, name))
+			}
+		}
+	}
+	// ReadDir sorts by name and names are zero-padded, so segs is in LSN
+	// order already.
+	return segs, temps, nil
+}
+
+// createSegment creates the segment for first durably: it writes the header
+// to a temporary file, fsyncs it, renames it into place and fsyncs the
+// directory. The returned file is open for writing, positioned after the
+// header.
+func createSegment(fs vfs.FS, dir string, first uint64) (vfs.File, string, error) {
+	path := filepath.Join(dir, segmentName(first))
+	tmp := path + tempSuffix
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("wal: create segment: %w", err)
+	}
+	fail := func(err error) (vfs.File, string, error) {
+		err = errors.Join(err, f.Close())
+		if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		return nil, "", fmt.Errorf("wal: create segment %s: %w", path, err)
+	}
+	if _, err := f.Write(segmentHeader[:]); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		// The rename happened; only its durability is in doubt.
+		return nil, "", fmt.Errorf("wal: create segment %s: %w", path, errors.Join(err, f.Close()))
+	}
+	return f, path, nil
+}
+
+// scanResult describes one segment after reading it.
+type scanResult struct {
+	records int64
+	last    uint64 // LSN of the last good record (first-1 if none)
+	end     int64  // offset just past the last good record
+	size    int64  // bytes read from the file (its size)
+	// Exactly one of the following describes how the segment ended:
+	torn    bool   // damaged tail, nothing valid after it (err is nil)
+	corrupt *CorruptError
+}
+
+// errBadHeader marks a segment whose header is missing or wrong.
+var errBadHeader = errors.New("bad segment header")
+
+// scanSegment reads the segment seg, expecting its first record to carry
+// seg.first, and calls fn (if not nil) for every good record. Reading stops
+// after the record with LSN stop when stop is not 0. An error from fn or
+// from I/O is returned as is; damage is described in the scanResult.
+func scanSegment(fs vfs.FS, seg segment, stop uint64, fn func(Record) error) (scanResult, error) {
+	res := scanResult{last: seg.first - 1, end: SegmentHeaderSize}
+	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
+	if err != nil {
+		return res, fmt.Errorf("wal: open segment: %w", err)
+	}
+	defer f.Close()
+	var hdr [SegmentHeaderSize]byte
+	n, err := io.ReadFull(f, hdr[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return res, fmt.Errorf("wal: read segment header %s: %w", seg.path, err)
+	}
+	if n < SegmentHeaderSize || hdr != segmentHeader {
+		res.end = 0
+		rest, rerr := io.ReadAll(f)
+		if rerr != nil {
+			return res, fmt.Errorf("wal: read segment %s: %w", seg.path, rerr)
+		}
+		res.size = int64(n) + int64(len(rest))
+		// A header cut short by a crash (a prefix of the real header,
+		// or nothing but zeros) is a torn tail if this is the last
+		// segment; the caller decides.
+		whole := append(hdr[:n:n], rest...)
+		if (len(rest) == 0 && bytes.Equal(hdr[:n], segmentHeader[:n])) || allZero(whole) {
+			res.torn = true
+			return res, nil
+		}
+		res.corrupt = &CorruptError{File: seg.path, Offset: 0, LSN: seg.first, Reason: errBadHeader.Error()}
+		return res, nil
+	}
+	r := newReader(f, seg.path, SegmentHeaderSize, seg.first)
+	for {
+		if stop != 0 && res.last >= stop {
+			res.size = SegmentHeaderSize + r.Offset()
+			return res, nil
+		}
+		rec, err := r.Next()
+		res.end = SegmentHeaderSize + r.Offset()
+		if err != nil {
+			fi, serr := f.Stat()
+			if serr != nil {
+				return res, fmt.Errorf("wal: stat segment: %w", serr)
+			}
+			res.size = fi.Size()
+			var ce *CorruptError
+			switch {
+			case err == io.EOF:
+				return res, nil
+			case err == ErrTorn:
+				res.torn = true
+				return res, nil
+			case errors.As(err, &ce):
+				res.corrupt = ce
+				return res, nil
+			default:
+				return res, err
+			}
+		}
+		res.records++
+		res.last = rec.LSN
+		if fn != nil {
+			if err := fn(rec); err != nil {
+				return res, err
+			}
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
