@@ -1,0 +1,93 @@
+// Package wal is a write-ahead log: an append-only sequence of records, each
+// identified by a log sequence number (LSN), stored in segment files and
+// protected by CRC32C checksums. It moves bytes in and bytes out; it does not
+// interpret payloads.
+//
+// # Directory layout
+//
+// A log directory (mode 0700) holds:
+//
+//	LOCK                       flock(2) lock file; one Log per directory
+//	00000000000000000001.wal   segment files (mode 0600), named by the LSN
+//	00000000000000004711.wal   of their first record, %020d.wal
+//
+// A segment named N.wal.tmp is a segment being created; recovery removes it.
+// New segments are written under the temporary name (header), fsynced,
+// renamed into place and the directory is fsynced.
+//
+// # Segment format
+//
+// All integers are little endian.
+//
+//	offset  size  field
+//	0       6     magic "CIDWAL"
+//	6       2     version, uint16 = 1
+//	8       ...   record frames, back to back
+//
+// # Record frame
+//
+//	offset  size  field
+//	0       4     crc     uint32: CRC-32C (Castagnoli) of bytes 4 .. 17+length
+//	4       4     length  uint32: payload length, at most MaxPayload (64 MiB)
+//	8       8     lsn     uint64: log sequence number
+//	16      1     type    uint8: record type, never 0
+//	17      length payload
+//
+// The frame header is HeaderSize = 17 bytes. The checksum covers everything
+// after the crc field, so a frame is self-validating. Type 0 is invalid so
+// that a zero-filled tail never parses as a record. LSNs start at 1 and each
+// record carries the previous LSN plus one, within a segment and across
+// segments: the first record of a segment carries the LSN in its name.
+// Records are never split across segments; rotation happens at record
+// boundaries before a record that would take the segment past
+// Options.SegmentSize.
+//
+// # Recovery
+//
+// Open reads and verifies every segment. A damaged record at the very tail
+// of the last segment is a torn write left by a crash and is truncated away
+// (logged, and counted in Stats.TornBytesDropped). A record is torn when the
+// damage (an incomplete header or payload at end of file, zeros, a bad
+// checksum, a bad length or type) is not followed anywhere later in the file
+// by a frame that passes its checksum and carries an LSN greater than the
+// last good one; the search scans forward byte by byte and runs only on this
+// failure path. A last segment whose header is itself incomplete (a prefix of
+// the real header, or only zeros) is removed as torn.
+//
+// Any other damage is corruption: a bad record with a valid record after it,
+// a bad record in a segment that is not the last, a bad segment header, or
+// an LSN that is not the previous one plus one. Open then fails with a
+// *CorruptError (errors.Is(err, ErrCorrupt)) naming the file and byte offset.
+// With Options.Repair, or offline with Repair, the log is instead cut just
+// before the first bad record and every later segment is removed; the
+// dropped bytes and records are logged and reported.
+//
+// Segments are fsynced before a new one is created, whatever the sync
+// policy, so only the last segment can legitimately end in a torn write.
+//
+// # Writing and group commit
+//
+// Append encodes the record into an in-memory pending buffer under a mutex,
+// assigns the next LSN and signals the single flusher goroutine; it never
+// waits for the disk. The flusher swaps the pending buffer with a spare one
+// (double buffering; both are reused), writes the batch (rotating segments
+// where needed), fsyncs under SyncAlways, publishes the new written and
+// durable LSNs and wakes all waiters of the batch by closing one channel.
+// While it writes and fsyncs, new records accumulate in the other buffer
+// and are taken as one batch as soon as the previous round finishes, so
+// many concurrent writers share each fsync.
+//
+// WaitDurable waits for a record per the sync policy: fsynced (SyncAlways)
+// or written to the OS (SyncInterval, which also fsyncs on a ticker, and
+// SyncNever, which fsyncs only on rotation and Close).
+//
+// A failed write, fsync, close or segment creation is sticky: the log stops
+// writing, Err reports the error, and every waiter and every later Append or
+// WaitDurable returns it, wrapped so that errors.Is reaches the cause (for
+// example syscall.ENOSPC). DurableLSN never covers data that was not written
+// and fsynced successfully, and nothing after the failure is acknowledged.
+//
+// Testing hooks: every file operation goes through vfs.FS, so faults can be
+// injected with vfs.FaultFS. AppendRecord and Reader expose the frame codec
+// for fuzzing.
+package wal
