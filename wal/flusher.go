@@ -193,7 +193,11 @@ func (l *Log) syncWritten() {
 	if err != nil {
 		l.fail(err)
 	}
+	hook := l.syncHook
 	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 }
 
 // publish makes the flusher's progress visible. Acknowledgement follows the

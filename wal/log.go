@@ -133,6 +133,7 @@ type Log struct {
 	segs         []segment
 	appends      uint64
 	appendBytes  uint64
+	syncHook     func() // tests: called after each periodic fsync
 
 	acked   atomic.Uint64 // highest LSN acknowledged per policy
 	written atomic.Uint64 // highest LSN written to the OS
