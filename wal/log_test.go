@@ -389,3 +389,37 @@ func TestAppendAllocs(t *testing.T) {
 		t.Fatalf("Append allocates %v times per call", n)
 	}
 }
+
+func TestReplayWhileAppending(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: 512, Sync: SyncNever})
+	defer l.Close()
+	writeRecords(t, l, 1, 10)
+	done := make(chan error, 1)
+	go func() {
+		for i := 11; i <= 400; i++ {
+			if _, err := l.Append(typeFor(i), payloadFor(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 20 {
+		got := replayAll(t, l, 1)
+		if len(got) < 10 {
+			t.Fatalf("replayed only %d records", len(got))
+		}
+		checkRecords(t, got, 1, len(got))
+		if err := l.TruncateBefore(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitDurable(400); err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, replayAll(t, l, 1), 1, 400)
+}
