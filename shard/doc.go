@@ -3,10 +3,17 @@
 //
 // A shard combines three things:
 //
-//   - an xsync.MapOf from key to *record, read without locks;
+//   - an xsync.MapOf from a seeded 64-bit hash of the key to *record, read
+//     without locks. The record holds the full key, which every lookup
+//     checks; a key whose hash is already taken by another live key goes
+//     to a second xsync.MapOf keyed by the full CID, consulted only while
+//     it is non-empty. Hash keys keep a map entry at 16 bytes instead of
+//     48, which is most of the difference between ~170 and ~140 heap bytes
+//     per pair;
 //   - a btree.BTreeG of the same records ordered by key, for ordered scans
 //     and O(1) copy-on-write Clone (point-in-time views for iteration and
-//     snapshots);
+//     snapshots). Its items carry the key's first 64 bits inline so that
+//     searches compare integers instead of dereferencing records;
 //   - a mutex that serialises writers. The caller holds it across "log the
 //     operation, then publish it", so a key's log order equals its memory
 //     order.

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,7 +13,7 @@ import (
 )
 
 // indexDegree is the B-tree degree of the shard's key index.
-const indexDegree = 32
+const indexDegree = 64
 
 // DefaultInlineMax is the default largest value set kept as a sorted slice.
 const DefaultInlineMax = 32
@@ -42,8 +43,12 @@ type Options struct {
 // step.
 type Shard struct {
 	mu        sync.Mutex
-	m         *xsync.MapOf[cid.CID, *record]
-	index     *btree.BTreeG[*record]
+	m         *xsync.MapOf[uint64, *record]  // keyed by hash(key)
+	overflow  *xsync.MapOf[cid.CID, *record] // keys whose hash is taken
+	nOverflow atomic.Int64                   // len(overflow), read first
+	seed      uint64
+	hashMask  uint64 // all ones; tests narrow it to force collisions
+	index     *btree.BTreeG[item]
 	inlineMax int
 	lsn       uint64 // last log sequence number published; guarded by mu
 
@@ -51,7 +56,23 @@ type Shard struct {
 	pairs atomic.Int64
 }
 
-func lessRecord(a, b *record) bool { return cid.Less(a.key, b.key) }
+// item is an entry of the key index. The first word of the key is kept
+// inline so that the B-tree's binary searches compare integers in the node
+// instead of dereferencing a record per comparison; only keys equal in
+// their first 64 bits fall back to the full comparison.
+type item struct {
+	hi uint64
+	r  *record
+}
+
+func itemOf(r *record) item { return item{binary.BigEndian.Uint64(r.key[:8]), r} }
+
+func lessItem(a, b item) bool {
+	if a.hi != b.hi {
+		return a.hi < b.hi
+	}
+	return cid.Less(a.r.key, b.r.key)
+}
 
 // New returns an empty shard.
 func New(o Options) (*Shard, error) {
@@ -64,15 +85,18 @@ func New(o Options) (*Shard, error) {
 	if o.Presize < 0 {
 		return nil, fmt.Errorf("%w: negative Presize %d", ErrBadOptions, o.Presize)
 	}
-	seed := o.Seed
-	hasher := func(k cid.CID, s uint64) uint64 { return k.Hash(s ^ seed) }
+	// The primary map's keys are already well-mixed seeded hashes.
+	identity := func(h, _ uint64) uint64 { return h }
 	var opts []func(*xsync.MapConfig)
 	if o.Presize > 0 {
 		opts = append(opts, xsync.WithPresize(o.Presize))
 	}
 	return &Shard{
-		m:         xsync.NewMapOfWithHasher[cid.CID, *record](hasher, opts...),
-		index:     btree.NewG(indexDegree, lessRecord),
+		m:         xsync.NewMapOfWithHasher[uint64, *record](identity, opts...),
+		overflow:  xsync.NewMapOf[cid.CID, *record](),
+		seed:      o.Seed,
+		hashMask:  ^uint64(0),
+		index:     btree.NewG(indexDegree, lessItem),
 		inlineMax: o.InlineMax,
 	}, nil
 }
@@ -85,8 +109,8 @@ func (s *Shard) Unlock() { s.mu.Unlock() }
 
 // Count returns the number of values stored under k (0 when absent).
 func (s *Shard) Count(k cid.CID) int {
-	r, ok := s.m.Load(k)
-	if !ok {
+	r := s.lookup(k)
+	if r == nil {
 		return 0
 	}
 	return r.count()
@@ -94,16 +118,16 @@ func (s *Shard) Count(k cid.CID) int {
 
 // Contains reports whether v is stored under k.
 func (s *Shard) Contains(k, v cid.CID) bool {
-	r, ok := s.m.Load(k)
-	return ok && r.contains(v)
+	r := s.lookup(k)
+	return r != nil && r.contains(v)
 }
 
 // AppendValues appends the values stored under k, in ascending order, to
 // dst and returns the extended slice. It does not allocate when dst has
 // room.
 func (s *Shard) AppendValues(dst []cid.CID, k cid.CID) []cid.CID {
-	r, ok := s.m.Load(k)
-	if !ok {
+	r := s.lookup(k)
+	if r == nil {
 		return dst
 	}
 	return r.appendValues(dst)
@@ -115,47 +139,89 @@ func (s *Shard) Keys() int { return int(s.keys.Load()) }
 // Pairs returns the number of (key, value) pairs in the shard.
 func (s *Shard) Pairs() int { return int(s.pairs.Load()) }
 
+// lookup returns k's record, or nil. Lock-free.
+//
+// The primary map is keyed by a seeded 64-bit hash of the key, which keeps
+// a map entry at 16 bytes instead of 48; the record holds the full key and
+// is checked. A key whose hash is already taken by another live key lives
+// in the overflow map instead, which is consulted only while non-empty.
+func (s *Shard) lookup(k cid.CID) *record {
+	if r, ok := s.m.Load(s.hash(k)); ok && r.key == k {
+		return r
+	}
+	if s.nOverflow.Load() != 0 {
+		if r, ok := s.overflow.Load(k); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *Shard) hash(k cid.CID) uint64 { return k.Hash(s.seed) & s.hashMask }
+
+// slot returns k's current record (or nil) and whether k lives, or would
+// live, in the primary map. The caller holds the lock.
+func (s *Shard) slot(k cid.CID) (prev *record, primary bool) {
+	r, taken := s.m.Load(s.hash(k))
+	if taken && r.key == k {
+		return r, true
+	}
+	if s.nOverflow.Load() != 0 {
+		if r, ok := s.overflow.Load(k); ok {
+			return r, false
+		}
+	}
+	return nil, !taken
+}
+
 // publish makes next the state of k, replacing prev (either may be nil).
 // The caller holds the lock.
-func (s *Shard) publish(k cid.CID, prev, next *record) {
+func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
 	switch {
 	case next == nil:
-		s.m.Delete(k)
-		s.index.Delete(prev)
+		if primary {
+			s.m.Delete(s.hash(k))
+		} else {
+			s.overflow.Delete(k)
+			s.nOverflow.Add(-1)
+		}
+		s.index.Delete(itemOf(prev))
 		s.keys.Add(-1)
 		s.pairs.Add(-int64(prev.count()))
 		return
 	case prev == nil:
 		s.keys.Add(1)
 		s.pairs.Add(int64(next.count()))
+		if !primary {
+			s.nOverflow.Add(1)
+		}
 	default:
 		s.pairs.Add(int64(next.count() - prev.count()))
 	}
-	s.m.Store(k, next)
-	s.index.ReplaceOrInsert(next)
-}
-
-func (s *Shard) load(k cid.CID) *record {
-	r, _ := s.m.Load(k)
-	return r
+	if primary {
+		s.m.Store(s.hash(k), next)
+	} else {
+		s.overflow.Store(k, next)
+	}
+	s.index.ReplaceOrInsert(itemOf(next))
 }
 
 // Add stores v under k and reports whether the shard changed. The caller
 // holds the lock.
 func (s *Shard) Add(k, v cid.CID) bool {
-	prev := s.load(k)
+	prev, primary := s.slot(k)
 	next := withValue(prev, k, v, s.inlineMax)
 	if next == prev {
 		return false
 	}
-	s.publish(k, prev, next)
+	s.publish(k, primary, prev, next)
 	return true
 }
 
 // Remove removes v from k's values and reports whether the shard changed.
 // The caller holds the lock.
 func (s *Shard) Remove(k, v cid.CID) bool {
-	prev := s.load(k)
+	prev, primary := s.slot(k)
 	if prev == nil {
 		return false
 	}
@@ -163,19 +229,19 @@ func (s *Shard) Remove(k, v cid.CID) bool {
 	if next == prev {
 		return false
 	}
-	s.publish(k, prev, next)
+	s.publish(k, primary, prev, next)
 	return true
 }
 
 // RemoveKey removes k and all its values and returns how many values it
 // had. The caller holds the lock.
 func (s *Shard) RemoveKey(k cid.CID) int {
-	prev := s.load(k)
+	prev, primary := s.slot(k)
 	if prev == nil {
 		return 0
 	}
 	n := prev.count()
-	s.publish(k, prev, nil)
+	s.publish(k, primary, prev, nil)
 	return n
 }
 

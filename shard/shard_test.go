@@ -92,6 +92,47 @@ func TestValueSetTransitions(t *testing.T) {
 	}
 }
 
+// With the hash narrowed to 3 bits nearly every key collides, so keys move
+// through the overflow map; the shard must still behave like a map of sets.
+func TestHashCollisions(t *testing.T) {
+	s := newShard(t, 2)
+	s.hashMask = 7
+	model := map[cid.CID]map[cid.CID]bool{}
+	rng := rand.New(rand.NewPCG(3, 3))
+	s.Lock()
+	defer s.Unlock()
+	for step := 0; step < 5000; step++ {
+		k, v := w(1+rng.Uint64N(60)), w(1+rng.Uint64N(5))
+		switch rng.IntN(4) {
+		case 0, 1:
+			s.Add(k, v)
+			if model[k] == nil {
+				model[k] = map[cid.CID]bool{}
+			}
+			model[k][v] = true
+		case 2:
+			s.Remove(k, v)
+			if delete(model[k], v); len(model[k]) == 0 {
+				delete(model, k)
+			}
+		case 3:
+			s.RemoveKey(k)
+			delete(model, k)
+		}
+		for i := uint64(1); i <= 60; i++ {
+			if got, want := s.Count(w(i)), len(model[w(i)]); got != want {
+				t.Fatalf("step %d: Count(%d) = %d, want %d", step, i, got, want)
+			}
+		}
+		if s.Keys() != len(model) || s.View().Len() != len(model) {
+			t.Fatalf("step %d: %d keys, index %d, want %d", step, s.Keys(), s.View().Len(), len(model))
+		}
+	}
+	if s.nOverflow.Load() == 0 {
+		t.Fatal("test never exercised the overflow map")
+	}
+}
+
 func TestRemoveKeyAndView(t *testing.T) {
 	s := newShard(t, 4)
 	s.Lock()

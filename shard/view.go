@@ -8,7 +8,7 @@ import (
 // View is an immutable point-in-time view of a shard, safe for concurrent
 // use. Later writes to the shard do not show through it.
 type View struct {
-	index *btree.BTreeG[*record]
+	index *btree.BTreeG[item]
 	lsn   uint64
 }
 
@@ -42,16 +42,16 @@ func (e Entry) AscendValues(fn func(cid.CID) bool) { e.r.ascend(fn) }
 // Ascend calls fn for every entry with from <= key < to, in key order,
 // until fn returns false. A nil bound is open.
 func (v *View) Ascend(from, to *cid.CID, fn func(Entry) bool) {
-	it := func(r *record) bool { return fn(Entry{r}) }
+	it := func(x item) bool { return fn(Entry{x.r}) }
 	switch {
 	case from == nil && to == nil:
 		v.index.Ascend(it)
 	case to == nil:
-		v.index.AscendGreaterOrEqual(&record{key: *from}, it)
+		v.index.AscendGreaterOrEqual(pivot(*from), it)
 	case from == nil:
-		v.index.AscendLessThan(&record{key: *to}, it)
+		v.index.AscendLessThan(pivot(*to), it)
 	default:
-		v.index.AscendRange(&record{key: *from}, &record{key: *to}, it)
+		v.index.AscendRange(pivot(*from), pivot(*to), it)
 	}
 }
 
@@ -101,15 +101,15 @@ func (c *Cursor) fill() bool {
 	if !c.more {
 		return false
 	}
-	collect := func(r *record) bool {
-		c.buf = append(c.buf, r)
+	collect := func(x item) bool {
+		c.buf = append(c.buf, x.r)
 		return len(c.buf) < cursorBatch
 	}
-	pivot := &record{key: c.next}
+	p := pivot(c.next)
 	if c.to != nil {
-		c.v.index.AscendRange(pivot, &record{key: *c.to}, collect)
+		c.v.index.AscendRange(p, pivot(*c.to), collect)
 	} else {
-		c.v.index.AscendGreaterOrEqual(pivot, collect)
+		c.v.index.AscendGreaterOrEqual(p, collect)
 	}
 	if len(c.buf) < cursorBatch {
 		c.more = false
@@ -130,3 +130,6 @@ func successor(k cid.CID) (cid.CID, bool) {
 	}
 	return k, false
 }
+
+// pivot returns an index item for searching at key k.
+func pivot(k cid.CID) item { return itemOf(&record{key: k}) }
