@@ -32,15 +32,15 @@ type Record struct {
 // scans it byte by byte for a frame that passes its checksum and carries an
 // LSN greater than the last good one.
 type Reader struct {
-	r      *bufio.Reader
-	file   string
-	off    int64  // offset of the next frame, relative to the stream start
-	base   int64  // added to offsets in errors
-	next   uint64 // expected LSN of the next record; 0 accepts any first LSN
-	last   uint64 // LSN of the last good record
-	hdr    [HeaderSize]byte
-	buf    []byte
-	err    error
+	r    *bufio.Reader
+	file string
+	off  int64  // offset of the next frame, relative to the stream start
+	base int64  // added to offsets in errors
+	next uint64 // expected LSN of the next record; 0 accepts any first LSN
+	last uint64 // LSN of the last good record
+	hdr  [HeaderSize]byte
+	buf  []byte
+	err  error
 }
 
 // NewReader returns a Reader decoding frames from r. The first record may

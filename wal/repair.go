@@ -64,11 +64,11 @@ func Repair(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
 
 // recovered is the state of a log directory after recovery.
 type recovered struct {
-	segs     []segment // remaining segments, in LSN order
-	last     uint64    // LSN of the last record (0 if the log is empty)
-	next     uint64    // LSN the next record gets
-	records  int64     // records found
-	report   RepairReport
+	segs    []segment // remaining segments, in LSN order
+	last    uint64    // LSN of the last record (0 if the log is empty)
+	next    uint64    // LSN the next record gets
+	records int64     // records found
+	report  RepairReport
 }
 
 // recoverLog validates every segment in dir. It checks every record's

@@ -116,7 +116,7 @@ type scanResult struct {
 	end     int64  // offset just past the last good record
 	size    int64  // bytes read from the file (its size)
 	// Exactly one of the following describes how the segment ended:
-	torn    bool   // damaged tail, nothing valid after it (err is nil)
+	torn    bool // damaged tail, nothing valid after it (err is nil)
 	corrupt *CorruptError
 }
 
