@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
 )
 
 var (
@@ -16,4 +18,21 @@ var (
 	// all-zero CID as key or value. It is the same value as
 	// cid.ErrInvalidCID.
 	ErrInvalidCID = cid.ErrInvalidCID
+	// ErrBatchTooLarge is returned by InsertBatch for more than MaxBatch
+	// pairs.
+	ErrBatchTooLarge = errors.New("cidstore: batch too large")
+	// ErrReadOnly is returned (wrapped, together with the cause) by every
+	// write after the write-ahead log failed to write or fsync. The store
+	// stays readable; nothing written after the failure is acknowledged.
+	// Reopen the store to recover what was durable.
+	ErrReadOnly = errors.New("cidstore: store is read-only after a write failure")
+	// ErrLocked is returned (wrapped) by Open when another Store, in this
+	// or another process, has the directory open. It is the same value as
+	// vfs.ErrLocked.
+	ErrLocked = vfs.ErrLocked
+	// ErrCorrupt is returned (wrapped, naming the file and offset) by Open
+	// when the directory holds damage that is not a torn final write. It is
+	// the same value as wal.ErrCorrupt. Options.Repair, or the cidstore
+	// repair command, cuts the log at the first bad record instead.
+	ErrCorrupt = wal.ErrCorrupt
 )

@@ -5,8 +5,30 @@ import (
 	"log/slog"
 	"math/bits"
 	"runtime"
+	"time"
 
 	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
+)
+
+// SyncMode says when a write to a persistent store is acknowledged.
+type SyncMode = wal.SyncMode
+
+const (
+	// SyncAlways (the default) returns from a write only after its WAL
+	// record is written and fsynced. Concurrent writers share fsyncs
+	// (group commit). Nothing acknowledged is lost, even by a power cut.
+	SyncAlways = wal.SyncAlways
+	// SyncInterval returns once the record is written to the operating
+	// system and fsyncs every Options.SyncInterval: a process crash loses
+	// nothing acknowledged, a machine crash at most about one interval.
+	SyncInterval = wal.SyncInterval
+	// SyncNever returns once the record is written to the operating
+	// system and leaves fsync to the OS (and to segment rotation and
+	// Close): a process crash loses nothing acknowledged, a machine crash
+	// may lose whatever the OS had not written back.
+	SyncNever = wal.SyncNever
 )
 
 // MaxShards is the largest shard count Options accept.
@@ -27,6 +49,25 @@ type Options struct {
 	// larger sets use a copy-on-write B-tree. 0 means the default (32);
 	// valid range 1..4096.
 	InlineValues int
+
+	// Sync is the durability policy of a persistent store (default
+	// SyncAlways). Ignored by in-memory stores.
+	Sync SyncMode
+
+	// SyncInterval is the fsync period under SyncInterval; 0 means 100ms.
+	SyncInterval time.Duration
+
+	// SegmentSize is the WAL segment size in bytes; 0 means 64 MiB.
+	SegmentSize int64
+
+	// Repair makes Open cut the WAL at the first damaged record instead of
+	// failing with ErrCorrupt. What was dropped is logged. A torn final
+	// write is always cut, with or without Repair.
+	Repair bool
+
+	// FS is the filesystem a persistent store uses; nil means the
+	// operating system's. Tests inject faults through it.
+	FS vfs.FS
 
 	// Logger receives operational messages. nil discards them.
 	Logger *slog.Logger
@@ -52,6 +93,12 @@ func (o Options) normalize() (Options, error) {
 		return o, fmt.Errorf("%w: Shards %d outside 0..%d", ErrInvalidOptions, o.Shards, MaxShards)
 	case o.InlineValues < 0 || o.InlineValues > shard.MaxInlineMax:
 		return o, fmt.Errorf("%w: InlineValues %d outside 0..%d", ErrInvalidOptions, o.InlineValues, shard.MaxInlineMax)
+	case o.Sync < SyncAlways || o.Sync > SyncNever:
+		return o, fmt.Errorf("%w: unknown Sync mode %d", ErrInvalidOptions, int(o.Sync))
+	case o.SyncInterval < 0:
+		return o, fmt.Errorf("%w: negative SyncInterval %v", ErrInvalidOptions, o.SyncInterval)
+	case o.SegmentSize < 0:
+		return o, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, o.SegmentSize)
 	}
 	if o.Shards == 0 {
 		o.Shards = DefaultShards()
@@ -59,6 +106,9 @@ func (o Options) normalize() (Options, error) {
 	o.Shards = ceilPow2(o.Shards)
 	if o.InlineValues == 0 {
 		o.InlineValues = shard.DefaultInlineMax
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -13,6 +13,18 @@ type opCounts struct {
 	_          [32]byte
 }
 
+// count records one applied operation of the given kind.
+func (c *opCounts) count(kind uint8) {
+	switch kind {
+	case opAdd:
+		c.inserts.Add(1)
+	case opRemove:
+		c.deletes.Add(1)
+	default:
+		c.deleteKeys.Add(1)
+	}
+}
+
 // Stats is a point-in-time summary of a store.
 type Stats struct {
 	Keys   int          // keys in the store

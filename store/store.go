@@ -1,20 +1,31 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // Pair is one (key, value) association.
 type Pair struct {
 	Key, Value cid.CID
 }
+
+// Directory layout of a persistent store.
+const (
+	lockName = "LOCK" // flock: one Store per directory
+	walDir   = "wal"  // the write-ahead log's segments
+)
 
 // Store is a concurrent multi-valued map from CID to a sorted set of CIDs.
 // All methods are safe for concurrent use.
@@ -26,19 +37,35 @@ type Store struct {
 	shift  uint       // 64 - log2(len(shards))
 	seed   uint64
 
+	wal      *wal.Log  // nil for an in-memory store
+	lock     io.Closer // directory lock; nil in memory
+	failed   atomic.Pointer[error]
+	recovery RecoveryStats
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
 
-// Open opens the store in dir. An empty dir, or Options.InMemory, gives a
-// pure in-memory store.
+// RecoveryStats describe what Open recovered.
+type RecoveryStats struct {
+	Duration  time.Duration // time spent replaying
+	Records   int64         // WAL records replayed
+	Ops       int64         // operations in them
+	TornBytes int64         // torn tail cut from the last WAL segment
+}
+
+// Open opens the store in dir, creating the directory (mode 0700) if
+// needed, and recovers its contents from the write-ahead log. An empty dir,
+// or Options.InMemory, gives a pure in-memory store that writes nothing.
+//
+// Open fails with an error wrapping ErrLocked if another Store has dir
+// open, and with one wrapping ErrCorrupt (naming file and offset) if the
+// log is damaged other than by a torn final write, unless Options.Repair
+// is set.
 func Open(dir string, opts Options) (*Store, error) {
 	o, err := opts.normalize()
 	if err != nil {
 		return nil, err
-	}
-	if dir != "" && !o.InMemory {
-		return nil, fmt.Errorf("%w: persistent stores are not available yet; use InMemory", ErrInvalidOptions)
 	}
 	s := &Store{
 		opts:   o,
@@ -55,7 +82,42 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.shards[i] = sh
 	}
+	if dir == "" || o.InMemory {
+		return s, nil
+	}
+	if err := s.openDisk(); err != nil {
+		return nil, fmt.Errorf("cidstore: open %s: %w", dir, err)
+	}
 	return s, nil
+}
+
+// openDisk locks the directory, opens the WAL and replays it.
+func (s *Store) openDisk() error {
+	fs := s.opts.FS
+	if err := fs.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := fs.Lock(filepath.Join(s.dir, lockName))
+	if err != nil {
+		return err
+	}
+	l, err := wal.Open(wal.Options{
+		FS:           fs,
+		Dir:          filepath.Join(s.dir, walDir),
+		SegmentSize:  s.opts.SegmentSize,
+		Sync:         s.opts.Sync,
+		SyncInterval: s.opts.SyncInterval,
+		Repair:       s.opts.Repair,
+		Logger:       s.opts.Logger,
+	})
+	if err != nil {
+		return errors.Join(err, lock.Close())
+	}
+	s.wal, s.lock = l, lock
+	if err := s.replay(); err != nil {
+		return errors.Join(err, l.Close(), lock.Close())
+	}
+	return nil
 }
 
 // shardOf returns the index of k's shard. The top bits of a seeded mix of
@@ -67,13 +129,17 @@ func (s *Store) shardFor(k cid.CID) *shard.Shard { return s.shards[s.shardOf(k)]
 // Shards returns the number of shards.
 func (s *Store) Shards() int { return len(s.shards) }
 
-// Close releases the store. It is idempotent: the first call returns nil
-// and later calls return ErrClosed. After Close every write returns
-// ErrClosed and reads return empty results.
+// Durable reports whether the store persists its writes.
+func (s *Store) Durable() bool { return s.wal != nil }
+
+// Close waits for writes in flight, flushes and fsyncs the write-ahead log
+// and releases the directory. It is idempotent: the first call returns nil
+// (or the error from the final flush) and later calls return ErrClosed.
+// After Close every write returns ErrClosed and reads return empty results.
 func (s *Store) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
-		// Taking every shard lock waits for writes in flight.
+		// Taking every shard lock waits for publications in flight.
 		for _, sh := range s.shards {
 			sh.Lock()
 		}
@@ -82,6 +148,9 @@ func (s *Store) Close() error {
 			sh.Unlock()
 		}
 		err = nil
+		if s.wal != nil {
+			err = errors.Join(s.wal.Close(), s.lock.Close())
+		}
 	})
 	return err
 }

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/wal"
 )
 
 func checkPair(k, v cid.CID) error {
@@ -18,93 +22,146 @@ func checkPair(k, v cid.CID) error {
 }
 
 // Insert adds v to the set of values of k. Inserting a pair that is
-// already present is a no-op that succeeds. The zero CID is rejected with
-// ErrInvalidCID.
+// already present is a no-op that succeeds (in a persistent store it
+// still waits until that pair is durable). The zero CID is rejected with
+// ErrInvalidCID. In a persistent store Insert returns when the write is
+// durable as Options.Sync says; readers may see it a moment earlier.
 func (s *Store) Insert(k, v cid.CID) error {
 	if err := checkPair(k, v); err != nil {
 		return err
 	}
-	i := s.shardOf(k)
-	sh := s.shards[i]
-	sh.Lock()
-	if s.closed.Load() {
-		sh.Unlock()
-		return ErrClosed
-	}
-	if sh.Add(k, v) {
-		s.counts[i].inserts.Add(1)
-	}
-	sh.Unlock()
-	return nil
+	return s.write(op{kind: opAdd, key: k, val: v})
 }
 
 // Delete removes v from the values of k. Deleting an absent pair is a
 // no-op that succeeds. When the last value goes, the key goes too.
 func (s *Store) Delete(k, v cid.CID) error {
-	i := s.shardOf(k)
-	sh := s.shards[i]
-	sh.Lock()
-	if s.closed.Load() {
-		sh.Unlock()
-		return ErrClosed
-	}
-	if sh.Remove(k, v) {
-		s.counts[i].deletes.Add(1)
-	}
-	sh.Unlock()
-	return nil
+	return s.write(op{kind: opRemove, key: k, val: v})
 }
 
 // DeleteKey removes k with all its values. Deleting an absent key is a
 // no-op that succeeds.
 func (s *Store) DeleteKey(k cid.CID) error {
-	i := s.shardOf(k)
+	return s.write(op{kind: opRemoveKey, key: k})
+}
+
+// write performs a single-key operation following the write path: lock
+// the shard, log the operation (getting its LSN), publish it, unlock, then
+// wait for durability outside every lock.
+func (s *Store) write(o op) error {
+	if err := s.readOnly(); err != nil {
+		return err
+	}
+	i := s.shardOf(o.key)
 	sh := s.shards[i]
 	sh.Lock()
 	if s.closed.Load() {
 		sh.Unlock()
 		return ErrClosed
 	}
-	if sh.RemoveKey(k) > 0 {
-		s.counts[i].deleteKeys.Add(1)
+	if s.wal == nil {
+		if apply(sh, o) {
+			s.counts[i].count(o.kind)
+		}
+		sh.Unlock()
+		return nil
+	}
+	// A no-op still waits: the state it observed may come from a record
+	// that is not durable yet, and the shard's last LSN covers it.
+	lsn := sh.LSN()
+	if changes(sh, o) {
+		var buf [2 * cid.Size]byte
+		payload := encodePair(&buf, o.key, o.val)
+		if o.kind == opRemoveKey {
+			payload = payload[:cid.Size]
+		}
+		l, err := s.wal.Append(o.kind, payload)
+		if err != nil {
+			sh.Unlock()
+			return s.fail(err)
+		}
+		apply(sh, o)
+		sh.SetLSN(l)
+		s.counts[i].count(o.kind)
+		lsn = l
 	}
 	sh.Unlock()
+	if err := s.wal.WaitDurable(lsn); err != nil {
+		return s.fail(err)
+	}
 	return nil
+}
+
+// changes reports whether o would change sh.
+func changes(sh *shard.Shard, o op) bool {
+	switch o.kind {
+	case opAdd:
+		return !sh.Contains(o.key, o.val)
+	case opRemove:
+		return sh.Contains(o.key, o.val)
+	default:
+		return sh.Count(o.key) > 0
+	}
+}
+
+// readOnly returns the sticky failure, if the store has one.
+func (s *Store) readOnly() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail turns a WAL error into the store's sticky read-only error.
+func (s *Store) fail(err error) error {
+	if errors.Is(err, wal.ErrClosed) {
+		return ErrClosed
+	}
+	ro := fmt.Errorf("%w: %w", ErrReadOnly, err)
+	if s.failed.CompareAndSwap(nil, &ro) {
+		s.opts.Logger.Error("cidstore: write-ahead log failed; store is now read-only", "dir", s.dir, "err", err)
+	}
+	return *s.failed.Load()
 }
 
 // InsertBatch inserts many pairs as one atomic unit:
 //
-//   - validation is all-or-nothing: if any pair holds the zero CID, nothing
-//     is inserted;
+//   - validation is all-or-nothing: if any pair holds the zero CID, or
+//     there are more than MaxBatch pairs, nothing is inserted;
+//   - in a persistent store the batch is one WAL record, so after a crash
+//     it is present entirely or not at all;
 //   - the batch is applied while holding the locks of every shard it
-//     touches, so ordered iteration (All, Range) and snapshots see either
-//     none or all of it;
+//     touches, so ordered iteration (All, Range) sees either none or all
+//     of it;
 //   - point reads (Get, Contains, Count) of different keys may observe the
 //     batch partly applied while it is being published; each key's value
 //     set is always whole.
 //
 // Pairs already present are skipped; duplicates within the batch are fine.
 func (s *Store) InsertBatch(pairs []Pair) error {
+	if len(pairs) > MaxBatch {
+		return fmt.Errorf("%w: %d pairs, at most %d", ErrBatchTooLarge, len(pairs), MaxBatch)
+	}
 	for j, p := range pairs {
 		if err := checkPair(p.Key, p.Value); err != nil {
 			return fmt.Errorf("pair %d: %w", j, err)
 		}
 	}
+	if err := s.readOnly(); err != nil {
+		return err
+	}
 	if len(pairs) == 0 {
 		return nil
 	}
-	// Group pair indexes by shard, then lock shards in ascending order:
-	// the same order Close and View use, so there is no deadlock.
+	// Order pair indexes by shard, then lock shards in ascending order:
+	// the same order Close and the iterators use, so there is no deadlock.
 	byShard := make([]int32, len(pairs))
+	order := make([]int32, len(pairs))
 	for j, p := range pairs {
 		byShard[j] = int32(s.shardOf(p.Key))
-	}
-	order := make([]int32, len(pairs))
-	for j := range order {
 		order[j] = int32(j)
 	}
 	slices.SortFunc(order, func(a, b int32) int { return int(byShard[a]) - int(byShard[b]) })
-
 	locked := make([]int32, 0, min(len(pairs), len(s.shards)))
 	for _, j := range order {
 		if i := byShard[j]; len(locked) == 0 || locked[len(locked)-1] != i {
@@ -112,13 +169,51 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 			locked = append(locked, i)
 		}
 	}
-	defer func() {
-		for _, i := range locked {
-			s.shards[i].Unlock()
-		}
-	}()
+	lsn, err := s.applyBatchLocked(pairs, order, byShard, locked)
+	for _, i := range locked {
+		s.shards[i].Unlock()
+	}
+	if err != nil || s.wal == nil {
+		return err
+	}
+	if err := s.wal.WaitDurable(lsn); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// applyBatchLocked logs and publishes a batch while the caller holds the
+// locks of the shards in locked. It returns the LSN to wait for.
+func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (uint64, error) {
 	if s.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
+	}
+	var lsn uint64
+	if s.wal != nil {
+		for _, i := range locked {
+			lsn = max(lsn, s.shards[i].LSN())
+		}
+		payload := make([]byte, 4, 4+len(pairs)*(1+2*cid.Size))
+		n := uint32(0)
+		for _, j := range order {
+			p := pairs[j]
+			if !s.shards[byShard[j]].Contains(p.Key, p.Value) {
+				payload = appendBatchItem(payload, op{kind: opAdd, key: p.Key, val: p.Value})
+				n++
+			}
+		}
+		if n == 0 {
+			return lsn, nil
+		}
+		binary.LittleEndian.PutUint32(payload, n)
+		l, err := s.wal.Append(opBatch, payload)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		lsn = l
+		for _, i := range locked {
+			s.shards[i].SetLSN(lsn)
+		}
 	}
 	for _, j := range order {
 		i := byShard[j]
@@ -127,5 +222,5 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 		}
 	}
 	s.counts[locked[0]].batches.Add(1)
-	return nil
+	return lsn, nil
 }
