@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/shard"
@@ -215,12 +217,55 @@ func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (
 			s.shards[i].SetLSN(lsn)
 		}
 	}
-	for _, j := range order {
+	s.publishBatch(pairs, order, byShard)
+	s.counts[locked[0]].batches.Add(1)
+	return lsn, nil
+}
+
+// parallelBatch is the batch size from which publishing is spread over
+// several goroutines (each taking whole shards, whose locks the batch
+// already holds).
+const parallelBatch = 512
+
+// publishBatch applies pairs, visited in shard order, to their shards.
+func (s *Store) publishBatch(pairs []Pair, order, byShard []int32) {
+	workers := min(runtime.GOMAXPROCS(0), len(order)/parallelBatch)
+	if workers <= 1 {
+		s.publishRun(pairs, order, byShard)
+		return
+	}
+	// Cut order into runs of about equal size at shard boundaries, so no
+	// shard is touched by two goroutines.
+	var wg sync.WaitGroup
+	start := 0
+	for w := 1; w <= workers && start < len(order); w++ {
+		end := len(order) * w / workers
+		for end < len(order) && end > 0 && byShard[order[end]] == byShard[order[end-1]] {
+			end++
+		}
+		if end <= start {
+			continue
+		}
+		run := order[start:end]
+		start = end
+		if start == len(order) {
+			s.publishRun(pairs, run, byShard)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.publishRun(pairs, run, byShard)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Store) publishRun(pairs []Pair, run, byShard []int32) {
+	for _, j := range run {
 		i := byShard[j]
 		if s.shards[i].Add(pairs[j].Key, pairs[j].Value) {
 			s.counts[i].inserts.Add(1)
 		}
 	}
-	s.counts[locked[0]].batches.Add(1)
-	return lsn, nil
 }

@@ -1,0 +1,21 @@
+// Package maintenance runs CIDStore's background work, driven by an
+// immutable configuration that is replaced, never mutated.
+//
+// Config is a plain value: every field has a documented default and range,
+// and Validate checks them all. A Holder keeps the current Config behind an
+// atomic.Pointer; Update applies a function to the current value,
+// validates the result and swaps it in with compare-and-swap, retrying if
+// another update won the race, so concurrent updates never lose one
+// another. Subscribers get a (coalescing) notification after each change.
+//
+// A Scheduler runs named workers, each on its own goroutine. A worker
+// reads the current Config on every tick to decide its interval, so an
+// interval change applies at once, without a restart. Trigger runs a worker
+// now (for tests and operators). A panic inside a worker is recovered and
+// counted as an error. Close cancels the context the workers run under and
+// waits for them. ForEach gives workers a bounded pool to fan work out over
+// shards.
+//
+// The package knows nothing about the store: workers are functions the
+// store supplies. It imports only the standard library.
+package maintenance

@@ -1,0 +1,260 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"size trigger off", func(c *Config) { c.CheckpointWALBytes = 0 }, true},
+		{"size trigger tiny", func(c *Config) { c.CheckpointWALBytes = 1000 }, false},
+		{"negative interval", func(c *Config) { c.CheckpointInterval = -1 }, false},
+		{"interval off", func(c *Config) { c.CheckpointInterval = 0 }, true},
+		{"interval too short", func(c *Config) { c.CheckpointInterval = time.Millisecond }, false},
+		{"no snapshots", func(c *Config) { c.SnapshotsKept = 0 }, false},
+		{"many snapshots", func(c *Config) { c.SnapshotsKept = 101 }, false},
+		{"bad sync", func(c *Config) { c.Sync = 9 }, false},
+		{"sync interval zero", func(c *Config) { c.SyncInterval = 0 }, false},
+		{"inline zero", func(c *Config) { c.InlineValues = 0 }, false},
+		{"inline max", func(c *Config) { c.InlineValues = 4096 }, true},
+		{"compact off", func(c *Config) { c.CompactInterval = 0 }, true},
+		{"compact too fast", func(c *Config) { c.CompactInterval = time.Millisecond }, false},
+		{"scrub negative", func(c *Config) { c.ScrubInterval = -time.Second }, false},
+		{"parallelism zero", func(c *Config) { c.Parallelism = 0 }, false},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.mod(&c)
+		err := c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+			t.Errorf("%s: Validate = %v", tt.name, err)
+		}
+	}
+}
+
+// 16 goroutines each apply 1000 increments through Update: none is lost.
+func TestConcurrentUpdatesNeverLost(t *testing.T) {
+	hp, err := NewHolder(Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				if _, err := hp.Update(func(c Config) Config { c.CheckpointWALBytes++; return c }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := hp.Load().CheckpointWALBytes - Default().CheckpointWALBytes; got != 16000 {
+		t.Fatalf("increments applied: %d, want 16000", got)
+	}
+}
+
+func TestInvalidUpdateKeepsOld(t *testing.T) {
+	h, _ := NewHolder(Default())
+	ch, cancel := h.Subscribe()
+	defer cancel()
+	if _, err := h.Update(func(c Config) Config { c.SnapshotsKept = 0; return c }); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Update = %v", err)
+	}
+	if h.Load() != Default() {
+		t.Fatal("invalid update changed the config")
+	}
+	select {
+	case <-ch:
+		t.Fatal("subscriber notified of a rejected update")
+	default:
+	}
+	if _, err := h.Update(func(c Config) Config { c.SnapshotsKept = 5; return c }); err != nil {
+		t.Fatal(err)
+	}
+	<-ch // notified
+	if h.Load().SnapshotsKept != 5 {
+		t.Fatal("update not applied")
+	}
+}
+
+// fakeClock hands every timer to the test, which fires it.
+type fakeClock struct{ timers chan *fakeTimer }
+
+type fakeTimer struct {
+	d       time.Duration
+	c       chan time.Time
+	stopped atomic.Bool
+}
+
+func (f *fakeClock) NewTimer(d time.Duration) Timer {
+	t := &fakeTimer{d: d, c: make(chan time.Time, 1)}
+	f.timers <- t
+	return t
+}
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Stop() bool          { return !t.stopped.Swap(true) }
+
+// An interval change applies without a restart: the worker drops its
+// 1h timer and arms one with the new interval, which then runs it.
+func TestIntervalChangeAppliesLive(t *testing.T) {
+	c := Default()
+	c.CompactInterval = time.Hour
+	h, _ := NewHolder(c)
+	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
+	s := NewScheduler(h, Options{Clock: clock})
+	ran := make(chan Config, 8)
+	must(t, s.Add(Worker{
+		Name:     "compact",
+		Interval: func(c Config) time.Duration { return c.CompactInterval },
+		Run:      func(_ context.Context, c Config) error { ran <- c; return nil },
+	}))
+	s.Start()
+	defer s.Close()
+
+	if tm := <-clock.timers; tm.d != time.Hour {
+		t.Fatalf("first timer %v, want 1h", tm.d)
+	}
+	if _, err := h.Update(func(c Config) Config { c.CompactInterval = 20 * time.Millisecond; return c }); err != nil {
+		t.Fatal(err)
+	}
+	tm := <-clock.timers
+	if tm.d != 20*time.Millisecond {
+		t.Fatalf("timer after update %v, want 20ms", tm.d)
+	}
+	tm.c <- time.Now()
+	if got := <-ran; got.CompactInterval != 20*time.Millisecond {
+		t.Fatalf("run saw interval %v", got.CompactInterval)
+	}
+	if st := s.Stats(); len(st) != 1 || st[0].Runs != 1 || st[0].Errors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestTriggerErrorsAndPanics(t *testing.T) {
+	h, _ := NewHolder(Default())
+	s := NewScheduler(h, Options{})
+	boom := errors.New("boom")
+	must(t, s.Add(Worker{Name: "fails", Run: func(context.Context, Config) error { return boom }}))
+	must(t, s.Add(Worker{Name: "panics", Run: func(context.Context, Config) error { panic("kaboom") }}))
+	must(t, s.Add(Worker{Name: "ok", Run: func(context.Context, Config) error { return nil }}))
+	if err := s.Add(Worker{Name: "ok", Run: func(context.Context, Config) error { return nil }}); err == nil {
+		t.Fatal("duplicate worker accepted")
+	}
+	s.Start()
+	ctx := context.Background()
+	if err := s.Trigger(ctx, "fails"); !errors.Is(err, boom) {
+		t.Fatalf("Trigger(fails) = %v", err)
+	}
+	if err := s.Trigger(ctx, "panics"); err == nil {
+		t.Fatal("panic not reported")
+	}
+	if err := s.Trigger(ctx, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Trigger(ctx, "nope"); !errors.Is(err, ErrUnknownWorker) {
+		t.Fatalf("Trigger(nope) = %v", err)
+	}
+	for _, st := range s.Stats() {
+		wantErr := int64(1)
+		if st.Name == "ok" {
+			wantErr = 0
+		}
+		if st.Runs != 1 || st.Errors != wantErr {
+			t.Errorf("%s: %+v", st.Name, st)
+		}
+	}
+	s.Close()
+	if err := s.Trigger(ctx, "ok"); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Trigger after Close = %v", err)
+	}
+}
+
+// Close with every worker busy returns once they observe cancellation,
+// and leaks nothing (goleak in TestMain).
+func TestCloseWithBusyWorkers(t *testing.T) {
+	h, _ := NewHolder(Default())
+	s := NewScheduler(h, Options{})
+	started := make(chan struct{}, 4)
+	for _, name := range []string{"a", "b", "c", "d"} {
+		must(t, s.Add(Worker{Name: name, Run: func(ctx context.Context, _ Config) error {
+			started <- struct{}{}
+			<-ctx.Done() // busy until cancelled
+			return ctx.Err()
+		}}))
+	}
+	s.Start()
+	for _, name := range []string{"a", "b", "c", "d"} {
+		go s.Trigger(context.Background(), name)
+	}
+	for i := 0; i < 4; i++ {
+		<-started
+	}
+	s.Close()
+}
+
+func TestForEach(t *testing.T) {
+	var hits [100]atomic.Int32
+	var running, peak atomic.Int32
+	err := ForEach(context.Background(), 100, 3, func(_ context.Context, i int) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		hits[i].Add(1)
+		running.Add(-1)
+		if i == 7 {
+			return errors.New("seven")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "seven" {
+		t.Fatalf("ForEach = %v", err)
+	}
+	for i := range hits {
+		if hits[i].Load() != 1 {
+			t.Fatalf("index %d ran %d times", i, hits[i].Load())
+		}
+	}
+	if peak.Load() > 3 {
+		t.Fatalf("parallelism %d > 3", peak.Load())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ForEach(ctx, 10, 2, func(context.Context, int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled ForEach = %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

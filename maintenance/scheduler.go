@@ -1,0 +1,229 @@
+package maintenance
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+)
+
+var (
+	// ErrUnknownWorker is returned by Trigger for a name no worker has.
+	ErrUnknownWorker = errors.New("maintenance: unknown worker")
+	// ErrStopped is returned by Trigger after Close.
+	ErrStopped = errors.New("maintenance: scheduler stopped")
+)
+
+// Worker is one kind of background work.
+type Worker struct {
+	// Name identifies the worker in Trigger, Stats and logs.
+	Name string
+	// Interval returns the wait between runs under c. 0 means the worker
+	// runs only when triggered.
+	Interval func(c Config) time.Duration
+	// Run does one pass under the config current when it starts. It must
+	// return promptly once ctx is cancelled.
+	Run func(ctx context.Context, c Config) error
+}
+
+// WorkerStats describe one worker's runs.
+type WorkerStats struct {
+	Name         string
+	Runs         int64         // completed runs, failed ones included
+	Errors       int64         // runs that returned an error or panicked
+	LastRun      time.Time     // start of the last completed run
+	LastDuration time.Duration // duration of the last completed run
+	LastError    string        // error of the last failed run
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	Logger *slog.Logger // nil discards
+	Clock  Clock        // nil means RealClock
+}
+
+// Scheduler runs workers, each on its own goroutine, until Close.
+type Scheduler struct {
+	h      *Holder
+	log    *slog.Logger
+	clock  Clock
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	workers map[string]*worker
+	started bool
+}
+
+type worker struct {
+	Worker
+	trigger chan chan error
+	stats   WorkerStats // guarded by Scheduler.mu
+}
+
+// NewScheduler returns a Scheduler reading its config from h.
+func NewScheduler(h *Holder, o Options) *Scheduler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Scheduler{h: h, log: o.Logger, clock: o.Clock, ctx: ctx, cancel: cancel, workers: map[string]*worker{}}
+}
+
+// Add registers a worker. Workers added after Start begin at once.
+func (s *Scheduler) Add(w Worker) error {
+	if w.Name == "" || w.Run == nil {
+		return errors.New("maintenance: worker needs a name and a Run function")
+	}
+	if w.Interval == nil {
+		w.Interval = func(Config) time.Duration { return 0 }
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.workers[w.Name]; dup {
+		return fmt.Errorf("maintenance: worker %q added twice", w.Name)
+	}
+	if s.ctx.Err() != nil {
+		return ErrStopped
+	}
+	wk := &worker{Worker: w, trigger: make(chan chan error), stats: WorkerStats{Name: w.Name}}
+	s.workers[w.Name] = wk
+	if s.started {
+		s.launch(wk)
+	}
+	return nil
+}
+
+// Start starts the workers' goroutines.
+func (s *Scheduler) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.ctx.Err() != nil {
+		return
+	}
+	s.started = true
+	for _, wk := range s.workers {
+		s.launch(wk)
+	}
+}
+
+func (s *Scheduler) launch(wk *worker) {
+	s.wg.Add(1)
+	go s.loop(wk)
+}
+
+// loop runs one worker: wait for its interval (recomputed whenever the
+// config changes), a trigger or the end.
+func (s *Scheduler) loop(wk *worker) {
+	defer s.wg.Done()
+	changed, unsubscribe := s.h.Subscribe()
+	defer unsubscribe()
+	for {
+		var tick <-chan time.Time
+		var t Timer
+		if d := wk.Interval(s.h.Load()); d > 0 {
+			t = s.clock.NewTimer(d)
+			tick = t.C()
+		}
+		select {
+		case <-s.ctx.Done():
+			stopTimer(t)
+			return
+		case <-changed:
+			stopTimer(t) // recompute the interval under the new config
+		case <-tick:
+			s.run(wk)
+		case reply := <-wk.trigger:
+			stopTimer(t)
+			reply <- s.run(wk)
+		}
+	}
+}
+
+func stopTimer(t Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// run performs one pass of wk, recovering a panic as an error.
+func (s *Scheduler) run(wk *worker) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("maintenance: worker %s panicked: %v\n%s", wk.Name, r, debug.Stack())
+		}
+		d := time.Since(start)
+		s.mu.Lock()
+		wk.stats.Runs++
+		wk.stats.LastRun, wk.stats.LastDuration = start, d
+		if err != nil {
+			wk.stats.Errors++
+			wk.stats.LastError = err.Error()
+		}
+		s.mu.Unlock()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Error("cidstore: maintenance worker failed", "worker", wk.Name, "err", err, "duration", d)
+		} else {
+			s.log.Debug("cidstore: maintenance worker ran", "worker", wk.Name, "duration", d)
+		}
+	}()
+	return wk.Run(s.ctx, s.h.Load())
+}
+
+// Trigger runs the named worker now, on its own goroutine, and returns the
+// run's error. It waits for a run in progress to finish first.
+func (s *Scheduler) Trigger(ctx context.Context, name string) error {
+	s.mu.Lock()
+	wk, ok := s.workers[name]
+	started := s.started
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownWorker, name)
+	}
+	if !started {
+		return fmt.Errorf("maintenance: Trigger(%q) before Start", name)
+	}
+	reply := make(chan error, 1)
+	select {
+	case wk.trigger <- reply:
+	case <-s.ctx.Done():
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats returns every worker's statistics, sorted by name.
+func (s *Scheduler) Stats() []WorkerStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]WorkerStats, 0, len(s.workers))
+	for _, wk := range s.workers {
+		out = append(out, wk.stats)
+	}
+	slices.SortFunc(out, func(a, b WorkerStats) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Close cancels the workers' context and waits for every worker
+// goroutine to return. It is idempotent.
+func (s *Scheduler) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
