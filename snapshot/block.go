@@ -1,0 +1,151 @@
+package snapshot
+
+import (
+	"encoding/binary"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cidstore/cidstore/cid"
+)
+
+// blockDecoder checks and decodes blocks. Each decoding goroutine owns one;
+// its zstd decoder and buffers are reused for every block, so it holds at
+// most about three blocks' worth of memory however the input is crafted.
+type blockDecoder struct {
+	zdec  *zstd.Decoder
+	frame []byte    // block frame as read: header + stored bytes
+	raw   []byte    // decompressed entries
+	vals  []cid.CID // values of the entry being delivered
+}
+
+func newBlockDecoder() (*blockDecoder, error) {
+	zdec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxBlockSize),
+		zstd.WithDecoderMaxWindow(MaxBlockSize),
+		zstd.WithDecodeAllCapLimit(true),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &blockDecoder{zdec: zdec}, nil
+}
+
+func (d *blockDecoder) close() { d.zdec.Close() }
+
+// frameBuf returns d.frame resized to n bytes, reusing its storage and
+// keeping its current contents. The caller has bounded n by
+// BlockHeaderSize+MaxBlockSize.
+func (d *blockDecoder) frameBuf(n int) []byte {
+	if cap(d.frame) < n {
+		f := make([]byte, n)
+		copy(f, d.frame)
+		d.frame = f
+	}
+	d.frame = d.frame[:n]
+	return d.frame
+}
+
+// decode verifies the checksum of a block frame (header already parsed
+// into h) and returns its uncompressed entries. The result aliases d's
+// buffers and is valid until the next call. It returns a reason on failure.
+func (d *blockDecoder) decode(h blockHeader, frame []byte) ([]byte, string) {
+	stored := frame[BlockHeaderSize:]
+	if blockCRC(frame, stored) != h.crc {
+		return nil, "block checksum mismatch"
+	}
+	if h.codec == codecRaw {
+		return stored, ""
+	}
+	if cap(d.raw) < int(h.rawLen) {
+		d.raw = make([]byte, 0, h.rawLen)
+	}
+	out, err := d.zdec.DecodeAll(stored, d.raw[:0:h.rawLen])
+	if err != nil {
+		return nil, "block does not decompress: " + err.Error()
+	}
+	if len(out) != int(h.rawLen) {
+		return nil, "decompressed block length differs from its header"
+	}
+	return out, ""
+}
+
+// chainState carries the last key and value of a partition's previous
+// block into the next one, for order checks across blocks.
+type chainState struct {
+	key, val cid.CID
+	valid    bool
+}
+
+// walk checks the entries of a decoded block and calls fn for each. The
+// block must hold exactly h.entries entries and h.pairs values in raw;
+// keys strictly ascend, values of an entry strictly ascend. prev is the
+// state after the previous block of the same partition, if known: a block
+// with flagCont must start with prev.key and a first value above prev.val;
+// any other block must start above prev.key. On return prev holds the last
+// key and value of this block. first receives the block's first key. fn
+// may be nil. walk returns a reason for bad data, or fn's error.
+func (d *blockDecoder) walk(raw []byte, h blockHeader, prev *chainState, first *cid.CID,
+	fn func(cid.CID, []cid.CID) error) (string, error) {
+	var key cid.CID
+	pairs := uint64(0)
+	for i := uint32(0); i < h.entries; i++ {
+		if len(raw) < cid.Size {
+			return "block ends inside an entry", nil
+		}
+		copy(key[:], raw[:cid.Size])
+		raw = raw[cid.Size:]
+		n, w := binary.Uvarint(raw)
+		if w <= 0 {
+			return "bad value count", nil
+		}
+		raw = raw[w:]
+		if n == 0 || n > uint64(len(raw))/cid.Size {
+			return "value count out of range", nil
+		}
+		if pairs += n; pairs > uint64(h.pairs) {
+			return "block holds more pairs than its header says", nil
+		}
+		if i == 0 {
+			*first = key
+			if h.flags&flagCont != 0 {
+				if !prev.valid || key != prev.key {
+					return "continuation block does not continue the previous key", nil
+				}
+			} else if prev.valid && cid.Compare(prev.key, key) >= 0 {
+				return "keys out of order across blocks", nil
+			}
+		} else if cid.Compare(prev.key, key) >= 0 {
+			return "keys out of order", nil
+		}
+		if cap(d.vals) < int(n) {
+			d.vals = make([]cid.CID, n)
+		}
+		vals := d.vals[:n]
+		for j := range vals {
+			copy(vals[j][:], raw[j*cid.Size:])
+		}
+		raw = raw[n*cid.Size:]
+		if i == 0 && h.flags&flagCont != 0 && cid.Compare(prev.val, vals[0]) >= 0 {
+			return "values out of order across blocks", nil
+		}
+		for j := 1; j < len(vals); j++ {
+			if cid.Compare(vals[j-1], vals[j]) >= 0 {
+				return "values out of order", nil
+			}
+		}
+		prev.key, prev.val, prev.valid = key, vals[len(vals)-1], true
+		if fn != nil {
+			if err := fn(key, vals); err != nil {
+				return "", err
+			}
+		}
+	}
+	if len(raw) != 0 {
+		return "trailing bytes in block", nil
+	}
+	if pairs != uint64(h.pairs) {
+		return "block holds fewer pairs than its header says", nil
+	}
+	return "", nil
+}

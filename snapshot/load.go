@@ -1,0 +1,373 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/vfs"
+)
+
+// LoadFile reads the snapshot at path and calls fn for every entry: a key
+// and a non-empty, strictly ascending run of its values. A key whose value
+// set was split across blocks arrives in several calls, in value order;
+// callers add the pairs up. vals is valid only during the call.
+//
+// Blocks are decoded on parallelism goroutines (GOMAXPROCS if
+// parallelism <= 0), so fn is called concurrently and must be safe for
+// that. The blocks of one partition that carry one key are decoded in order
+// on one goroutine, so calls for the same key never overlap and arrive in
+// order; otherwise calls are in no particular order.
+//
+// The header, trailer, footer and block index are validated before any
+// block is read, and each block's lengths, checksum and entry order before
+// its entries are delivered; the footer's totals are compared with the
+// blocks at the end. Damage is reported as a *CorruptError
+// (errors.Is(err, ErrCorrupt)) naming path and offset; fn's first error is
+// returned as is; cancellation returns ctx.Err(). On any error fn may
+// already have seen part of the snapshot, which the caller must discard.
+func LoadFile(ctx context.Context, fs vfs.FS, path string, parallelism int,
+	fn func(key cid.CID, vals []cid.CID) error) (h Header, sum Summary, err error) {
+	f, size, err := openFile(fs, path)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	defer func() { err = joinClose(err, f) }()
+	return load(ctx, f, size, path, parallelism, fn)
+}
+
+// VerifyFile checks the whole snapshot at path, as LoadFile does, without
+// delivering its entries.
+func VerifyFile(fs vfs.FS, path string) (Header, Summary, error) {
+	return LoadFile(context.Background(), fs, path, 0, nil)
+}
+
+// ReadHeader returns the header of the snapshot at path. It is cheap: it
+// validates the header and the trailer's magic and lengths but reads no
+// block. Use VerifyFile or LoadFile to check the rest.
+func ReadHeader(fs vfs.FS, path string) (h Header, err error) {
+	f, size, err := openFile(fs, path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer func() { err = joinClose(err, f) }()
+	h, err = readHeader(f, size, path)
+	if err != nil {
+		return Header{}, err
+	}
+	if _, err = readTrailer(f, size, path); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}
+
+func openFile(fs vfs.FS, path string) (vfs.File, int64, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, errors.Join(err, f.Close())
+	}
+	return f, st.Size(), nil
+}
+
+func joinClose(err error, f vfs.File) error {
+	if cerr := f.Close(); cerr != nil && err == nil {
+		return cerr
+	}
+	return err
+}
+
+// readAt reads exactly len(b) bytes at off; a short file is corruption.
+func readAt(r io.ReaderAt, b []byte, off int64, file, what string) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return corrupt(file, off, "truncated %s", what)
+	}
+	return err
+}
+
+func readHeader(r io.ReaderAt, size int64, file string) (Header, error) {
+	if size < HeaderSize+TrailerSize {
+		return Header{}, corrupt(file, 0, "file of %d bytes is too short", size)
+	}
+	var b [HeaderSize]byte
+	if err := readAt(r, b[:], 0, file, "header"); err != nil {
+		return Header{}, err
+	}
+	h, reason := parseHeader(b[:])
+	if reason != "" {
+		return Header{}, corrupt(file, 0, "%s", reason)
+	}
+	return h, nil
+}
+
+func readTrailer(r io.ReaderAt, size int64, file string) (trailer, error) {
+	off := size - TrailerSize
+	var b [TrailerSize]byte
+	if err := readAt(r, b[:], off, file, "trailer"); err != nil {
+		return trailer{}, err
+	}
+	t, reason := parseTrailer(b[:])
+	if reason != "" {
+		return t, corrupt(file, off, "%s", reason)
+	}
+	if t.footerLen > uint64(size) || t.footerOff != uint64(size)-TrailerSize-t.footerLen {
+		return t, corrupt(file, off, "footer position does not match the file size")
+	}
+	return t, nil
+}
+
+// footer is a validated footer.
+type footer struct {
+	off   int64
+	tot   totals
+	index []indexEntry
+}
+
+// readFooter reads and validates the footer and block index: lengths
+// against the file size, the checksum, and that the blocks tile the space
+// between header and footer with each partition's first keys in order.
+func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error) {
+	t, err := readTrailer(r, size, file)
+	if err != nil {
+		return footer{}, err
+	}
+	off := int64(t.footerOff)
+	b := make([]byte, t.footerLen+TrailerSize) // bounded by the file size
+	if err := readAt(r, b, off, file, "footer"); err != nil {
+		return footer{}, err
+	}
+	if crc(b[:t.footerLen+16]) != t.crc {
+		return footer{}, corrupt(file, off, "footer checksum mismatch")
+	}
+	tot, reason := parseFooterFixed(b)
+	if reason != "" {
+		return footer{}, corrupt(file, off, "%s", reason)
+	}
+	nblocks := (t.footerLen - FooterFixedSize) / IndexEntrySize
+	if tot.blocks != nblocks {
+		return footer{}, corrupt(file, off, "footer block count differs from its index")
+	}
+	if tot.raw > nblocks*MaxBlockSize || tot.pairs > tot.raw/cid.Size || tot.keys > tot.pairs {
+		return footer{}, corrupt(file, off, "footer totals out of range")
+	}
+	ft := footer{off: off, tot: tot, index: make([]indexEntry, nblocks)}
+	next := uint64(HeaderSize)
+	// last[p] is the index of partition p's latest block so far, +1.
+	last := make(map[uint32]int)
+	p := b[FooterFixedSize:]
+	for i := range ft.index {
+		e, reason := parseIndexEntry(p[i*IndexEntrySize:])
+		eoff := off + FooterFixedSize + int64(i)*IndexEntrySize
+		if reason != "" {
+			return footer{}, corrupt(file, eoff, "%s", reason)
+		}
+		switch {
+		case e.offset != next:
+			return footer{}, corrupt(file, eoff, "block %d is not where the previous one ends", i)
+		case e.stored > MaxBlockSize:
+			return footer{}, corrupt(file, eoff, "block %d length exceeds maximum", i)
+		case uint64(e.part) >= uint64(h.Parts):
+			return footer{}, corrupt(file, eoff, "block %d partition out of range", i)
+		}
+		next += BlockHeaderSize + uint64(e.stored)
+		if next > t.footerOff {
+			return footer{}, corrupt(file, eoff, "block %d overlaps the footer", i)
+		}
+		if j, ok := last[e.part]; ok {
+			c := cid.Compare(ft.index[j-1].first, e.first)
+			if c > 0 || (c == 0 && e.flags&flagCont == 0) {
+				return footer{}, corrupt(file, eoff, "block %d first key out of order", i)
+			}
+		} else if e.flags&flagCont != 0 {
+			return footer{}, corrupt(file, eoff, "block %d continues no block", i)
+		}
+		last[e.part] = i + 1
+		ft.index[i] = e
+	}
+	if next != t.footerOff {
+		return footer{}, corrupt(file, off, "blocks do not end where the footer starts")
+	}
+	return ft, nil
+}
+
+// work is a run of consecutive blocks of one partition where each block
+// after the first continues the previous block's last key. A run is
+// decoded in order by one goroutine. next is the index of the partition's
+// block after the run, or -1.
+type work struct {
+	blocks []int
+	next   int
+}
+
+// plan splits the index into runs.
+func plan(index []indexEntry) []work {
+	var runs []work
+	open := make(map[uint32]int) // partition -> its latest run, +1
+	for i, e := range index {
+		j, ok := open[e.part]
+		if ok && e.flags&flagCont != 0 {
+			runs[j-1].blocks = append(runs[j-1].blocks, i)
+			continue
+		}
+		if ok {
+			runs[j-1].next = i
+		}
+		runs = append(runs, work{blocks: []int{i}, next: -1})
+		open[e.part] = len(runs)
+	}
+	return runs
+}
+
+// load implements LoadFile over any io.ReaderAt of the given size.
+func load(ctx context.Context, r io.ReaderAt, size int64, file string, parallelism int,
+	fn func(cid.CID, []cid.CID) error) (Header, Summary, error) {
+	if err := ctx.Err(); err != nil {
+		return Header{}, Summary{}, err
+	}
+	h, err := readHeader(r, size, file)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	ft, err := readFooter(r, size, file, h)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	runs := plan(ft.index)
+	if parallelism <= 0 {
+		parallelism = runtime.GOMAXPROCS(0)
+	}
+	workers := min(parallelism, len(runs))
+	var (
+		nextRun atomic.Int64
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		first   error
+		stopped atomic.Bool
+		tot     totals
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		stopped.Store(true)
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := newBlockDecoder()
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer d.close()
+			var local totals
+			for !stopped.Load() {
+				i := int(nextRun.Add(1) - 1)
+				if i >= len(runs) {
+					break
+				}
+				if err := ctx.Err(); err != nil {
+					fail(err)
+					return
+				}
+				if err := d.loadRun(ctx, r, file, ft.index, runs[i], &local, fn); err != nil {
+					fail(err)
+					return
+				}
+			}
+			mu.Lock()
+			tot.keys += local.keys
+			tot.pairs += local.pairs
+			tot.blocks += local.blocks
+			tot.raw += local.raw
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return Header{}, Summary{}, first
+	}
+	if tot != ft.tot {
+		return Header{}, Summary{}, corrupt(file, ft.off, "footer totals differ from the blocks")
+	}
+	return h, Summary{
+		Entries:  int64(tot.keys),
+		Pairs:    int64(tot.pairs),
+		Blocks:   int64(tot.blocks),
+		Bytes:    size,
+		RawBytes: int64(tot.raw),
+	}, nil
+}
+
+// loadRun reads, checks and delivers the blocks of one run.
+func (d *blockDecoder) loadRun(ctx context.Context, r io.ReaderAt, file string, index []indexEntry,
+	run work, tot *totals, fn func(cid.CID, []cid.CID) error) error {
+	var prev chainState
+	for k, i := range run.blocks {
+		if k > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		e := index[i]
+		off := int64(e.offset)
+		frame := d.frameBuf(BlockHeaderSize + int(e.stored))
+		if err := readAt(r, frame, off, file, "block"); err != nil {
+			return err
+		}
+		bh, reason := parseBlockHeader(frame, MaxParts)
+		if reason == "" && (bh.part != e.part || bh.flags != e.flags || bh.stored != e.stored) {
+			reason = "block header differs from its index entry"
+		}
+		if reason != "" {
+			return corrupt(file, off, "%s", reason)
+		}
+		raw, reason := d.decode(bh, frame)
+		if reason != "" {
+			return corrupt(file, off, "%s", reason)
+		}
+		var firstKey cid.CID
+		reason, err := d.walk(raw, bh, &prev, &firstKey, fn)
+		if err != nil {
+			return err
+		}
+		if reason == "" && firstKey != e.first {
+			reason = "first key differs from the block index"
+		}
+		if reason == "" && k == len(run.blocks)-1 && run.next >= 0 {
+			// The partition's next block starts a new key.
+			if cid.Compare(prev.key, index[run.next].first) >= 0 {
+				reason = "keys out of order across blocks"
+			}
+		}
+		if reason == "" && k < len(run.blocks)-1 && prev.key != index[run.blocks[k+1]].first {
+			reason = "continued key differs from the next block's first key"
+		}
+		if reason != "" {
+			return corrupt(file, off, "%s", reason)
+		}
+		tot.keys += uint64(bh.entries)
+		if bh.flags&flagCont != 0 {
+			tot.keys--
+		}
+		tot.pairs += uint64(bh.pairs)
+		tot.blocks++
+		tot.raw += uint64(bh.rawLen)
+	}
+	return nil
+}

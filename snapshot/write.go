@@ -1,0 +1,422 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/vfs"
+)
+
+// A Part is one partition's entries in ascending key order, each with its
+// value set in ascending order without duplicates. The values slice is only
+// valid during the call to yield: producers may reuse its buffer. Keys with
+// an empty value set are skipped.
+type Part = iter.Seq2[cid.CID, []cid.CID]
+
+// Header describes a snapshot.
+type Header struct {
+	// LSN is the log sequence number of the cut: the snapshot holds every
+	// write with an LSN up to and including it.
+	LSN uint64
+	// Parts is the number of partitions (shards) the snapshot was written
+	// from.
+	Parts int
+	// Created is when the snapshot was taken (nanosecond precision).
+	Created time.Time
+}
+
+// Summary counts what a snapshot holds.
+type Summary struct {
+	// Entries is the number of distinct keys (a key whose value set is
+	// split across blocks counts once); Pairs the number of (key, value)
+	// pairs; Blocks the number of blocks.
+	Entries, Pairs, Blocks int64
+	// Bytes is the size of the encoded snapshot (written, or read).
+	Bytes int64
+	// RawBytes is the total uncompressed length of all blocks.
+	RawBytes int64
+}
+
+// compressMinSaving is the fraction of a block (1/8) that compression must
+// save for the block to be stored compressed.
+const compressMinSaving = 8
+
+// Write encodes a snapshot of parts to w: the header, then the blocks of all
+// partitions, then the footer. Partitions are encoded in parallel on up to
+// GOMAXPROCS goroutines; blocks of different partitions are interleaved in
+// w in any order, blocks of one partition appear in order. Writes to w are
+// serialised, so w need not be safe for concurrent use.
+//
+// h.Parts must be 0 (meaning len(parts)) or len(parts); a zero h.Created is
+// replaced by the current time. Write fails if a partition yields keys out
+// of order or an unsorted value set. It stops early and returns ctx.Err()
+// when ctx is cancelled; w then holds a partial snapshot that readers
+// reject.
+func Write(ctx context.Context, w io.Writer, h Header, parts []Part) (Summary, error) {
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	if h.Parts == 0 {
+		h.Parts = len(parts)
+	}
+	if h.Parts != len(parts) {
+		return Summary{}, fmt.Errorf("snapshot: header declares %d partitions but %d were given", h.Parts, len(parts))
+	}
+	if h.Parts > MaxParts {
+		return Summary{}, fmt.Errorf("snapshot: %d partitions exceed the maximum of %d", h.Parts, MaxParts)
+	}
+	if h.Created.IsZero() {
+		h.Created = time.Now()
+	}
+	s := &sink{w: w}
+	if err := s.write(appendHeader(nil, h)); err != nil {
+		return Summary{}, err
+	}
+
+	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		first   error
+		stopped atomic.Bool
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if first == nil {
+			first = err
+		}
+		errMu.Unlock()
+		stopped.Store(true)
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, err := newEncoder(ctx, s, &stopped)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer e.close()
+			for !stopped.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(parts) {
+					return
+				}
+				if err := e.encodePart(uint32(i), parts[i]); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return Summary{}, first
+	}
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	return s.finish()
+}
+
+// WriteFile writes a snapshot to path atomically: it writes path+".tmp"
+// (mode 0600, replacing any leftover), fsyncs and closes it, renames it over
+// path and fsyncs the directory. On any failure or cancellation the
+// temporary file is removed and path is left untouched; every error from
+// write, fsync, close, rename and remove is returned.
+func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Part) (sum Summary, err error) {
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	tmp := path + ".tmp"
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return Summary{}, err
+	}
+	renamed := false
+	defer func() {
+		if err != nil && !renamed {
+			if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	sum, err = Write(ctx, f, h, parts)
+	if err != nil {
+		return Summary{}, errors.Join(err, f.Close())
+	}
+	if err = f.Sync(); err != nil {
+		return Summary{}, errors.Join(err, f.Close())
+	}
+	if err = f.Close(); err != nil {
+		return Summary{}, err
+	}
+	if err = ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	if err = fs.Rename(tmp, path); err != nil {
+		return Summary{}, err
+	}
+	renamed = true
+	if err = fs.SyncDir(filepath.Dir(path)); err != nil {
+		return Summary{}, err
+	}
+	return sum, nil
+}
+
+// sink serialises writes to the output and builds the block index.
+type sink struct {
+	mu    sync.Mutex
+	w     io.Writer
+	off   uint64
+	err   error
+	index []indexEntry
+	tot   totals
+}
+
+// write writes b; the caller holds mu or is the only user.
+func (s *sink) write(b []byte) error {
+	if s.err != nil {
+		return s.err
+	}
+	n, err := s.w.Write(b)
+	s.off += uint64(n)
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		s.err = err
+	}
+	return err
+}
+
+// writeBlock writes one block frame and records it in the index.
+func (s *sink) writeBlock(frame []byte, e indexEntry, keys, pairs, raw uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.offset = s.off
+	if err := s.write(frame); err != nil {
+		return err
+	}
+	s.index = append(s.index, e)
+	s.tot.keys += keys
+	s.tot.pairs += pairs
+	s.tot.blocks++
+	s.tot.raw += raw
+	return nil
+}
+
+// finish writes the footer and the trailer.
+func (s *sink) finish() (Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	footerOff := s.off
+	buf := make([]byte, 0, FooterFixedSize+len(s.index)*IndexEntrySize+TrailerSize)
+	buf = appendFooterFixed(buf, s.tot)
+	for _, e := range s.index {
+		buf = appendIndexEntry(buf, e)
+	}
+	footerLen := uint64(len(buf))
+	buf = appendTrailer(buf, footerOff, footerLen, crc(buf))
+	if err := s.write(buf); err != nil {
+		return Summary{}, err
+	}
+	return Summary{
+		Entries:  int64(s.tot.keys),
+		Pairs:    int64(s.tot.pairs),
+		Blocks:   int64(s.tot.blocks),
+		Bytes:    int64(s.off),
+		RawBytes: int64(s.tot.raw),
+	}, nil
+}
+
+// encoder turns partitions into block frames. Each encoding goroutine owns
+// one, with its own zstd encoder and buffers, reused for every block.
+type encoder struct {
+	ctx     context.Context
+	s       *sink
+	stopped *atomic.Bool
+	zenc    *zstd.Encoder
+	raw     []byte // frame being built: header slot + entries
+	z       []byte // compressed frame: header slot + zstd frame
+
+	// state of the block being built
+	part    uint32
+	flags   uint8
+	first   cid.CID
+	entries uint32
+	pairs   uint32
+	keys    uint32 // entries that start a key (not continuations)
+}
+
+func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool) (*encoder, error) {
+	zenc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(BlockTarget),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &encoder{
+		ctx:     ctx,
+		s:       s,
+		stopped: stopped,
+		zenc:    zenc,
+		raw:     make([]byte, BlockHeaderSize, BlockHeaderSize+BlockTarget),
+	}, nil
+}
+
+func (e *encoder) close() { e.zenc.Close() }
+
+// errStopped is returned by an encoder that stops because another one
+// failed; Write reports the other's error.
+var errStopped = errors.New("snapshot: stopped")
+
+// encodePart encodes one partition into blocks and writes them.
+func (e *encoder) encodePart(part uint32, p Part) error {
+	e.part = part
+	e.reset(0)
+	var (
+		prev    cid.CID
+		hasPrev bool
+		err     error
+		n       int
+	)
+	for k, vals := range p {
+		if len(vals) == 0 {
+			continue
+		}
+		if hasPrev && cid.Compare(prev, k) >= 0 {
+			err = fmt.Errorf("snapshot: partition %d: key %s does not follow %s", part, k, prev)
+			break
+		}
+		for i := 1; i < len(vals); i++ {
+			if cid.Compare(vals[i-1], vals[i]) >= 0 {
+				err = fmt.Errorf("snapshot: partition %d: values of key %s are not strictly ascending", part, k)
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+		prev, hasPrev = k, true
+		if n++; n&1023 == 0 {
+			if err = e.check(); err != nil {
+				break
+			}
+		}
+		if err = e.addKey(k, vals); err != nil {
+			break
+		}
+	}
+	if err == nil && e.entries > 0 {
+		err = e.flush(0)
+	}
+	return err
+}
+
+// check reports cancellation or another encoder's failure.
+func (e *encoder) check() error {
+	if err := e.ctx.Err(); err != nil {
+		return err
+	}
+	if e.stopped.Load() {
+		return errStopped
+	}
+	return nil
+}
+
+// reset starts a new, empty block with the given flags.
+func (e *encoder) reset(flags uint8) {
+	e.raw = e.raw[:BlockHeaderSize]
+	e.flags = flags
+	e.entries, e.pairs, e.keys = 0, 0, 0
+}
+
+// addKey appends key k with values vals, splitting the value set over as
+// many blocks as needed so that no block exceeds BlockTarget.
+func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
+	started := false
+	for len(vals) > 0 {
+		room := BlockTarget - (len(e.raw) - BlockHeaderSize) - cid.Size - binary.MaxVarintLen32
+		fit := room / cid.Size
+		if fit < 1 {
+			// Not even one value fits: the key has not been started in
+			// this block (a continuation always begins an empty one).
+			if err := e.flush(0); err != nil {
+				return err
+			}
+			continue
+		}
+		n := min(len(vals), fit)
+		if e.entries == 0 {
+			e.first = k
+		}
+		e.raw = append(e.raw, k[:]...)
+		e.raw = binary.AppendUvarint(e.raw, uint64(n))
+		for i := range vals[:n] {
+			e.raw = append(e.raw, vals[i][:]...)
+		}
+		e.entries++
+		e.pairs += uint32(n)
+		if !started {
+			e.keys++
+			started = true
+		}
+		vals = vals[n:]
+		if len(vals) > 0 {
+			if err := e.flush(flagCont); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush compresses (when that pays) and writes the current block, then
+// starts a new one with nextFlags.
+func (e *encoder) flush(nextFlags uint8) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	rawLen := len(e.raw) - BlockHeaderSize
+	h := blockHeader{
+		codec:   codecRaw,
+		flags:   e.flags,
+		part:    e.part,
+		entries: e.entries,
+		pairs:   e.pairs,
+		rawLen:  uint32(rawLen),
+		stored:  uint32(rawLen),
+	}
+	frame := e.raw
+	e.z = e.zenc.EncodeAll(e.raw[BlockHeaderSize:], append(e.z[:0], make([]byte, BlockHeaderSize)...))
+	if zl := len(e.z) - BlockHeaderSize; zl <= rawLen-rawLen/compressMinSaving && zl < rawLen {
+		h.codec, h.stored = codecZstd, uint32(zl)
+		frame = e.z
+	}
+	putBlockHeader(frame, h)
+	ie := indexEntry{stored: h.stored, part: e.part, flags: e.flags, first: e.first}
+	if err := e.s.writeBlock(frame, ie, uint64(e.keys), uint64(e.pairs), uint64(rawLen)); err != nil {
+		return err
+	}
+	e.reset(nextFlags)
+	return nil
+}
