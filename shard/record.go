@@ -233,3 +233,5 @@ func compacted(r *record, inlineMax int) *record {
 	}
 	return r
 }
+
+func (m *multi) isTree() bool { return m.tree != nil }

@@ -212,3 +212,66 @@ func TestSuccessor(t *testing.T) {
 		t.Fatalf("carry: %v", n)
 	}
 }
+
+func TestAuditRepairsInjectedMismatch(t *testing.T) {
+	s := newShard(t, 4)
+	s.Lock()
+	for i := uint64(1); i <= 3000; i++ {
+		s.Add(w(i), w(1))
+	}
+	s.Unlock()
+	never := func() bool { return false }
+	if res := s.Audit(never); res.Mismatches != 0 || res.Rebuilt || res.Checked != 3000 {
+		t.Fatalf("clean audit %+v", res)
+	}
+	// Inject: drop one entry from the index and point another at a stale
+	// record.
+	s.Lock()
+	s.index.Delete(itemOf(s.lookup(w(10))))
+	s.index.ReplaceOrInsert(itemOf(newSingle(w(20), w(99))))
+	s.Unlock()
+	res := s.Audit(never)
+	if res.Mismatches < 2 || !res.Rebuilt {
+		t.Fatalf("audit after injection %+v", res)
+	}
+	if res := s.Audit(never); res.Mismatches != 0 {
+		t.Fatalf("audit after rebuild %+v", res)
+	}
+	s.Lock()
+	v := s.View()
+	s.Unlock()
+	n := 0
+	v.Ascend(nil, nil, func(e Entry) bool {
+		n++
+		if e.Key() == w(20) && e.Contains(w(99)) {
+			t.Error("stale record survived the rebuild")
+		}
+		return true
+	})
+	if n != 3000 || s.Keys() != 3000 || s.Pairs() != 3000 {
+		t.Fatalf("after rebuild: %d indexed, %d keys, %d pairs", n, s.Keys(), s.Pairs())
+	}
+}
+
+func TestCompactConvertsLargeSets(t *testing.T) {
+	s := newShard(t, 4)
+	s.Lock()
+	for v := uint64(1); v <= 10; v++ {
+		s.Add(w(1), w(v)) // 10 values > 4: a B-tree set
+	}
+	s.SetInlineMax(16)
+	s.Unlock()
+	if !s.lookup(w(1)).asMulti().isTree() {
+		t.Fatal("set is not a tree before compaction")
+	}
+	if n := s.Compact(func() bool { return false }); n != 1 {
+		t.Fatalf("Compact rewrote %d records", n)
+	}
+	r := s.lookup(w(1))
+	if r.asMulti().isTree() || r.count() != 10 {
+		t.Fatalf("after compaction: tree=%v count=%d", r.asMulti().isTree(), r.count())
+	}
+	if n := s.Compact(func() bool { return false }); n != 0 {
+		t.Fatalf("second Compact rewrote %d", n)
+	}
+}
