@@ -42,7 +42,10 @@ func (l *Log) run() {
 			ticker, tickC = nil, nil
 		}
 		syncDue, closing := false, false
+		var syncReply chan error
 		select {
+		case syncReply = <-l.syncReq:
+			syncDue = true
 		case <-l.wake:
 		case <-tickC:
 			syncDue = true
@@ -52,6 +55,11 @@ func (l *Log) run() {
 		l.flush()
 		if syncDue {
 			l.syncWritten()
+		}
+		if syncReply != nil {
+			l.mu.Lock()
+			syncReply <- l.err
+			l.mu.Unlock()
 		}
 		if closing {
 			l.shutdown()

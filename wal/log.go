@@ -148,6 +148,7 @@ type Log struct {
 	replayMu sync.RWMutex
 
 	wake    chan struct{}
+	syncReq chan chan error // Sync requests to the flusher
 	closeCh chan struct{}
 	doneCh  chan struct{}
 
@@ -260,6 +261,7 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 		pendingCh:    make(chan struct{}),
 		segs:         rec.segs,
 		wake:         make(chan struct{}, 1),
+		syncReq:      make(chan chan error),
 		closeCh:      make(chan struct{}),
 		doneCh:       make(chan struct{}),
 		f:            f,
@@ -506,6 +508,20 @@ func (l *Log) SetSync(mode SyncMode, interval time.Duration) {
 	l.interval = interval
 	l.mu.Unlock()
 	l.signal()
+}
+
+// Sync writes and fsyncs every record appended before the call, whatever
+// the sync policy, and returns once they are durable (or the sticky
+// error, or ErrClosed). A checkpoint uses it so that no snapshot ever
+// covers LSNs the log could still lose.
+func (l *Log) Sync() error {
+	reply := make(chan error, 1)
+	select {
+	case l.syncReq <- reply:
+		return <-reply
+	case <-l.doneCh:
+		return ErrClosed
+	}
 }
 
 // Err returns the sticky error that stopped the log, or nil.

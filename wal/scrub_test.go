@@ -65,3 +65,29 @@ func TestScrub(t *testing.T) {
 		t.Fatalf("cancelled Scrub = %v", err)
 	}
 }
+
+// Sync makes everything appended durable even under SyncNever.
+func TestSyncForcesFsync(t *testing.T) {
+	l, err := Open(Options{Dir: t.TempDir(), Sync: SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for i := 0; i < 10; i++ {
+		if last, err = l.Append(1, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if l.DurableLSN() < last {
+		t.Fatalf("DurableLSN %d after Sync, want >= %d", l.DurableLSN(), last)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close = %v", err)
+	}
+}
