@@ -66,6 +66,14 @@ const compressMinSaving = 8
 // when ctx is cancelled; w then holds a partial snapshot that readers
 // reject.
 func Write(ctx context.Context, w io.Writer, h Header, parts []Part) (Summary, error) {
+	return write(ctx, w, h, parts, BlockTarget)
+}
+
+// write implements Write with blocks filled up to target bytes; tests use
+// small targets to get many blocks from little data.
+func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int) (Summary, error) {
+	// A block must have room for at least one value.
+	target = max(target, 2*cid.Size+binary.MaxVarintLen32)
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err
 	}
@@ -106,7 +114,7 @@ func Write(ctx context.Context, w io.Writer, h Header, parts []Part) (Summary, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e, err := newEncoder(ctx, s, &stopped)
+			e, err := newEncoder(ctx, s, &stopped, target)
 			if err != nil {
 				fail(err)
 				return
@@ -252,6 +260,7 @@ type encoder struct {
 	s       *sink
 	stopped *atomic.Bool
 	zenc    *zstd.Encoder
+	target  int    // uncompressed block size to fill up to
 	raw     []byte // frame being built: header slot + entries
 	z       []byte // compressed frame: header slot + zstd frame
 
@@ -264,7 +273,7 @@ type encoder struct {
 	keys    uint32 // entries that start a key (not continuations)
 }
 
-func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool) (*encoder, error) {
+func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int) (*encoder, error) {
 	zenc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(1),
@@ -279,7 +288,8 @@ func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool) (*encoder, e
 		s:       s,
 		stopped: stopped,
 		zenc:    zenc,
-		raw:     make([]byte, BlockHeaderSize, BlockHeaderSize+BlockTarget),
+		target:  target,
+		raw:     make([]byte, BlockHeaderSize, BlockHeaderSize+target),
 	}, nil
 }
 
@@ -351,11 +361,11 @@ func (e *encoder) reset(flags uint8) {
 }
 
 // addKey appends key k with values vals, splitting the value set over as
-// many blocks as needed so that no block exceeds BlockTarget.
+// many blocks as needed so that no block exceeds the target size.
 func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 	started := false
 	for len(vals) > 0 {
-		room := BlockTarget - (len(e.raw) - BlockHeaderSize) - cid.Size - binary.MaxVarintLen32
+		room := e.target - (len(e.raw) - BlockHeaderSize) - cid.Size - binary.MaxVarintLen32
 		fit := room / cid.Size
 		if fit < 1 {
 			// Not even one value fits: the key has not been started in
