@@ -85,20 +85,24 @@ func New(o Options) (*Shard, error) {
 	if o.Presize < 0 {
 		return nil, fmt.Errorf("%w: negative Presize %d", ErrBadOptions, o.Presize)
 	}
-	// The primary map's keys are already well-mixed seeded hashes.
-	identity := func(h, _ uint64) uint64 { return h }
 	var opts []func(*xsync.MapConfig)
 	if o.Presize > 0 {
 		opts = append(opts, xsync.WithPresize(o.Presize))
 	}
 	return &Shard{
-		m:         xsync.NewMapOfWithHasher[uint64, *record](identity, opts...),
+		m:         newPrimary(opts...),
 		overflow:  xsync.NewMapOf[cid.CID, *record](),
 		seed:      o.Seed,
 		hashMask:  ^uint64(0),
 		index:     btree.NewG(indexDegree, lessItem),
 		inlineMax: o.InlineMax,
 	}, nil
+}
+
+// newPrimary makes a primary map. Its keys are already well-mixed seeded
+// hashes, so its hash function is the identity.
+func newPrimary(opts ...func(*xsync.MapConfig)) *xsync.MapOf[uint64, *record] {
+	return xsync.NewMapOfWithHasher[uint64, *record](func(h, _ uint64) uint64 { return h }, opts...)
 }
 
 // Lock acquires the shard's writer lock.

@@ -275,3 +275,45 @@ func TestCompactConvertsLargeSets(t *testing.T) {
 		t.Fatalf("second Compact rewrote %d", n)
 	}
 }
+
+func TestBulkLoad(t *testing.T) {
+	s := newShard(t, 3)
+	s.hashMask = 0xff // some collisions too
+	l := s.NewLoader()
+	want := map[cid.CID][]cid.CID{}
+	for i := uint64(1); i <= 2000; i++ {
+		n := i%7 + 1
+		var vals []cid.CID
+		for v := uint64(1); v <= n; v++ {
+			vals = append(vals, w(v*10))
+		}
+		// Split some value sets over two Adds, as a snapshot may.
+		if n > 2 && i%2 == 0 {
+			l.Add(w(i), vals[2:])
+			l.Add(w(i), vals[:2])
+		} else {
+			l.Add(w(i), vals)
+		}
+		want[w(i)] = vals
+	}
+	if err := s.Load(l, 42); err != nil {
+		t.Fatal(err)
+	}
+	for k, vals := range want {
+		if got := s.AppendValues(nil, k); !slices.Equal(got, vals) {
+			t.Fatalf("%v: %v, want %v", k, got, vals)
+		}
+	}
+	s.Lock()
+	lsn := s.LSN()
+	s.Unlock()
+	if s.Keys() != 2000 || lsn != 42 {
+		t.Fatalf("keys %d lsn %d", s.Keys(), lsn)
+	}
+	if res := s.Audit(func() bool { return false }); res.Mismatches != 0 {
+		t.Fatalf("audit after load: %+v", res)
+	}
+	if err := s.Load(s.NewLoader(), 1); err == nil {
+		t.Fatal("Load into a non-empty shard succeeded")
+	}
+}
