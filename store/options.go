@@ -60,6 +60,10 @@ type Options struct {
 	// SegmentSize is the WAL segment size in bytes; 0 means 64 MiB.
 	SegmentSize int64
 
+	// SnapshotsKept is how many snapshots Checkpoint keeps (the WAL is
+	// kept back to the oldest of them). 0 means 2; valid range 0..100.
+	SnapshotsKept int
+
 	// Repair makes Open cut the WAL at the first damaged record instead of
 	// failing with ErrCorrupt. What was dropped is logged. A torn final
 	// write is always cut, with or without Repair.
@@ -97,6 +101,8 @@ func (o Options) normalize() (Options, error) {
 		return o, fmt.Errorf("%w: unknown Sync mode %d", ErrInvalidOptions, int(o.Sync))
 	case o.SyncInterval < 0:
 		return o, fmt.Errorf("%w: negative SyncInterval %v", ErrInvalidOptions, o.SyncInterval)
+	case o.SnapshotsKept < 0 || o.SnapshotsKept > 100:
+		return o, fmt.Errorf("%w: SnapshotsKept %d outside 0..100", ErrInvalidOptions, o.SnapshotsKept)
 	case o.SegmentSize < 0:
 		return o, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, o.SegmentSize)
 	}

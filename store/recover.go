@@ -1,11 +1,117 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/snapshot"
 )
+
+// recover rebuilds the in-memory state: the newest snapshot that
+// validates (older ones are tried, with a warning, when a newer one is
+// damaged), then the WAL records after its cut LSN. It fails with
+// ErrCorrupt when the WAL does not reach back to the snapshot (or, with no
+// usable snapshot, to the first LSN).
+func (s *Store) recover() error {
+	start := time.Now()
+	snaps, temps, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	for _, t := range temps { // a checkpoint interrupted by a crash
+		if err := s.opts.FS.Remove(t); err != nil {
+			return fmt.Errorf("cidstore: remove %s: %w", t, err)
+		}
+	}
+	var from uint64 // the cut LSN recovered from a snapshot
+	for _, sf := range snaps {
+		t0 := time.Now()
+		pairs, err := s.loadSnapshot(sf)
+		if err != nil {
+			if !errors.Is(err, snapshot.ErrCorrupt) {
+				return err
+			}
+			s.recovery.SnapshotsSkipped++
+			s.opts.Logger.Warn("cidstore: snapshot does not validate; trying an older one", "file", sf.path, "err", err)
+			continue
+		}
+		from = sf.lsn
+		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
+		s.recovery.SnapshotDuration = time.Since(t0)
+		break
+	}
+	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
+	switch {
+	case from+1 < first:
+		what := "no snapshot validates"
+		if from > 0 {
+			what = fmt.Sprintf("the newest valid snapshot ends at LSN %d", from)
+		}
+		return fmt.Errorf("%w: %s, but the WAL starts at LSN %d: records %d..%d are missing",
+			ErrCorrupt, what, first, from+1, first-1)
+	case last < from:
+		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
+	}
+	s.snapLSN.Store(from)
+	if err := s.replay(from + 1); err != nil {
+		return err
+	}
+	s.recovery.Duration = time.Since(start)
+	s.recovery.TornBytes = s.wal.RepairReport().TornBytes
+	if s.recovery.Records > 0 || from > 0 || s.recovery.TornBytes > 0 {
+		s.opts.Logger.Info("cidstore: recovered", "dir", s.dir, "snapshot_lsn", from,
+			"snapshot_pairs", s.recovery.SnapshotPairs, "wal_records", s.recovery.Records,
+			"keys", s.Len(), "torn_bytes", s.recovery.TornBytes, "duration", s.recovery.Duration)
+	}
+	return nil
+}
+
+// loadSnapshot bulk-loads one snapshot into the (empty) shards. Nothing is
+// published unless the whole file validates.
+func (s *Store) loadSnapshot(sf snapFile) (int64, error) {
+	loaders := make([]*shard.Loader, len(s.shards))
+	for i, sh := range s.shards {
+		loaders[i] = sh.NewLoader()
+	}
+	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, func(k cid.CID, vals []cid.CID) error {
+		if k.IsZero() || vals[0].IsZero() {
+			return fmt.Errorf("%w: %s: entry with the reserved zero CID", snapshot.ErrCorrupt, sf.path)
+		}
+		loaders[s.shardOf(k)].Add(k, vals)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if h.LSN != sf.lsn {
+		return 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.shards))
+	next := make(chan int, len(s.shards))
+	for i := range s.shards {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = s.shards[i].Load(loaders[i], h.LSN)
+			}
+		}()
+	}
+	wg.Wait()
+	return sum.Pairs, errors.Join(errs...)
+}
 
 // replayChunk is how many operations the WAL reader hands a replay worker
 // at a time.
@@ -17,13 +123,13 @@ type lsnOp struct {
 	op
 }
 
-// replay rebuilds the in-memory state from the WAL. One goroutine reads
-// and decodes records in LSN order; operations are routed by shard to a
-// fixed set of workers (shard i goes to worker i mod W), so each shard's
+// replay applies the WAL records from LSN from on. One goroutine reads and
+// decodes records in LSN order; operations are routed by shard to a fixed
+// set of workers (shard i goes to worker i mod W), so each shard's
 // operations, and therefore each key's, are applied in log order while
-// different shards load in parallel.
-func (s *Store) replay() error {
-	start := time.Now()
+// different shards load in parallel. Operations are idempotent, so records
+// the snapshot already holds would also be harmless.
+func (s *Store) replay(from uint64) error {
 	workers := min(runtime.GOMAXPROCS(0), len(s.shards))
 	chans := make([]chan []lsnOp, workers)
 	pending := make([][]lsnOp, workers)
@@ -35,8 +141,7 @@ func (s *Store) replay() error {
 			defer wg.Done()
 			for chunk := range ch {
 				for _, o := range chunk {
-					i := s.shardOf(o.key)
-					sh := s.shards[i]
+					sh := s.shards[s.shardOf(o.key)]
 					sh.Lock()
 					apply(sh, o.op)
 					sh.SetLSN(o.lsn)
@@ -46,7 +151,7 @@ func (s *Store) replay() error {
 		}(chans[w])
 	}
 	var records, ops int64
-	err := s.wal.Replay(1, func(lsn uint64, typ uint8, payload []byte) error {
+	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
 		records++
 		err := decodeOps(typ, payload, func(o op) {
 			ops++
@@ -72,20 +177,8 @@ func (s *Store) replay() error {
 		close(ch)
 	}
 	wg.Wait()
-	if err != nil {
-		return err
-	}
-	s.recovery = RecoveryStats{
-		Duration:  time.Since(start),
-		Records:   records,
-		Ops:       ops,
-		TornBytes: s.wal.RepairReport().TornBytes,
-	}
-	if records > 0 || s.recovery.TornBytes > 0 {
-		s.opts.Logger.Info("cidstore: recovered", "dir", s.dir, "records", records, "ops", ops,
-			"keys", s.Len(), "torn_bytes", s.recovery.TornBytes, "duration", s.recovery.Duration)
-	}
-	return nil
+	s.recovery.Records, s.recovery.Ops = records, ops
+	return err
 }
 
 // Recovery returns what Open recovered from disk.

@@ -42,16 +42,26 @@ type Store struct {
 	failed   atomic.Pointer[error]
 	recovery RecoveryStats
 
+	ckptMu    sync.Mutex    // one checkpoint at a time
+	ckptMu2   sync.Mutex    // guards ckpt
+	ckpt      CheckpointStats
+	snapLSN   atomic.Uint64 // cut LSN of the newest snapshot
+	walAtSnap atomic.Uint64 // WAL bytes appended when it was taken
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
 
 // RecoveryStats describe what Open recovered.
 type RecoveryStats struct {
-	Duration  time.Duration // time spent replaying
-	Records   int64         // WAL records replayed
-	Ops       int64         // operations in them
-	TornBytes int64         // torn tail cut from the last WAL segment
+	Duration         time.Duration // total time spent recovering
+	SnapshotLSN      uint64        // cut LSN of the snapshot loaded (0: none)
+	SnapshotPairs    int64         // pairs loaded from it
+	SnapshotDuration time.Duration // time spent loading it
+	SnapshotsSkipped int           // newer snapshots that failed to validate
+	Records          int64         // WAL records replayed after the snapshot
+	Ops              int64         // operations in them
+	TornBytes        int64         // torn tail cut from the last WAL segment
 }
 
 // Open opens the store in dir, creating the directory (mode 0700) if
@@ -91,10 +101,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// openDisk locks the directory, opens the WAL and replays it.
+// openDisk locks the directory, opens the WAL and recovers: the newest
+// valid snapshot, then the WAL records after its cut.
 func (s *Store) openDisk() error {
 	fs := s.opts.FS
-	if err := fs.MkdirAll(s.dir, 0o700); err != nil {
+	if err := fs.MkdirAll(filepath.Join(s.dir, snapDir), 0o700); err != nil {
 		return err
 	}
 	lock, err := fs.Lock(filepath.Join(s.dir, lockName))
@@ -114,7 +125,7 @@ func (s *Store) openDisk() error {
 		return errors.Join(err, lock.Close())
 	}
 	s.wal, s.lock = l, lock
-	if err := s.replay(); err != nil {
+	if err := s.recover(); err != nil {
 		return errors.Join(err, l.Close(), lock.Close())
 	}
 	return nil

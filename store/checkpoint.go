@@ -1,0 +1,203 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/snapshot"
+)
+
+// snapDir holds the snapshots of a persistent store, named by cut LSN.
+const snapDir = "snapshots"
+
+// DefaultSnapshotsKept is how many snapshots a checkpoint keeps unless
+// configured otherwise.
+const DefaultSnapshotsKept = 2
+
+// ErrInMemory is returned by operations that need a directory, such as
+// Checkpoint, on an in-memory store.
+var ErrInMemory = errors.New("cidstore: in-memory store")
+
+// CheckpointStats describe the checkpoints taken since Open.
+type CheckpointStats struct {
+	Count        int64         // checkpoints written
+	LastLSN      uint64        // cut LSN of the newest snapshot
+	LastDuration time.Duration // time to write the last one
+	LastBytes    int64         // its size on disk
+	LastPairs    int64         // pairs in it
+	LastStall    time.Duration // how long the cut held the shard locks
+}
+
+// Checkpoint writes a snapshot of the whole store and then drops what it
+// makes obsolete: WAL segments wholly below the oldest kept snapshot and
+// snapshots beyond the newest SnapshotsKept.
+//
+// The snapshot is a consistent cut: every shard is locked (in order) just
+// long enough to clone its B-tree and read the last assigned LSN, then the
+// file is written from the clones while writers go on. The file is written
+// to a temporary name, fsynced, renamed and the directory fsynced; a
+// cancelled ctx or an error leaves no partial file. Only one checkpoint
+// runs at a time; a second caller waits for the first. If nothing was
+// written since the last snapshot, Checkpoint does nothing.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.wal == nil {
+		return fmt.Errorf("%w: Checkpoint needs a directory", ErrInMemory)
+	}
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if err := s.readOnly(); err != nil {
+		return err
+	}
+	cutStart := time.Now()
+	views, lsn := s.cut()
+	stall := time.Since(cutStart)
+	if views == nil {
+		return ErrClosed
+	}
+	if lsn == s.snapLSN.Load() && lsn != 0 {
+		return nil
+	}
+	// No snapshot may cover LSNs the WAL could still lose: after a crash
+	// the log would hand them out again.
+	if err := s.wal.Sync(); err != nil {
+		return s.fail(err)
+	}
+	start := time.Now()
+	parts := make([]snapshot.Part, len(views))
+	for i, v := range views {
+		parts[i] = viewPart(v)
+	}
+	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts)
+	if err != nil {
+		return fmt.Errorf("cidstore: checkpoint: %w", err)
+	}
+	d := time.Since(start)
+	s.snapLSN.Store(lsn)
+	s.ckptMu2.Lock()
+	s.ckpt.Count++
+	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
+	s.ckptMu2.Unlock()
+	s.walAtSnap.Store(s.wal.Stats().AppendedBytes)
+	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
+		"duration", d, "stall", stall)
+	return s.retain()
+}
+
+// cut takes a consistent point-in-time view of every shard and the LSN it
+// corresponds to: with every shard lock held no operation is between
+// "logged" and "published", so the view holds exactly the operations up to
+// the WAL's last LSN. Returns nil views after Close.
+func (s *Store) cut() ([]*shard.View, uint64) {
+	for _, sh := range s.shards {
+		sh.Lock()
+	}
+	var views []*shard.View
+	var lsn uint64
+	if !s.closed.Load() {
+		views = make([]*shard.View, len(s.shards))
+		for i, sh := range s.shards {
+			views[i] = sh.View()
+		}
+		if s.wal != nil {
+			lsn = s.wal.LastLSN()
+		}
+	}
+	for _, sh := range s.shards {
+		sh.Unlock()
+	}
+	return views, lsn
+}
+
+// viewPart presents a shard view as a snapshot partition, reusing one
+// values buffer.
+func viewPart(v *shard.View) snapshot.Part {
+	return func(yield func(cid.CID, []cid.CID) bool) {
+		buf := make([]cid.CID, 0, 64)
+		v.Ascend(nil, nil, func(e shard.Entry) bool {
+			buf = e.AppendValues(buf[:0])
+			return yield(e.Key(), buf)
+		})
+	}
+}
+
+// snapFile is a snapshot in the store's directory.
+type snapFile struct {
+	lsn  uint64
+	path string
+}
+
+// listSnapshots returns the snapshots, newest first, and leftover
+// temporary files.
+func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
+	dir := filepath.Join(s.dir, snapDir)
+	ents, err := s.opts.FS.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cidstore: list snapshots: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if lsn, ok := snapshot.ParseName(name); ok {
+			snaps = append(snaps, snapFile{lsn, filepath.Join(dir, name)})
+		} else if strings.HasSuffix(name, ".tmp") {
+			temps = append(temps, filepath.Join(dir, name))
+		}
+	}
+	slices.SortFunc(snaps, func(a, b snapFile) int { return cmp.Compare(b.lsn, a.lsn) })
+	return snaps, temps, nil
+}
+
+// retain removes snapshots beyond the newest SnapshotsKept and WAL
+// segments wholly below the oldest kept snapshot, so every kept snapshot
+// can still be brought up to date from the WAL.
+func (s *Store) retain() error {
+	snaps, _, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	keep := s.snapshotsKept()
+	if len(snaps) == 0 {
+		return nil
+	}
+	var errs []error
+	removed := 0
+	for _, sf := range snaps[min(keep, len(snaps)):] {
+		if err := s.opts.FS.Remove(sf.path); err != nil {
+			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		if err := s.opts.FS.SyncDir(filepath.Join(s.dir, snapDir)); err != nil {
+			errs = append(errs, fmt.Errorf("cidstore: sync snapshot dir: %w", err))
+		}
+	}
+	oldest := snaps[min(keep, len(snaps))-1]
+	if err := s.wal.TruncateBefore(oldest.lsn + 1); err != nil {
+		errs = append(errs, fmt.Errorf("cidstore: drop WAL below LSN %d: %w", oldest.lsn+1, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) snapshotsKept() int {
+	if s.opts.SnapshotsKept > 0 {
+		return s.opts.SnapshotsKept
+	}
+	return DefaultSnapshotsKept
+}
+
+// Checkpoints returns statistics about the checkpoints taken since Open.
+func (s *Store) Checkpoints() CheckpointStats {
+	s.ckptMu2.Lock()
+	defer s.ckptMu2.Unlock()
+	return s.ckpt
+}
