@@ -31,8 +31,10 @@ var (
 	// vfs.ErrLocked.
 	ErrLocked = vfs.ErrLocked
 	// ErrCorrupt is returned (wrapped, naming the file and offset) by Open
-	// when the directory holds damage that is not a torn final write. It is
-	// the same value as wal.ErrCorrupt. Options.Repair, or the cidstore
-	// repair command, cuts the log at the first bad record instead.
+	// when the directory holds damage that is not a torn final write, and
+	// by Import for a damaged stream. It is the same value as
+	// wal.ErrCorrupt; snapshot damage matches snapshot.ErrCorrupt as well.
+	// Options.Repair, or the cidstore repair command, cuts the log at the
+	// first bad record instead.
 	ErrCorrupt = wal.ErrCorrupt
 )
