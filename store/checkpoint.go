@@ -18,10 +18,6 @@ import (
 // snapDir holds the snapshots of a persistent store, named by cut LSN.
 const snapDir = "snapshots"
 
-// DefaultSnapshotsKept is how many snapshots a checkpoint keeps unless
-// configured otherwise.
-const DefaultSnapshotsKept = 2
-
 // ErrInMemory is returned by operations that need a directory, such as
 // Checkpoint, on an in-memory store.
 var ErrInMemory = errors.New("cidstore: in-memory store")
@@ -59,6 +55,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	cutStart := time.Now()
 	views, lsn := s.cut()
 	stall := time.Since(cutStart)
+	appended := int64(s.wal.Stats().AppendedBytes)
 	if views == nil {
 		return ErrClosed
 	}
@@ -86,7 +83,8 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
 	s.ckptMu2.Unlock()
-	s.walAtSnap.Store(s.wal.Stats().AppendedBytes)
+	s.walAtSnap.Store(appended)
+	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
 	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
 		"duration", d, "stall", stall)
 	return s.retain()
@@ -188,12 +186,7 @@ func (s *Store) retain() error {
 	return errors.Join(errs...)
 }
 
-func (s *Store) snapshotsKept() int {
-	if s.opts.SnapshotsKept > 0 {
-		return s.opts.SnapshotsKept
-	}
-	return DefaultSnapshotsKept
-}
+func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
 
 // Checkpoints returns statistics about the checkpoints taken since Open.
 func (s *Store) Checkpoints() CheckpointStats {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
@@ -69,6 +70,16 @@ type Options struct {
 	// write is always cut, with or without Repair.
 	Repair bool
 
+	// Config is the initial maintenance configuration (see package
+	// maintenance and Store.UpdateConfig); nil means maintenance.Default().
+	// Sync, SyncInterval, SnapshotsKept and InlineValues, when set, take
+	// precedence over the matching fields.
+	Config *maintenance.Config
+
+	// Clock drives the maintenance workers' timers; nil means real time.
+	// Tests substitute a fake.
+	Clock maintenance.Clock
+
 	// FS is the filesystem a persistent store uses; nil means the
 	// operating system's. Tests inject faults through it.
 	FS vfs.FS
@@ -112,6 +123,9 @@ func (o Options) normalize() (Options, error) {
 	o.Shards = ceilPow2(o.Shards)
 	if o.InlineValues == 0 {
 		o.InlineValues = shard.DefaultInlineMax
+	}
+	if err := configFromOptions(o).Validate(); err != nil {
+		return o, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default

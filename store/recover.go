@@ -150,9 +150,10 @@ func (s *Store) replay(from uint64) error {
 			}
 		}(chans[w])
 	}
-	var records, ops int64
+	var records, ops, bytes int64
 	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
 		records++
+		bytes += int64(len(payload))
 		err := decodeOps(typ, payload, func(o op) {
 			ops++
 			w := s.shardOf(o.key) % workers
@@ -178,6 +179,9 @@ func (s *Store) replay(from uint64) error {
 	}
 	wg.Wait()
 	s.recovery.Records, s.recovery.Ops = records, ops
+	// The checkpointer counts WAL growth since the snapshot, including
+	// what was replayed.
+	s.walAtSnap.Store(-bytes)
 	return err
 }
 

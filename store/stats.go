@@ -1,6 +1,11 @@
 package store
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/wal"
+)
 
 // opCounts are one shard's write counters. They are written under the
 // shard lock and read atomically; the padding keeps shards off each
@@ -31,6 +36,27 @@ type Stats struct {
 	Pairs  int          // (key, value) pairs in the store
 	Shards []ShardStats // per shard, in shard order
 	Ops    OpStats      // write operations since Open
+
+	Durable     bool            // whether the store has a WAL
+	ReadOnly    string          // the sticky write failure, if any
+	WAL         wal.Stats       // appends, bytes, fsyncs, records per fsync; zero in memory
+	Checkpoints CheckpointStats // checkpoints since Open
+	Recovery    RecoveryStats   // what Open recovered
+	Workers     []maintenance.WorkerStats
+	Maintenance MaintenanceStats
+}
+
+// MaintenanceStats are the results of the background workers.
+type MaintenanceStats struct {
+	ScrubRuns        int64           // scrub passes
+	ScrubFailures    int64           // passes that found damage
+	ScrubRecords     int64           // WAL records verified by the last pass
+	ScrubSnapshots   int64           // snapshots verified by the last pass
+	ScrubRecordTypes map[uint8]int64 // WAL records per type, last pass
+	AuditMismatches  int64           // index entries that disagreed with a map
+	AuditRepairs     int64           // shard indexes rebuilt
+	Compacted        int64           // value sets converted back to inline
+	GCRemoved        int64           // obsolete files removed
 }
 
 // ShardStats describes one shard.
@@ -62,6 +88,32 @@ func (s *Store) Stats() Stats {
 		st.Ops.Deletes += c.deletes.Load()
 		st.Ops.DeleteKeys += c.deleteKeys.Load()
 		st.Ops.Batches += c.batches.Load()
+	}
+	st.Durable = s.wal != nil
+	if err := s.readOnly(); err != nil {
+		st.ReadOnly = err.Error()
+	}
+	if s.wal != nil {
+		st.WAL = s.wal.Stats()
+	}
+	st.Checkpoints = s.Checkpoints()
+	st.Recovery = s.recovery
+	if s.sched != nil {
+		st.Workers = s.sched.Stats()
+	}
+	m := &s.maint
+	st.Maintenance = MaintenanceStats{
+		ScrubRuns:       m.scrubRuns.Load(),
+		ScrubFailures:   m.scrubCorrupt.Load(),
+		ScrubRecords:    m.scrubRecords.Load(),
+		ScrubSnapshots:  m.scrubSnapshots.Load(),
+		AuditMismatches: m.auditMismatches.Load(),
+		AuditRepairs:    m.auditRepairs.Load(),
+		Compacted:       m.compacted.Load(),
+		GCRemoved:       m.gcRemoved.Load(),
+	}
+	if p := m.scrubByType.Load(); p != nil {
+		st.Maintenance.ScrubRecordTypes = *p
 	}
 	return st
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -42,11 +43,16 @@ type Store struct {
 	failed   atomic.Pointer[error]
 	recovery RecoveryStats
 
+	cfg   *maintenance.Holder
+	cfgMu sync.Mutex // orders applyConfig
+	sched *maintenance.Scheduler
+	maint maintStats
+
 	ckptMu    sync.Mutex    // one checkpoint at a time
 	ckptMu2   sync.Mutex    // guards ckpt
 	ckpt      CheckpointStats
 	snapLSN   atomic.Uint64 // cut LSN of the newest snapshot
-	walAtSnap atomic.Uint64 // WAL bytes appended when it was taken
+	walAtSnap atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -77,7 +83,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	holder, err := maintenance.NewHolder(configFromOptions(o))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
 	s := &Store{
+		cfg:    holder,
 		opts:   o,
 		dir:    dir,
 		shards: make([]*shard.Shard, o.Shards),
@@ -86,17 +97,20 @@ func Open(dir string, opts Options) (*Store, error) {
 		seed:   rand.Uint64(),
 	}
 	for i := range s.shards {
-		sh, err := shard.New(shard.Options{InlineMax: o.InlineValues, Seed: rand.Uint64()})
+		sh, err := shard.New(shard.Options{InlineMax: holder.Load().InlineValues, Seed: rand.Uint64()})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		s.shards[i] = sh
 	}
-	if dir == "" || o.InMemory {
-		return s, nil
+	if dir != "" && !o.InMemory {
+		if err := s.openDisk(); err != nil {
+			return nil, fmt.Errorf("cidstore: open %s: %w", dir, err)
+		}
 	}
-	if err := s.openDisk(); err != nil {
-		return nil, fmt.Errorf("cidstore: open %s: %w", dir, err)
+	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
+	if err := s.startMaintenance(); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
@@ -112,12 +126,13 @@ func (s *Store) openDisk() error {
 	if err != nil {
 		return err
 	}
+	c := s.cfg.Load()
 	l, err := wal.Open(wal.Options{
 		FS:           fs,
 		Dir:          filepath.Join(s.dir, walDir),
 		SegmentSize:  s.opts.SegmentSize,
-		Sync:         s.opts.Sync,
-		SyncInterval: s.opts.SyncInterval,
+		Sync:         SyncMode(c.Sync),
+		SyncInterval: c.SyncInterval,
 		Repair:       s.opts.Repair,
 		Logger:       s.opts.Logger,
 	})
@@ -150,6 +165,10 @@ func (s *Store) Durable() bool { return s.wal != nil }
 func (s *Store) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
+		// Stop the workers first: a checkpoint in progress is cancelled.
+		if s.sched != nil {
+			s.sched.Close()
+		}
 		// Taking every shard lock waits for publications in flight.
 		for _, sh := range s.shards {
 			sh.Lock()

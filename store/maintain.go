@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/snapshot"
+)
+
+// Worker names, for TriggerWorker and Stats.
+const (
+	WorkerCheckpoint = "checkpoint"
+	WorkerScrub      = "scrub"
+	WorkerCompact    = "compact"
+	WorkerAudit      = "audit"
+	WorkerGC         = "gc"
+)
+
+// checkpointPoll is how often the checkpointer looks at the WAL size when
+// the size trigger is on.
+const checkpointPoll = time.Second
+
+// maintStats are the maintenance workers' results beyond run counts.
+type maintStats struct {
+	scrubRuns        atomic.Int64
+	scrubCorrupt     atomic.Int64 // scrub passes that found damage
+	scrubRecords     atomic.Int64 // records verified by the last pass
+	scrubSnapshots   atomic.Int64 // snapshots verified by the last pass
+	auditRepairs     atomic.Int64 // shard indexes rebuilt
+	auditMismatches  atomic.Int64
+	compacted        atomic.Int64 // records rewritten by the compactor
+	gcRemoved        atomic.Int64 // files removed by GC
+	scrubByType      atomic.Pointer[map[uint8]int64]
+	lastCheckpointAt atomic.Int64 // unix nanos
+}
+
+// configFromOptions is the initial maintenance config.
+func configFromOptions(o Options) maintenance.Config {
+	c := o.Config
+	if c == nil {
+		d := maintenance.Default()
+		c = &d
+	}
+	cfg := *c
+	if o.Sync != SyncAlways {
+		cfg.Sync = maintenance.SyncMode(o.Sync)
+	}
+	if o.SyncInterval > 0 {
+		cfg.SyncInterval = o.SyncInterval
+	}
+	if o.SnapshotsKept > 0 {
+		cfg.SnapshotsKept = o.SnapshotsKept
+	}
+	if o.InlineValues > 0 {
+		cfg.InlineValues = o.InlineValues
+	}
+	return cfg
+}
+
+// Config returns the maintenance configuration in force.
+func (s *Store) Config() maintenance.Config { return s.cfg.Load() }
+
+// UpdateConfig replaces the configuration with fn(current), validated and
+// swapped atomically (concurrent updates never lose one another). The WAL
+// sync policy, the inline threshold and every worker interval follow the
+// new value at once, without a restart. An invalid result is rejected with
+// an error wrapping maintenance.ErrInvalidConfig and the old value stays.
+func (s *Store) UpdateConfig(fn func(maintenance.Config) maintenance.Config) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if _, err := s.cfg.Update(fn); err != nil {
+		return err
+	}
+	s.applyConfig()
+	return nil
+}
+
+// applyConfig pushes the current config into the WAL and the shards. It
+// always applies the latest value, so racing updates end in the newest.
+func (s *Store) applyConfig() {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	c := s.cfg.Load()
+	if s.wal != nil {
+		s.wal.SetSync(SyncMode(c.Sync), c.SyncInterval)
+	}
+	for _, sh := range s.shards {
+		sh.Lock()
+		sh.SetInlineMax(c.InlineValues)
+		sh.Unlock()
+	}
+}
+
+// TriggerWorker runs the named maintenance worker now and returns its
+// result. Names: WorkerCheckpoint, WorkerScrub, WorkerCompact, WorkerAudit,
+// WorkerGC (an in-memory store has only compact and audit).
+func (s *Store) TriggerWorker(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.sched.Trigger(ctx, name)
+}
+
+// startMaintenance registers and starts the background workers.
+func (s *Store) startMaintenance() error {
+	s.sched = maintenance.NewScheduler(s.cfg, maintenance.Options{Logger: s.opts.Logger, Clock: s.opts.Clock})
+	workers := []maintenance.Worker{
+		{Name: WorkerCompact, Interval: func(c maintenance.Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
+		{Name: WorkerAudit, Interval: func(c maintenance.Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
+	}
+	if s.wal != nil {
+		workers = append(workers,
+			maintenance.Worker{Name: WorkerCheckpoint, Interval: checkpointInterval, Run: s.runCheckpoint},
+			maintenance.Worker{Name: WorkerScrub, Interval: func(c maintenance.Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},
+			maintenance.Worker{Name: WorkerGC, Interval: func(c maintenance.Config) time.Duration { return c.GCInterval }, Run: s.runGC},
+		)
+	}
+	for _, w := range workers {
+		if err := s.sched.Add(w); err != nil {
+			return err
+		}
+	}
+	s.sched.Start()
+	return nil
+}
+
+// checkpointInterval polls the WAL size when the size trigger is on, and
+// otherwise waits for the time trigger.
+func checkpointInterval(c maintenance.Config) time.Duration {
+	switch {
+	case c.CheckpointWALBytes > 0 && c.CheckpointInterval > 0:
+		return min(checkpointPoll, c.CheckpointInterval)
+	case c.CheckpointWALBytes > 0:
+		return checkpointPoll
+	}
+	return c.CheckpointInterval
+}
+
+// walSinceSnapshot is how many WAL payload bytes were logged since the
+// newest snapshot (counting what recovery replayed).
+func (s *Store) walSinceSnapshot() int64 {
+	return int64(s.wal.Stats().AppendedBytes) - s.walAtSnap.Load()
+}
+
+// runCheckpoint checkpoints when the WAL has grown past
+// CheckpointWALBytes since the newest snapshot, or CheckpointInterval has
+// passed since the last checkpoint and something was written. (To
+// checkpoint unconditionally, call Store.Checkpoint.)
+func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config) error {
+	since := s.walSinceSnapshot()
+	due := since > 0 && c.CheckpointInterval > 0 &&
+		time.Since(time.Unix(0, s.maint.lastCheckpointAt.Load())) >= c.CheckpointInterval
+	if c.CheckpointWALBytes > 0 && since >= c.CheckpointWALBytes {
+		due = true
+	}
+	if !due {
+		return nil
+	}
+	return s.Checkpoint(ctx)
+}
+
+// runScrub re-verifies closed WAL segments and every snapshot.
+func (s *Store) runScrub(ctx context.Context, _ maintenance.Config) error {
+	s.maint.scrubRuns.Add(1)
+	rep, err := s.wal.Scrub(ctx)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	byType := map[uint8]int64{}
+	for t, st := range rep.ByType {
+		byType[t] = st.Records
+	}
+	s.maint.scrubByType.Store(&byType)
+	s.maint.scrubRecords.Store(rep.Records)
+	// Snapshots: the checkpoint lock keeps retention from removing one
+	// under us.
+	s.ckptMu.Lock()
+	snaps, _, lerr := s.listSnapshots()
+	if lerr != nil {
+		errs = append(errs, lerr)
+	}
+	n := int64(0)
+	for _, sf := range snaps {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, _, err := snapshot.VerifyFile(s.opts.FS, sf.path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	s.ckptMu.Unlock()
+	s.maint.scrubSnapshots.Store(n)
+	err = errors.Join(errs...)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.maint.scrubCorrupt.Add(1)
+		s.opts.Logger.Error("cidstore: scrub found damage", "dir", s.dir, "err", err)
+	}
+	return err
+}
+
+// runCompact turns value sets that fit the inline threshold back into
+// slices, shard by shard in parallel.
+func (s *Store) runCompact(ctx context.Context, c maintenance.Config) error {
+	stop := func() bool { return ctx.Err() != nil }
+	return maintenance.ForEach(ctx, len(s.shards), c.Parallelism, func(_ context.Context, i int) error {
+		s.maint.compacted.Add(int64(s.shards[i].Compact(stop)))
+		return nil
+	})
+}
+
+// runAudit checks every shard's map against its B-tree and rebuilds the
+// index of a shard that disagrees.
+func (s *Store) runAudit(ctx context.Context, c maintenance.Config) error {
+	stop := func() bool { return ctx.Err() != nil }
+	return maintenance.ForEach(ctx, len(s.shards), c.Parallelism, func(_ context.Context, i int) error {
+		res := s.shards[i].Audit(stop)
+		if res.Mismatches > 0 {
+			s.maint.auditMismatches.Add(int64(res.Mismatches))
+		}
+		if res.Rebuilt {
+			s.maint.auditRepairs.Add(1)
+			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", res.Mismatches)
+		}
+		return nil
+	})
+}
+
+// runGC removes obsolete files: leftover temporary snapshot files,
+// snapshots beyond SnapshotsKept and WAL segments below the oldest kept
+// snapshot. Empty records never exist (a key whose last value goes is
+// removed at once), so there is nothing to collect in memory.
+func (s *Store) runGC(ctx context.Context, _ maintenance.Config) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	_, temps, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range temps {
+		if err := s.opts.FS.Remove(t); err != nil {
+			errs = append(errs, fmt.Errorf("cidstore: gc: %w", err))
+			continue
+		}
+		s.maint.gcRemoved.Add(1)
+	}
+	return errors.Join(append(errs, s.retain())...)
+}
