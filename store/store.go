@@ -48,8 +48,8 @@ type Store struct {
 	sched *maintenance.Scheduler
 	maint maintStats
 
-	ckptMu    sync.Mutex    // one checkpoint at a time
-	ckptMu2   sync.Mutex    // guards ckpt
+	ckptMu    sync.Mutex // one checkpoint at a time
+	ckptMu2   sync.Mutex // guards ckpt
 	ckpt      CheckpointStats
 	snapLSN   atomic.Uint64 // cut LSN of the newest snapshot
 	walAtSnap atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
