@@ -91,3 +91,43 @@ func TestSyncForcesFsync(t *testing.T) {
 		t.Fatalf("Sync after Close = %v", err)
 	}
 }
+
+func TestVerifyReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(Options{Dir: dir, SegmentSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := l.Append(1, make([]byte, 50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{1, 2, 3}) // a torn tail
+	f.Close()
+	rep, err := Verify(nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 20 || len(rep.Segments) != len(segs) || rep.Segments[len(segs)-1].TornBytes != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	if fi, _ := os.Stat(last); fi.Size() != rep.Segments[len(segs)-1].Size {
+		t.Fatal("Verify changed the file")
+	}
+	data, _ := os.ReadFile(segs[0])
+	data[SegmentHeaderSize+1] ^= 1
+	os.WriteFile(segs[0], data, 0o600)
+	if _, err := Verify(nil, dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify of a damaged log = %v", err)
+	}
+}

@@ -1,0 +1,65 @@
+package wal
+
+import (
+	"fmt"
+
+	"github.com/cidstore/cidstore/vfs"
+)
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Path      string
+	FirstLSN  uint64 // from the file name
+	LastLSN   uint64 // of the last valid record (FirstLSN-1 if none)
+	Records   int64
+	Size      int64 // file size in bytes
+	TornBytes int64 // bytes after the last valid record (last segment only)
+}
+
+// VerifyReport describes a log directory.
+type VerifyReport struct {
+	Segments []SegmentInfo
+	Records  int64
+}
+
+// Verify reads every segment in dir and checks every record, as Open
+// does, without changing anything and without taking the directory lock
+// (so it can inspect a directory in use; a segment being written may then
+// show a torn tail). A torn tail of the last segment is reported in its
+// SegmentInfo, not as an error; any other damage returns a *CorruptError
+// together with the report of the segments before it.
+func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	var rep VerifyReport
+	segs, _, err := listSegments(fs, dir)
+	if err != nil {
+		return rep, fmt.Errorf("wal: list %s: %w", dir, err)
+	}
+	var expected uint64
+	for i, seg := range segs {
+		if i > 0 && seg.first != expected {
+			return rep, &CorruptError{File: seg.path, Offset: 0, LSN: expected,
+				Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+		}
+		res, err := scanSegment(fs, seg, 0, nil)
+		if err != nil {
+			return rep, err
+		}
+		info := SegmentInfo{Path: seg.path, FirstLSN: seg.first, LastLSN: res.last, Records: res.records, Size: res.size}
+		switch {
+		case res.corrupt != nil:
+			return rep, res.corrupt
+		case res.torn && i == len(segs)-1:
+			info.TornBytes = res.size - res.end
+		case res.torn:
+			return rep, &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
+				Reason: "damaged record at the end of a segment that is not the last"}
+		}
+		rep.Segments = append(rep.Segments, info)
+		rep.Records += res.records
+		expected = res.last + 1
+	}
+	return rep, nil
+}
