@@ -4,8 +4,15 @@ go 1.26
 
 require (
 	github.com/google/btree v1.1.3
+	github.com/klauspost/compress v1.20.4
 	github.com/puzpuzpuz/xsync/v3 v3.5.1
+	github.com/schollz/progressbar/v3 v3.19.1
 	go.uber.org/goleak v1.3.0
 )
 
-require github.com/klauspost/compress v1.20.4 // indirect
+require (
+	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
+	golang.org/x/sys v0.46.0 // indirect
+	golang.org/x/term v0.44.0 // indirect
+)

@@ -1,7 +1,11 @@
 // Command cidstore is the CIDStore command-line tool.
 //
-//	cidstore version          print the version
-//	cidstore bench [flags]    run the benchmark over shard counts
+//	cidstore version              print the version
+//	cidstore bench [flags]        run the benchmark over shard counts
+//	cidstore inspect [-metrics] DIR
+//	cidstore verify DIR
+//	cidstore dump DIR FILE
+//	cidstore load FILE DIR
 //
 // Run "cidstore help" for the full list.
 package main
@@ -29,6 +33,10 @@ func commands() []command {
 	return []command{
 		{"version", "", "print the version", runVersion},
 		{"bench", "[flags]", "run the mixed read/write benchmark for several shard counts", runBench},
+		{"inspect", "[-metrics] DIR", "summarise a store directory (or print its metrics)", runInspect},
+		{"verify", "DIR", "validate every snapshot and WAL segment; non-zero exit on damage", runVerify},
+		{"dump", "DIR FILE", "export a consistent snapshot stream of a store", runDump},
+		{"load", "FILE DIR", "import a snapshot stream into a new or empty store", runLoad},
 	}
 }
 

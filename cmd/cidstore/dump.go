@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cidstore/cidstore/store"
+)
+
+// runDump exports a store directory to a snapshot stream file.
+func runDump(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("dump", stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("%w: dump DIR FILE", errUsage)
+	}
+	dir, file := fs.Arg(0), fs.Arg(1)
+	if _, err := os.Stat(dir); err != nil {
+		return err
+	}
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		return err
+	}
+	sum, err := exportTo(ctx, s, file)
+	err = errors.Join(err, s.Close())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d bytes\n", dir, file, sum.Entries, sum.Pairs, sum.Bytes)
+	return nil
+}
+
+type summary struct{ Entries, Pairs, Bytes int64 }
+
+// exportTo writes the export to a temporary file, fsyncs it and renames
+// it into place, so FILE is either complete or absent.
+func exportTo(ctx context.Context, s *store.Store, file string) (summary, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
+	if err != nil {
+		return summary{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	p := newProgress(-1, "dumping")
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	sum, err := s.Export(ctx, p.writer(bw))
+	p.done()
+	if err != nil {
+		return summary{}, err
+	}
+	if err := bw.Flush(); err != nil {
+		return summary{}, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return summary{}, err
+	}
+	if err := tmp.Close(); err != nil {
+		return summary{}, err
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return summary{}, err
+	}
+	ok = true
+	return summary{sum.Entries, sum.Pairs, sum.Bytes}, syncDir(filepath.Dir(file))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// runLoad imports a snapshot stream file into a new or empty store.
+func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("load", stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("%w: load FILE DIR", errUsage)
+	}
+	file, dir := fs.Arg(0), fs.Arg(1)
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		return err
+	}
+	p := newProgress(fi.Size(), "loading")
+	sum, err := s.Import(ctx, p.reader(bufio.NewReaderSize(f, 1<<20)))
+	p.done()
+	if err = errors.Join(err, s.Close()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "loaded %s into %s: %d keys, %d pairs\n", file, dir, sum.Entries, sum.Pairs)
+	return nil
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/store"
+)
+
+func cli(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func TestDumpLoadVerifyInspect(t *testing.T) {
+	base := t.TempDir()
+	src, dst, file := filepath.Join(base, "src"), filepath.Join(base, "dst"), filepath.Join(base, "dump.snap")
+	s, err := store.Open(src, store.Options{SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 300; i++ {
+		if err := s.Insert(cid.FromWords(0, 0, 1, i), cid.FromWords(0, 0, 2, i%7+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if code, out := cli(t, "dump", src, file); code != 0 || !strings.Contains(out, "300 pairs") {
+		t.Fatalf("dump: %d %s", code, out)
+	}
+	if code, out := cli(t, "load", file, dst); code != 0 || !strings.Contains(out, "300 pairs") {
+		t.Fatalf("load: %d %s", code, out)
+	}
+	if code, out := cli(t, "verify", dst); code != 0 || !strings.Contains(out, "ok:") {
+		t.Fatalf("verify: %d %s", code, out)
+	}
+	if code, out := cli(t, "inspect", src); code != 0 || !strings.Contains(out, "WAL segments") || !strings.Contains(out, ".snap") {
+		t.Fatalf("inspect: %d %s", code, out)
+	}
+	if code, out := cli(t, "inspect", "-metrics", dst); code != 0 || !strings.Contains(out, "cidstore_pairs 300") {
+		t.Fatalf("inspect -metrics: %d %s", code, out)
+	}
+	// Damage makes verify fail.
+	snaps, _ := filepath.Glob(filepath.Join(dst, "snapshots", "*.snap"))
+	data, _ := os.ReadFile(snaps[0])
+	data[len(data)/2] ^= 1
+	os.WriteFile(snaps[0], data, 0o600)
+	if code, out := cli(t, "verify", dst); code != 1 || !strings.Contains(out, "corruption") {
+		t.Fatalf("verify of damage: %d %s", code, out)
+	}
+	for _, args := range [][]string{{"dump", src}, {"load", file}, {"verify"}, {"inspect"}} {
+		if code, _ := cli(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
