@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/store"
+)
+
+func repairPair(i uint64) (cid.CID, cid.CID) {
+	return cid.FromWords(1, 0, 0, i), cid.FromWords(2, 0, 0, i)
+}
+
+// writeRepairStore fills a store in dir with n pairs, one WAL record each,
+// across several small segments, and returns its segment files in order.
+func writeRepairStore(t *testing.T, dir string, n uint64) []string {
+	t.Helper()
+	s, err := store.Open(dir, store.Options{SegmentSize: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= n; i++ {
+		k, v := repairPair(i)
+		if err := s.Insert(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := filepath.Glob(filepath.Join(dir, storeWALDir, "*.wal"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("segments %v, %v; want at least 3", segs, err)
+	}
+	return segs
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRepairCorruptStore(t *testing.T) {
+	dir := t.TempDir()
+	const n = 60
+	segs := writeRepairStore(t, dir, n)
+
+	// Damage the third record of the first segment: an add record is a
+	// 17-byte frame header and a 64-byte payload after the 8-byte segment
+	// header. Valid records follow, so this is corruption, not a torn tail.
+	const frame, kept = 17 + 2*cid.Size, 2
+	off := int64(8 + kept*frame)
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off+20] ^= 0x01
+	if err := os.WriteFile(segs[0], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(dir, store.Options{}); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Open of the damaged store = %v, want ErrCorrupt", err)
+	}
+
+	code, out, errOut := runCLI("repair", dir)
+	if code != 0 {
+		t.Fatalf("repair exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"corruption:        found",
+		"file:            " + segs[0],
+		fmt.Sprintf("offset:          %d", off),
+		"last LSN kept:     2",
+		fmt.Sprintf("segments removed:  %d", len(segs)-1),
+		segs[len(segs)-1],
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("repair output lacks %q:\n%s", want, out)
+		}
+	}
+
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatalf("Open after repair: %v", err)
+	}
+	defer s.Close()
+	if s.Pairs() != kept {
+		t.Fatalf("%d pairs after repair, want the %d before the damage", s.Pairs(), kept)
+	}
+	for i := uint64(1); i <= kept; i++ {
+		if k, v := repairPair(i); !s.Contains(k, v) {
+			t.Fatalf("pair %d lost by repair", i)
+		}
+	}
+	if k, v := repairPair(n + 1); s.Insert(k, v) != nil {
+		t.Fatal("store not writable after repair")
+	}
+}
+
+func TestRepairCleanAndTornStore(t *testing.T) {
+	dir := t.TempDir()
+	segs := writeRepairStore(t, dir, 40)
+	code, out, errOut := runCLI("repair", dir)
+	if code != 0 || !strings.Contains(out, "corruption:        none found") || !strings.Contains(out, "torn tail:         none") {
+		t.Fatalf("repair of a clean store: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Half a record at the end of the last segment is a torn write.
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI("repair", "-v", dir)
+	if code != 0 || !strings.Contains(out, "torn tail:         30 bytes") || !strings.Contains(out, "none found") {
+		t.Fatalf("repair of a torn store: exit %d\n%s%s", code, out, errOut)
+	}
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Pairs() != 40 {
+		t.Fatalf("%d pairs, want 40", s.Pairs())
+	}
+}
+
+func TestRepairErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeRepairStore(t, dir, 40)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"no argument", []string{"repair"}, 2, "exactly one"},
+		{"two arguments", []string{"repair", dir, dir}, 2, "exactly one"},
+		{"bad flag", []string{"repair", "-x", dir}, 2, ""},
+		{"missing directory", []string{"repair", filepath.Join(dir, "nope")}, 1, "not a store directory"},
+		{"not a store", []string{"repair", t.TempDir()}, 1, "not a store directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.err) {
+				t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, tt.code, out, errOut)
+			}
+		})
+	}
+
+	// A store that is open cannot be repaired underneath.
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	code, out, errOut := runCLI("repair", dir)
+	if code != 1 || !strings.Contains(errOut, "open") {
+		t.Fatalf("repair of an open store: exit %d; stdout %q stderr %q", code, out, errOut)
+	}
+}
