@@ -33,6 +33,7 @@ func commands() []command {
 	return []command{
 		{"version", "", "print the version", runVersion},
 		{"bench", "[flags]", "run the mixed read/write benchmark for several shard counts", runBench},
+		{"repair", "[-v] DIR", "cut the write-ahead log before its first damaged record", runRepair},
 		{"inspect", "[-metrics] DIR", "summarise a store directory (or print its metrics)", runInspect},
 		{"verify", "DIR", "validate every snapshot and WAL segment; non-zero exit on damage", runVerify},
 		{"dump", "DIR FILE", "export a consistent snapshot stream of a store", runDump},
