@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/snapshot"
+)
+
+// Benchmarks for checkpoints and recovery. They build large stores and
+// run once per size; run them explicitly:
+//
+//	go test ./store -run '^$' -bench 'Checkpoint|Recovery' -benchtime 1x -timeout 30m
+
+// sortedKeys returns n random-looking keys in ascending order: the high
+// word spreads evenly over the key space, the rest is noise.
+func sortedKey(i, n uint64) cid.CID {
+	step := ^uint64(0) / n
+	return cid.FromWords(i*step+splitmix(i)%step, splitmix(i^1), splitmix(i^2), splitmix(i^3))
+}
+
+// randomSortedValue is value j of vals for key i: random-looking (so it
+// does not compress, like real CIDs) and ascending in j.
+func randomSortedValue(i, j, vals uint64) cid.CID {
+	step := ^uint64(0) / vals
+	x := splitmix(i*0x9e3779b97f4a7c15 + j)
+	return cid.FromWords(j*step+x%step, splitmix(x), splitmix(x^1), splitmix(x^2))
+}
+
+// syntheticSnapshot writes a snapshot stream of n pairs (n/vals keys with
+// vals values each) over parts partitions.
+func syntheticSnapshot(b *testing.B, path string, n, vals uint64) {
+	b.Helper()
+	keys := n / vals
+	const parts = 8
+	ps := make([]snapshot.Part, parts)
+	for p := uint64(0); p < parts; p++ {
+		lo, hi := keys*p/parts, keys*(p+1)/parts
+		ps[p] = func(yield func(cid.CID, []cid.CID) bool) {
+			buf := make([]cid.CID, vals)
+			for i := lo; i < hi; i++ {
+				for j := range buf {
+					buf[j] = randomSortedValue(i, uint64(j), vals)
+				}
+				if !yield(sortedKey(i, keys), buf) {
+					return
+				}
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := snapshot.Write(context.Background(), f, snapshot.Header{}, ps); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// importedStore opens a durable store in dir holding n pairs, loaded
+// through Import (bulk load plus checkpoint).
+func importedStore(b *testing.B, dir string, n uint64) *Store {
+	b.Helper()
+	stream := filepath.Join(b.TempDir(), "stream")
+	syntheticSnapshot(b, stream, n, 1)
+	s, err := Open(dir, Options{Sync: SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := s.Import(context.Background(), f); err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(stream)
+	return s
+}
+
+// BenchmarkCheckpoint times one checkpoint of 1M and 10M pairs (1 value
+// per key) and reports MB/s and bytes per pair on disk.
+func BenchmarkCheckpoint(b *testing.B) {
+	for _, n := range []uint64{1_000_000, 10_000_000} {
+		b.Run(fmt.Sprintf("pairs=%d", n), func(b *testing.B) {
+			s := importedStore(b, b.TempDir(), n)
+			defer s.Close()
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				if err := s.Insert(benchKey(uint64(i)), w(1)); err != nil { // something new to cut
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if err := s.Checkpoint(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+			}
+			c := s.Checkpoints()
+			sec := total.Seconds() / float64(b.N)
+			b.ReportMetric(sec, "s/checkpoint")
+			b.ReportMetric(float64(c.LastBytes)/sec/1e6, "MB/s")
+			b.ReportMetric(float64(c.LastBytes)/float64(c.LastPairs), "B/pair")
+			b.ReportMetric(float64(c.LastStall.Microseconds()), "stall-µs")
+		})
+	}
+}
+
+// BenchmarkWriterLatencyDuringCheckpoint measures Insert latency of 64
+// writers under SyncAlways on a store of 1M pairs, first alone, then while
+// checkpoints run back to back, in the same run.
+func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
+	s := importedStore(b, b.TempDir(), 1_000_000)
+	defer s.Close()
+	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config { c.Sync = maintenance.SyncAlways; return c }); err != nil {
+		b.Fatal(err)
+	}
+	const writers = 64
+	phase := func(name string, d time.Duration, during func(stop <-chan struct{})) []time.Duration {
+		var next atomic.Uint64
+		next.Store(uint64(len(name)) << 40)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		lat := make([][]time.Duration, writers)
+		for g := 0; g < writers; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					i := next.Add(1)
+					t0 := time.Now()
+					if err := s.Insert(benchKey(i), w(2)); err != nil {
+						b.Error(err)
+						return
+					}
+					lat[g] = append(lat[g], time.Since(t0))
+				}
+			}(g)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); during(stop) }()
+		timer := time.NewTimer(d)
+		<-timer.C
+		close(stop)
+		wg.Wait()
+		<-done
+		var all []time.Duration
+		for _, l := range lat {
+			all = append(all, l...)
+		}
+		slices.Sort(all)
+		return all
+	}
+	idle := func(<-chan struct{}) {}
+	checkpoints := func(stop <-chan struct{}) {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Checkpoint(context.Background()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		base := phase("base", 3*time.Second, idle)
+		during := phase("ckpt", 3*time.Second, checkpoints)
+		for _, q := range []struct {
+			name string
+			p    float64
+		}{{"p50", 0.50}, {"p99", 0.99}, {"p99.9", 0.999}} {
+			bq, dq := pct(base, q.p), pct(during, q.p)
+			b.ReportMetric(float64(bq.Microseconds()), q.name+"-base-µs")
+			b.ReportMetric(float64(dq.Microseconds()), q.name+"-ckpt-µs")
+			b.ReportMetric(float64(dq)/float64(bq), q.name+"-ratio")
+		}
+		b.ReportMetric(float64(len(base))/3, "base-ops/s")
+		b.ReportMetric(float64(len(during))/3, "ckpt-ops/s")
+		b.ReportMetric(float64(s.Checkpoints().Count), "checkpoints")
+	}
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+}
+
+// BenchmarkRecovery times Open of a store holding a snapshot of 10M pairs
+// plus 1M WAL records after it.
+func BenchmarkRecovery(b *testing.B) {
+	const snapPairs, walRecords = 10_000_000, 1_000_000
+	dir := b.TempDir()
+	s := importedStore(b, dir, snapPairs)
+	var next atomic.Uint64
+	var wg sync.WaitGroup
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= walRecords; i = next.Add(1) {
+				if err := s.Insert(benchKey(i+1<<50), w(3)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		r, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		rec := r.Recovery()
+		if rec.SnapshotPairs != snapPairs || rec.Records != walRecords {
+			b.Fatalf("recovered %+v", rec)
+		}
+		b.ReportMetric(d.Seconds(), "s/open")
+		b.ReportMetric(rec.SnapshotDuration.Seconds(), "s/snapshot")
+		b.ReportMetric(float64(snapPairs+walRecords)/d.Seconds(), "pairs/s")
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
