@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // The crash test runs the test binary itself as a child process that
@@ -35,14 +36,14 @@ var (
 	crashKills = flag.Int("crash.kills", 50, "number of child processes TestCrash kills")
 	crashSeed  = flag.Uint64("crash.seed", 0, "master seed of TestCrash (0 picks one at random)")
 	crashCycle = flag.Int("crash.cycle", 100, "kills per store directory; TestCrash then starts a fresh directory")
-	crashMax   = flag.Int("crash.reports", 700, "largest number of reports TestCrash lets a child send before killing it")
+	crashMax   = flag.Int("crash.reports", 500, "largest number of reports TestCrash lets a child send before killing it")
 )
 
 const (
 	crashEnv      = "CIDSTORE_CRASH_CHILD" // "dir,seed" in the child's environment
 	crashWriters  = 64                     // concurrent writer goroutines in the child
 	crashMaxBatch = 5                      // largest InsertBatch the child issues
-	crashSegSize  = 256 << 10              // small segments, so rotation happens
+	crashSegSize  = 64 << 10               // small segments, so rotation happens often
 	crashMagic    = 0xC1D5_70BE_C4A5_4ED0  // first word of every value the child writes
 	crashRecSize  = 16                     // bytes per report
 	crashRecMagic = 0xC5                   // byte 3 of every report
@@ -278,9 +279,20 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", where, err)
 		}
+		// Now and then the kill also leaves a torn write, as a power
+		// cut would: part of a record that was never acknowledged.
+		var tear int64
+		if rng.IntN(5) == 0 {
+			if tear, err = tearTail(dir, rng); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+		}
 		torn, err := checkCrash(dir, run, m)
 		if err != nil {
 			t.Fatalf("%s: %v", where, err)
+		}
+		if torn < tear {
+			t.Fatalf("%s: recovery cut %d torn bytes, want at least the %d appended", where, torn, tear)
 		}
 		if torn > 0 {
 			tornRecoveries++
@@ -427,6 +439,39 @@ func (run *childRun) apply(r report, m *crashModel) error {
 		m.pairs[p] = stateDeleted
 	}
 	return nil
+}
+
+// tearTail appends a torn write to the last WAL segment in dir: up to 100
+// zeros or random bytes, or a proper prefix of a record frame. It returns
+// how many bytes.
+func tearTail(dir string, rng *rand.Rand) (int64, error) {
+	segs, err := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
+	if err != nil || len(segs) == 0 {
+		return 0, err
+	}
+	var tail []byte
+	switch rng.IntN(3) {
+	case 0:
+		tail = make([]byte, 1+rng.IntN(100))
+	case 1:
+		var payload [2 * cid.Size]byte
+		for i := range payload {
+			payload[i] = byte(rng.Uint32())
+		}
+		frame := wal.AppendRecord(nil, 1<<40, opAdd, payload[:])
+		tail = frame[:1+rng.IntN(len(frame)-1)]
+	default:
+		tail = make([]byte, 1+rng.IntN(100))
+		for i := range tail {
+			tail[i] = byte(rng.Uint32())
+		}
+	}
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return 0, err
+	}
+	_, err = f.Write(tail)
+	return int64(len(tail)), errors.Join(err, f.Close())
 }
 
 // checkCrash reopens dir after run was killed and compares the store with
