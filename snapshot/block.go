@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/klauspost/compress/zstd"
@@ -77,75 +78,94 @@ type chainState struct {
 	valid    bool
 }
 
-// walk checks the entries of a decoded block and calls fn for each. The
-// block must hold exactly h.entries entries and h.pairs values in raw;
+// walk checks the entries of a decoded block and then calls fn for each.
+// The block must hold exactly h.entries entries and h.pairs values in raw;
 // keys strictly ascend, values of an entry strictly ascend. prev is the
 // state after the previous block of the same partition, if known: a block
 // with flagCont must start with prev.key and a first value above prev.val;
 // any other block must start above prev.key. On return prev holds the last
-// key and value of this block. first receives the block's first key. fn
-// may be nil. walk returns a reason for bad data, or fn's error.
+// key and value of this block and first the block's first key. The whole
+// block is checked before fn sees any of it. fn may be nil. walk returns a
+// reason for bad data, or fn's error.
 func (d *blockDecoder) walk(raw []byte, h blockHeader, prev *chainState, first *cid.CID,
 	fn func(cid.CID, []cid.CID) error) (string, error) {
-	var key cid.CID
-	pairs := uint64(0)
-	for i := uint32(0); i < h.entries; i++ {
-		if len(raw) < cid.Size {
-			return "block ends inside an entry", nil
-		}
-		copy(key[:], raw[:cid.Size])
-		raw = raw[cid.Size:]
-		n, w := binary.Uvarint(raw)
-		if w <= 0 {
-			return "bad value count", nil
-		}
-		raw = raw[w:]
-		if n == 0 || n > uint64(len(raw))/cid.Size {
-			return "value count out of range", nil
-		}
-		if pairs += n; pairs > uint64(h.pairs) {
-			return "block holds more pairs than its header says", nil
-		}
-		if i == 0 {
-			*first = key
-			if h.flags&flagCont != 0 {
-				if !prev.valid || key != prev.key {
-					return "continuation block does not continue the previous key", nil
-				}
-			} else if prev.valid && cid.Compare(prev.key, key) >= 0 {
-				return "keys out of order across blocks", nil
-			}
-		} else if cid.Compare(prev.key, key) >= 0 {
-			return "keys out of order", nil
-		}
+	if reason := check(raw, h, prev, first); reason != "" {
+		return reason, nil
+	}
+	if fn == nil {
+		return "", nil
+	}
+	// The structure is known to be sound: deliver.
+	for len(raw) > 0 {
+		key := cid.CID(raw[:cid.Size])
+		n, w := binary.Uvarint(raw[cid.Size:])
+		raw = raw[cid.Size+w:]
 		if cap(d.vals) < int(n) {
 			d.vals = make([]cid.CID, n)
 		}
 		vals := d.vals[:n]
 		for j := range vals {
-			copy(vals[j][:], raw[j*cid.Size:])
+			vals[j] = cid.CID(raw[j*cid.Size:])
 		}
 		raw = raw[n*cid.Size:]
-		if i == 0 && h.flags&flagCont != 0 && cid.Compare(prev.val, vals[0]) >= 0 {
-			return "values out of order across blocks", nil
+		if err := fn(key, vals); err != nil {
+			return "", err
 		}
-		for j := 1; j < len(vals); j++ {
-			if cid.Compare(vals[j-1], vals[j]) >= 0 {
-				return "values out of order", nil
-			}
-		}
-		prev.key, prev.val, prev.valid = key, vals[len(vals)-1], true
-		if fn != nil {
-			if err := fn(key, vals); err != nil {
-				return "", err
-			}
-		}
-	}
-	if len(raw) != 0 {
-		return "trailing bytes in block", nil
-	}
-	if pairs != uint64(h.pairs) {
-		return "block holds fewer pairs than its header says", nil
 	}
 	return "", nil
+}
+
+// check validates the entries of a block for walk without copying them.
+func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
+	cont := h.flags&flagCont != 0
+	pairs := uint64(0)
+	var key, val []byte
+	for i := uint32(0); i < h.entries; i++ {
+		if len(raw) < cid.Size {
+			return "block ends inside an entry"
+		}
+		k := raw[:cid.Size]
+		raw = raw[cid.Size:]
+		n, w := binary.Uvarint(raw)
+		if w <= 0 {
+			return "bad value count"
+		}
+		raw = raw[w:]
+		if n == 0 || n > uint64(len(raw))/cid.Size {
+			return "value count out of range"
+		}
+		if pairs += n; pairs > uint64(h.pairs) {
+			return "block holds more pairs than its header says"
+		}
+		if i == 0 {
+			*first = cid.CID(k)
+			switch {
+			case cont && (!prev.valid || *first != prev.key):
+				return "continuation block does not continue the previous key"
+			case cont && bytes.Compare(prev.val[:], raw[:cid.Size]) >= 0:
+				return "values out of order across blocks"
+			case !cont && prev.valid && bytes.Compare(prev.key[:], k) >= 0:
+				return "keys out of order across blocks"
+			}
+		} else if bytes.Compare(key, k) >= 0 {
+			return "keys out of order"
+		}
+		key = k
+		vals := raw[:n*cid.Size]
+		raw = raw[n*cid.Size:]
+		for j := cid.Size; j < len(vals); j += cid.Size {
+			if bytes.Compare(vals[j-cid.Size:j], vals[j:j+cid.Size]) >= 0 {
+				return "values out of order"
+			}
+		}
+		val = vals[len(vals)-cid.Size:]
+	}
+	if len(raw) != 0 {
+		return "trailing bytes in block"
+	}
+	if pairs != uint64(h.pairs) {
+		return "block holds fewer pairs than its header says"
+	}
+	prev.key, prev.val, prev.valid = cid.CID(key), cid.CID(val), true
+	return ""
 }

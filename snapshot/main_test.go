@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -187,3 +188,5 @@ func writeTemp(t testing.TB, data []byte) string {
 func loadBytes(data []byte, name string, parallelism int, fn func(cid.CID, []cid.CID) error) (Header, Summary, error) {
 	return load(context.Background(), bytes.NewReader(data), int64(len(data)), name, parallelism, fn)
 }
+
+func crc32Update(c uint32, b []byte) uint32 { return crc32.Update(c, crcTable, b) }

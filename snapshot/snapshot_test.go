@@ -104,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 // Streaming Read delivers exactly what LoadFile delivers with one decoder,
 // in the same order.
 func TestReadEqualsLoad(t *testing.T) {
-	d := genDataset(11, 5, 2_000, func(i int) int { return 1 + (i*13)%300 }, false)
+	d := genDataset(11, 5, 800, func(i int) int { return 1 + (i*13)%120 }, false)
 	data, _ := encode(t, d, 9, 8192)
 	path := writeTemp(t, data)
 	var a, b collector
