@@ -159,7 +159,7 @@ func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error
 	if tot.blocks != nblocks {
 		return footer{}, corrupt(file, off, "footer block count differs from its index")
 	}
-	if tot.raw > nblocks*MaxBlockSize || tot.pairs > tot.raw/cid.Size || tot.keys > tot.pairs {
+	if tot.raw/MaxBlockSize > nblocks || tot.pairs > tot.raw/cid.Size || tot.keys > tot.pairs {
 		return footer{}, corrupt(file, off, "footer totals out of range")
 	}
 	ft := footer{off: off, tot: tot, index: make([]indexEntry, nblocks)}

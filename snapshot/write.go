@@ -54,6 +54,12 @@ type Summary struct {
 // save for the block to be stored compressed.
 const compressMinSaving = 8
 
+// maxSkip bounds how many blocks an encoder stores raw without trying to
+// compress them after blocks of a partition in a row did not compress: after
+// n misses it skips n-1 blocks, at most maxSkip, and tries again. Random CIDs do not
+// compress, and trying costs about a quarter of the encoding time.
+const maxSkip = 7
+
 // Write encodes a snapshot of parts to w: the header, then the blocks of all
 // partitions, then the footer. Partitions are encoded in parallel on up to
 // GOMAXPROCS goroutines; blocks of different partitions are interleaved in
@@ -263,6 +269,8 @@ type encoder struct {
 	target  int    // uncompressed block size to fill up to
 	raw     []byte // frame being built: header slot + entries
 	z       []byte // compressed frame: header slot + zstd frame
+	misses  int    // consecutive blocks that did not compress
+	skip    int    // blocks left to store raw without trying zstd
 
 	// state of the block being built
 	part    uint32
@@ -302,6 +310,7 @@ var errStopped = errors.New("snapshot: stopped")
 // encodePart encodes one partition into blocks and writes them.
 func (e *encoder) encodePart(part uint32, p Part) error {
 	e.part = part
+	e.misses, e.skip = 0, 0
 	e.reset(0)
 	var (
 		prev    cid.CID
@@ -417,10 +426,18 @@ func (e *encoder) flush(nextFlags uint8) error {
 		stored:  uint32(rawLen),
 	}
 	frame := e.raw
-	e.z = e.zenc.EncodeAll(e.raw[BlockHeaderSize:], append(e.z[:0], make([]byte, BlockHeaderSize)...))
-	if zl := len(e.z) - BlockHeaderSize; zl <= rawLen-rawLen/compressMinSaving && zl < rawLen {
-		h.codec, h.stored = codecZstd, uint32(zl)
-		frame = e.z
+	if e.skip > 0 {
+		e.skip--
+	} else {
+		e.z = e.zenc.EncodeAll(e.raw[BlockHeaderSize:], append(e.z[:0], make([]byte, BlockHeaderSize)...))
+		if zl := len(e.z) - BlockHeaderSize; zl <= rawLen-rawLen/compressMinSaving && zl < rawLen {
+			h.codec, h.stored = codecZstd, uint32(zl)
+			frame = e.z
+			e.misses = 0
+		} else {
+			e.misses++
+			e.skip = min(e.misses-1, maxSkip)
+		}
 	}
 	putBlockHeader(frame, h)
 	ie := indexEntry{stored: h.stored, part: e.part, flags: e.flags, first: e.first}
