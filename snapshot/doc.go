@@ -74,7 +74,8 @@
 // Each block is compressed with zstd at the fastest level and stored
 // compressed only if that saves at least 1/8 of its length; blocks of
 // random CIDs usually do not compress and are stored raw, which costs no
-// decoding time.
+// decoding time. After n blocks of a partition in a row fail to compress,
+// the writer stores the next min(n-1, 7) raw without trying.
 //
 // Footer (FooterFixedSize = 40 bytes, then the block index):
 //

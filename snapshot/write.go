@@ -55,9 +55,10 @@ type Summary struct {
 const compressMinSaving = 8
 
 // maxSkip bounds how many blocks an encoder stores raw without trying to
-// compress them after blocks of a partition in a row did not compress: after
-// n misses it skips n-1 blocks, at most maxSkip, and tries again. Random CIDs do not
-// compress, and trying costs about a quarter of the encoding time.
+// compress them after blocks of a partition in a row did not compress:
+// after n misses it skips n-1 blocks, at most maxSkip, and tries again.
+// Random CIDs do not compress, and trying costs about a quarter of the
+// encoding time.
 const maxSkip = 7
 
 // Write encodes a snapshot of parts to w: the header, then the blocks of all
