@@ -17,45 +17,91 @@ func (s *Shard) SetInlineMax(n int) {
 	}
 }
 
-// Compact converts every large value set that fits the inline threshold
-// back to a sorted slice. It takes the lock itself, a chunk of keys at a
-// time, and returns how many records it rewrote. stop is polled between
-// chunks.
-func (s *Shard) Compact(stop func() bool) int {
+// Position is where an incremental maintenance pass continues: the key
+// after the last one examined. The zero value starts at the beginning.
+type Position struct {
+	next cid.CID
+	done bool
+}
+
+// Done reports whether a pass has reached the end of the shard.
+func (p Position) Done() bool { return p.done }
+
+// walkStep calls fn for up to max index records from pos, in key order,
+// under the lock, and returns where the next step continues. fn may
+// publish.
+func (s *Shard) walkStep(pos Position, max int, fn func(*record)) Position {
+	if pos.done {
+		return pos
+	}
+	batch := make([]*record, 0, min(max, maintainChunk))
+	s.mu.Lock()
+	s.index.AscendGreaterOrEqual(pivot(pos.next), func(x item) bool {
+		batch = append(batch, x.r)
+		return len(batch) < max
+	})
+	for _, r := range batch {
+		fn(r)
+	}
+	s.mu.Unlock()
+	if len(batch) < max {
+		return Position{done: true}
+	}
+	next, more := successor(batch[len(batch)-1].key)
+	return Position{next: next, done: !more}
+}
+
+// CompactStep examines up to max keys from pos and converts every large
+// value set that fits the inline threshold back to a sorted slice. It
+// returns the next position and how many records it rewrote. It takes the
+// lock itself. Shards without large sets return at once.
+func (s *Shard) CompactStep(pos Position, max int) (Position, int) {
+	if s.trees.Load() == 0 {
+		return Position{done: true}, 0
+	}
 	n := 0
-	s.walkChunks(stop, func(r *record) {
+	pos = s.walkStep(pos, max, func(r *record) {
 		if next := compacted(r, s.inlineMax); next != r {
 			prev, primary := s.slot(r.key)
 			s.publish(r.key, primary, prev, next)
 			n++
 		}
 	})
-	return n
+	return pos, n
 }
 
-// walkChunks calls fn for every record of the index, in key order, holding
-// the lock for at most maintainChunk records at a time. fn runs under the
-// lock and may publish.
-func (s *Shard) walkChunks(stop func() bool, fn func(*record)) {
-	var next cid.CID
-	more := true
-	batch := make([]*record, 0, maintainChunk)
-	for more && !stop() {
-		s.mu.Lock()
-		batch = batch[:0]
-		s.index.AscendGreaterOrEqual(pivot(next), func(x item) bool {
-			batch = append(batch, x.r)
-			return len(batch) < maintainChunk
-		})
-		for _, r := range batch {
-			fn(r)
-		}
-		s.mu.Unlock()
-		if len(batch) < maintainChunk {
-			break
-		}
-		next, more = successor(batch[len(batch)-1].key)
+// Compact runs CompactStep passes over the whole shard, maintainChunk keys
+// per lock hold, polling stop between chunks.
+func (s *Shard) Compact(stop func() bool) int {
+	total := 0
+	for pos := (Position{}); !pos.done && !stop(); {
+		var n int
+		pos, n = s.CompactStep(pos, maintainChunk)
+		total += n
 	}
+	return total
+}
+
+// AuditStep checks up to max index entries from pos: each must be the
+// record the map holds for its key. It returns the next position and the
+// number of mismatches. It takes the lock itself.
+func (s *Shard) AuditStep(pos Position, max int) (Position, int) {
+	bad := 0
+	pos = s.walkStep(pos, max, func(r *record) {
+		if s.lookup(r.key) != r {
+			bad++
+		}
+	})
+	return pos, bad
+}
+
+// CountsAgree reports whether the map, the index and the key counter hold
+// the same number of keys. O(1); takes the lock itself.
+func (s *Shard) CountsAgree() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.m.Size() + s.overflow.Size()
+	return s.index.Len() == n && int(s.keys.Load()) == n
 }
 
 // AuditResult says what Audit found.
@@ -65,44 +111,43 @@ type AuditResult struct {
 	Rebuilt    bool // whether the index was rebuilt from the map
 }
 
-// Audit checks that the key index and the map agree: every index entry is
-// the record the map holds for its key, and both hold the same number of
-// keys. On any mismatch it rebuilds the index from the map (under the
-// lock, O(keys)). It takes the lock itself, a chunk at a time for the
-// check.
+// Audit checks the whole shard (AuditStep passes and CountsAgree) and
+// rebuilds the index from the map on any mismatch.
 func (s *Shard) Audit(stop func() bool) AuditResult {
 	var res AuditResult
-	s.walkChunks(stop, func(r *record) {
-		res.Checked++
-		if s.lookup(r.key) != r {
-			res.Mismatches++
-		}
-	})
+	for pos := (Position{}); !pos.done && !stop(); {
+		var bad int
+		pos, bad = s.AuditStep(pos, maintainChunk)
+		res.Mismatches += bad
+	}
 	if stop() {
 		return res
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	mapKeys := s.m.Size() + s.overflow.Size()
-	if s.index.Len() != mapKeys || int(s.keys.Load()) != mapKeys {
+	res.Checked = s.Keys()
+	if !s.CountsAgree() {
 		res.Mismatches++
 	}
 	if res.Mismatches > 0 {
-		s.rebuildIndex()
+		s.RebuildIndex()
 		res.Rebuilt = true
 	}
 	return res
 }
 
-// rebuildIndex replaces the key index with one built from the map and
-// recounts keys and pairs. The caller holds the lock.
-func (s *Shard) rebuildIndex() {
+// RebuildIndex replaces the key index with one built from the map and
+// recounts keys and pairs. O(keys) under the lock; for repairs only.
+func (s *Shard) RebuildIndex() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	t := btree.NewG(indexDegree, lessItem)
-	var keys, pairs int64
+	var keys, pairs, trees int64
 	add := func(r *record) bool {
 		t.ReplaceOrInsert(itemOf(r))
 		keys++
 		pairs += int64(r.count())
+		if r.isTree() {
+			trees++
+		}
 		return true
 	}
 	s.m.Range(func(_ uint64, r *record) bool { return add(r) })
@@ -110,4 +155,5 @@ func (s *Shard) rebuildIndex() {
 	s.index = t
 	s.keys.Store(keys)
 	s.pairs.Store(pairs)
+	s.trees.Store(trees)
 }

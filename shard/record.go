@@ -235,3 +235,6 @@ func compacted(r *record, inlineMax int) *record {
 }
 
 func (m *multi) isTree() bool { return m.tree != nil }
+
+// isTree reports whether r holds a B-tree value set.
+func (r *record) isTree() bool { return r.isMulti() && r.asMulti().isTree() }

@@ -54,6 +54,7 @@ type Shard struct {
 
 	keys  atomic.Int64
 	pairs atomic.Int64
+	trees atomic.Int64 // records whose value set is a B-tree
 }
 
 // item is an entry of the key index. The first word of the key is kept
@@ -181,6 +182,12 @@ func (s *Shard) slot(k cid.CID) (prev *record, primary bool) {
 // publish makes next the state of k, replacing prev (either may be nil).
 // The caller holds the lock.
 func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
+	if prev != nil && prev.isTree() {
+		s.trees.Add(-1)
+	}
+	if next != nil && next.isTree() {
+		s.trees.Add(1)
+	}
 	switch {
 	case next == nil:
 		if primary {

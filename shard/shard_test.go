@@ -261,15 +261,15 @@ func TestCompactConvertsLargeSets(t *testing.T) {
 	}
 	s.SetInlineMax(16)
 	s.Unlock()
-	if !s.lookup(w(1)).asMulti().isTree() {
+	if !s.lookup(w(1)).isTree() || s.trees.Load() != 1 {
 		t.Fatal("set is not a tree before compaction")
 	}
 	if n := s.Compact(func() bool { return false }); n != 1 {
 		t.Fatalf("Compact rewrote %d records", n)
 	}
 	r := s.lookup(w(1))
-	if r.asMulti().isTree() || r.count() != 10 {
-		t.Fatalf("after compaction: tree=%v count=%d", r.asMulti().isTree(), r.count())
+	if r.isTree() || r.count() != 10 || s.trees.Load() != 0 {
+		t.Fatalf("after compaction: tree=%v count=%d", r.isTree(), r.count())
 	}
 	if n := s.Compact(func() bool { return false }); n != 0 {
 		t.Fatalf("second Compact rewrote %d", n)

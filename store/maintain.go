@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
@@ -164,41 +165,53 @@ func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config) error {
 	return s.Checkpoint(ctx)
 }
 
-// runScrub re-verifies closed WAL segments and every snapshot.
+// Per-tick budgets of the incremental workers: a tick does a bounded
+// step and a full pass spreads over many ticks, so even aggressive
+// intervals cost the foreground little.
+const (
+	auditBudget   = 4096 // index entries checked per audit tick
+	compactBudget = 4096 // keys examined per compaction tick
+	scrubSegments = 1    // closed WAL segments verified per scrub tick
+)
+
+// workerState is the progress of the incremental workers. Each part is
+// touched only by its own worker's goroutine.
+type workerState struct {
+	audit   auditState
+	compact compactState
+	scrub   scrubState
+}
+
+type auditState struct {
+	shard int
+	pos   shard.Position
+	bad   int
+}
+
+type compactState struct {
+	shard int
+	pos   shard.Position
+}
+
+type scrubState struct {
+	walAfter uint64 // first LSN of the last segment verified
+	walDone  bool
+	snapLSN  uint64 // cut LSN of the last snapshot verified this pass
+	records  int64
+	snaps    int64
+	byType   map[uint8]int64
+}
+
+// runScrub verifies the next closed WAL segment, or once the WAL pass is
+// done the next snapshot; after the last snapshot the pass is complete, its
+// totals are published and a new pass begins. Damage is counted and
+// logged, and writes go on.
 func (s *Store) runScrub(ctx context.Context, _ maintenance.Config) error {
-	s.maint.scrubRuns.Add(1)
-	rep, err := s.wal.Scrub(ctx)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
+	ws := &s.ws.scrub
+	if ws.byType == nil {
+		ws.byType = map[uint8]int64{}
 	}
-	byType := map[uint8]int64{}
-	for t, st := range rep.ByType {
-		byType[t] = st.Records
-	}
-	s.maint.scrubByType.Store(&byType)
-	s.maint.scrubRecords.Store(rep.Records)
-	// Snapshots: the checkpoint lock keeps retention from removing one
-	// under us.
-	s.ckptMu.Lock()
-	snaps, _, lerr := s.listSnapshots()
-	if lerr != nil {
-		errs = append(errs, lerr)
-	}
-	n := int64(0)
-	for _, sf := range snaps {
-		if ctx.Err() != nil {
-			break
-		}
-		if _, _, err := snapshot.VerifyFile(s.opts.FS, sf.path); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-	}
-	s.ckptMu.Unlock()
-	s.maint.scrubSnapshots.Store(n)
-	err = errors.Join(errs...)
+	err := s.scrubStep(ctx, ws)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.maint.scrubCorrupt.Add(1)
 		s.opts.Logger.Error("cidstore: scrub found damage", "dir", s.dir, "err", err)
@@ -206,31 +219,112 @@ func (s *Store) runScrub(ctx context.Context, _ maintenance.Config) error {
 	return err
 }
 
-// runCompact turns value sets that fit the inline threshold back into
-// slices, shard by shard in parallel.
-func (s *Store) runCompact(ctx context.Context, c maintenance.Config) error {
-	stop := func() bool { return ctx.Err() != nil }
-	return maintenance.ForEach(ctx, len(s.shards), c.Parallelism, func(_ context.Context, i int) error {
-		s.maint.compacted.Add(int64(s.shards[i].Compact(stop)))
-		return nil
-	})
+func (s *Store) scrubStep(ctx context.Context, ws *scrubState) error {
+	if !ws.walDone {
+		rep, err := s.wal.ScrubStep(ctx, ws.walAfter, scrubSegments)
+		ws.walAfter, ws.walDone = rep.Last, rep.Done || err != nil
+		ws.records += rep.Records
+		for t, st := range rep.ByType {
+			ws.byType[t] += st.Records
+		}
+		if rep.Segments > 0 || err != nil {
+			return err
+		}
+	}
+	// The checkpoint lock keeps retention from removing the snapshot
+	// being verified.
+	s.ckptMu.Lock()
+	snaps, _, err := s.listSnapshots()
+	var next *snapFile
+	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
+		if snaps[i].lsn > ws.snapLSN {
+			next = &snaps[i]
+			break
+		}
+	}
+	if err == nil && next != nil {
+		ws.snapLSN = next.lsn
+		_, _, err = snapshot.VerifyFile(s.opts.FS, next.path)
+		if err == nil {
+			ws.snaps++
+		}
+	}
+	s.ckptMu.Unlock()
+	if next == nil || err != nil {
+		// Pass complete: publish its totals and start over.
+		s.maint.scrubRuns.Add(1)
+		s.maint.scrubRecords.Store(ws.records)
+		s.maint.scrubSnapshots.Store(ws.snaps)
+		byType := ws.byType
+		s.maint.scrubByType.Store(&byType)
+		*ws = scrubState{byType: map[uint8]int64{}}
+	}
+	return asCorrupt(err)
 }
 
-// runAudit checks every shard's map against its B-tree and rebuilds the
-// index of a shard that disagrees.
-func (s *Store) runAudit(ctx context.Context, c maintenance.Config) error {
-	stop := func() bool { return ctx.Err() != nil }
-	return maintenance.ForEach(ctx, len(s.shards), c.Parallelism, func(_ context.Context, i int) error {
-		res := s.shards[i].Audit(stop)
-		if res.Mismatches > 0 {
-			s.maint.auditMismatches.Add(int64(res.Mismatches))
+// runCompact examines the next compactBudget keys, shard after shard, and
+// turns value sets that fit the inline threshold back into slices. Shards
+// without large sets are skipped at no cost.
+func (s *Store) runCompact(ctx context.Context, _ maintenance.Config) error {
+	ws := &s.ws.compact
+	for budget, visited := compactBudget, 0; budget > 0 && visited <= len(s.shards) && ctx.Err() == nil; {
+		var n int
+		ws.pos, n = s.shards[ws.shard].CompactStep(ws.pos, min(budget, 1024))
+		s.maint.compacted.Add(int64(n))
+		budget -= 1024
+		if ws.pos.Done() {
+			ws.shard = (ws.shard + 1) % len(s.shards)
+			ws.pos = shard.Position{}
+			visited++
 		}
-		if res.Rebuilt {
+	}
+	return nil
+}
+
+// runAudit checks the next auditBudget index entries against the map,
+// shard after shard; when a shard's pass ends with any mismatch (or its
+// map, index and key count disagree) its index is rebuilt from the map.
+func (s *Store) runAudit(ctx context.Context, _ maintenance.Config) error {
+	ws := &s.ws.audit
+	for budget := auditBudget; budget > 0 && ctx.Err() == nil; budget -= 1024 {
+		sh := s.shards[ws.shard]
+		if ws.pos == (shard.Position{}) && !sh.CountsAgree() {
+			ws.bad++
+		}
+		var bad int
+		ws.pos, bad = sh.AuditStep(ws.pos, min(budget, 1024))
+		ws.bad += bad
+		if !ws.pos.Done() {
+			continue
+		}
+		if ws.bad > 0 {
+			s.maint.auditMismatches.Add(int64(ws.bad))
 			s.maint.auditRepairs.Add(1)
-			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", res.Mismatches)
+			sh.RebuildIndex()
+			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", ws.shard, "mismatches", ws.bad)
+		}
+		ws.shard = (ws.shard + 1) % len(s.shards)
+		ws.pos, ws.bad = shard.Position{}, 0
+	}
+	return nil
+}
+
+// Audit checks every shard's map against its B-tree in full, in parallel
+// over Config.Parallelism shards, rebuilding any index that disagrees, and
+// returns the number of shards repaired. The audit worker does the same
+// work incrementally.
+func (s *Store) Audit(ctx context.Context) (int, error) {
+	var repaired atomic.Int64
+	stop := func() bool { return ctx.Err() != nil }
+	err := maintenance.ForEach(ctx, len(s.shards), s.cfg.Load().Parallelism, func(_ context.Context, i int) error {
+		if res := s.shards[i].Audit(stop); res.Rebuilt {
+			repaired.Add(1)
+			s.maint.auditRepairs.Add(1)
+			s.maint.auditMismatches.Add(int64(res.Mismatches))
 		}
 		return nil
 	})
+	return int(repaired.Load()), err
 }
 
 // runGC removes obsolete files: leftover temporary snapshot files,

@@ -47,6 +47,7 @@ type Store struct {
 	cfgMu sync.Mutex // orders applyConfig
 	sched *maintenance.Scheduler
 	maint maintStats
+	ws    workerState // progress of the incremental workers
 
 	ckptMu    sync.Mutex // one checkpoint at a time
 	ckptMu2   sync.Mutex // guards ckpt

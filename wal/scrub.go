@@ -18,6 +18,11 @@ type ScrubReport struct {
 	Records  int64               // records verified
 	Bytes    int64               // payload bytes verified
 	ByType   map[uint8]TypeStats // per record type
+	// Last is the first LSN of the last segment verified: pass it as
+	// after to continue an incremental scrub. Done reports that no closed
+	// segment after it remains.
+	Last uint64
+	Done bool
 }
 
 // Scrub re-reads every closed segment (all but the active one) and
@@ -25,9 +30,16 @@ type ScrubReport struct {
 // stopping writers. It returns a *CorruptError (errors.Is ErrCorrupt) for
 // the first damaged record it finds, and ctx.Err() when cancelled between
 // segments. A segment removed by TruncateBefore while Scrub runs is
-// skipped.
+// skipped. Scrub is ScrubStep over every closed segment.
 func (l *Log) Scrub(ctx context.Context) (ScrubReport, error) {
-	rep := ScrubReport{ByType: map[uint8]TypeStats{}}
+	return l.ScrubStep(ctx, 0, 0)
+}
+
+// ScrubStep verifies, as Scrub does, at most max closed segments (0: no
+// limit) whose first LSN is greater than after. Background scrubbing uses
+// it to spread a pass over many small steps.
+func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport, error) {
+	rep := ScrubReport{ByType: map[uint8]TypeStats{}, Last: after}
 	l.replayMu.RLock()
 	defer l.replayMu.RUnlock()
 	l.mu.Lock()
@@ -37,7 +49,19 @@ func (l *Log) Scrub(ctx context.Context) (ScrubReport, error) {
 	}
 	segs := slices.Clone(l.segs[:len(l.segs)-1])
 	l.mu.Unlock()
+	start := 0
+	for start < len(segs) && segs[start].first <= after {
+		start++
+	}
+	segs = segs[start:]
+	rep.Done = max <= 0 || len(segs) <= max
+	if !rep.Done {
+		segs = segs[:max+1] // one more, to check the LSN sequence
+	}
 	for i, seg := range segs {
+		if max > 0 && i == max {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
@@ -65,6 +89,7 @@ func (l *Log) Scrub(ctx context.Context) (ScrubReport, error) {
 				Reason: fmt.Sprintf("segment ends at LSN %d but the next one starts at %d", res.last, segs[i+1].first)}
 		}
 		rep.Segments++
+		rep.Last = seg.first
 	}
 	return rep, nil
 }
