@@ -64,15 +64,17 @@ func MustParse(s string) CID {
 // Parse reads a CID in either text form: 64 hex digits or "E(a,b,c,d)".
 // Any other input returns an error wrapping ErrInvalidCID.
 func Parse(s string) (CID, error) {
+	// The E form is recognised first: one of exactly 64 characters (58
+	// digits in all) is valid, and "E(" can never begin 64 hex digits.
+	if len(s) >= 2 && s[0] == 'E' && s[1] == '(' {
+		return parseE(s)
+	}
 	if len(s) == 2*Size {
 		var c CID
 		if _, err := hex.Decode(c[:], []byte(s)); err != nil {
 			return Zero, fmt.Errorf("%w: %q: bad hex digit", ErrInvalidCID, clip(s))
 		}
 		return c, nil
-	}
-	if len(s) >= 2 && s[0] == 'E' && s[1] == '(' {
-		return parseE(s)
 	}
 	return Zero, fmt.Errorf("%w: %q: want 64 hex digits or E(a,b,c,d)", ErrInvalidCID, clip(s))
 }
