@@ -24,7 +24,9 @@ var (
 	// ErrReadOnly is returned (wrapped, together with the cause) by every
 	// write after the write-ahead log failed to write or fsync. The store
 	// stays readable; nothing written after the failure is acknowledged.
-	// Reopen the store to recover what was durable.
+	// The write that failed was already published, so readers keep seeing
+	// it until the store is closed; after a reopen only what was durable
+	// remains. Reopen the store to recover and write again.
 	ErrReadOnly = errors.New("cidstore: store is read-only after a write failure")
 	// ErrLocked is returned (wrapped) by Open when another Store, in this
 	// or another process, has the directory open. It is the same value as

@@ -4,6 +4,7 @@
 //	cidstore bench [flags]        run the benchmark over shard counts
 //	cidstore inspect [-metrics] DIR
 //	cidstore verify DIR
+//	cidstore repair [-v] DIR
 //	cidstore dump DIR FILE
 //	cidstore load FILE DIR
 //
