@@ -211,6 +211,8 @@ func lineChart(file, title, ylabel string, rs []Result, y func(Result) float64) 
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return err
 	}
+	p.Y.Max *= 1.3 // headroom for the legend
+	p.Legend.XOffs = -vg.Points(8)
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, file)
 }
 
