@@ -171,7 +171,11 @@ func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Pa
 			}
 		}
 	}()
-	sum, err = Write(ctx, f, h, parts)
+	sa := &syncAhead{f: f, every: syncEvery}
+	sum, err = Write(ctx, sa, h, parts)
+	if werr := sa.wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return Summary{}, errors.Join(err, f.Close())
 	}

@@ -1,0 +1,69 @@
+package snapshot
+
+import (
+	"sync"
+
+	"github.com/cidstore/cidstore/vfs"
+)
+
+// syncEvery is how many bytes WriteFile writes between background fsyncs.
+const syncEvery = 16 << 20
+
+// syncAhead writes to a file and, every syncEvery bytes, starts an fsync
+// in the background, so the disk writes back while encoding goes on and the
+// final fsync has only the tail left. Without it a large snapshot is
+// encoded first and then waits for the whole file to reach the disk.
+// Write is called from one goroutine at a time.
+type syncAhead struct {
+	f       vfs.File
+	every   int64 // syncEvery, smaller in tests
+	pending int64 // bytes written since the last background fsync started
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	busy    bool
+	err     error // first background fsync error
+}
+
+func (s *syncAhead) Write(p []byte) (int, error) {
+	if err := s.failed(); err != nil {
+		return 0, err
+	}
+	n, err := s.f.Write(p)
+	s.pending += int64(n)
+	if s.pending >= s.every {
+		s.mu.Lock()
+		start := !s.busy
+		s.busy = true
+		s.mu.Unlock()
+		if start {
+			s.pending = 0
+			s.wg.Add(1)
+			go s.sync()
+		}
+	}
+	return n, err
+}
+
+func (s *syncAhead) sync() {
+	defer s.wg.Done()
+	err := s.f.Sync()
+	s.mu.Lock()
+	s.busy = false
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *syncAhead) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// wait waits for a background fsync in progress and returns the first
+// background fsync error. The caller still fsyncs the whole file.
+func (s *syncAhead) wait() error {
+	s.wg.Wait()
+	return s.failed()
+}
