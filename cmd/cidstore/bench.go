@@ -21,20 +21,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// benchPreset is a named read/insert/delete mix. Writes are split evenly
-// between inserts and deletes so that value sets churn instead of filling
-// up and turning every insert into a no-op.
-type benchPreset struct {
-	name               string
-	readPct, deletePct int
-}
-
-var benchPresets = []benchPreset{
-	{"read-heavy", 90, 5},   // 90% reads, 10% writes
-	{"mixed", 50, 25},       // 50% reads, 50% writes
-	{"write-heavy", 10, 45}, // 10% reads, 90% writes
-}
-
 // defaultBenchOut names the default output directory; "-" writes no files.
 // Tests replace it so that a run without -out leaves nothing behind.
 var defaultBenchOut = func() string {
@@ -161,14 +147,20 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if open == nil {
 			open = bench.StoreTarget(gw.Dir, store.Options{Shards: gw.Shards, Sync: gw.Sync})
 		}
-		rs, err := runGroup(ctx, open, gw, presets, bar)
+		rs, err := bench.RunMixes(ctx, open, gw, presets, func(m bench.Mix, done *bench.Result) {
+			if done != nil {
+				bar.add()
+			} else {
+				bar.describe(fmt.Sprintf("%s shards=%d %s", gw.Mode(), gw.Shards, m.Name))
+			}
+		})
 		results = append(results, rs...)
 		if gw.Dir != "" {
 			os.RemoveAll(gw.Dir)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				runErr = fmt.Errorf("%s/shards=%d/mode=%s: %w", g.w.Name, gw.Shards, gw.Mode(), err)
+				runErr = fmt.Errorf("shards=%d/mode=%s: %w", gw.Shards, gw.Mode(), err)
 			}
 			break
 		}
@@ -177,7 +169,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	// Report by target, mode, workload, then shard count.
 	slices.SortStableFunc(results, func(a, b bench.Result) int {
 		return cmp.Or(cmp.Compare(targetRank(a.Target), targetRank(b.Target)), cmp.Compare(modeRank(a.Mode), modeRank(b.Mode)),
-			cmp.Compare(presetRank(presets, a.Workload.Name), presetRank(presets, b.Workload.Name)))
+			cmp.Compare(bench.MixRank(presets, a.Workload.Name), bench.MixRank(presets, b.Workload.Name)))
 	})
 
 	if *format == "gobench" {
@@ -212,37 +204,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	return runErr
 }
 
-// runGroup opens one target, preloads it, runs every preset on it in turn
-// and closes it.
-func runGroup(ctx context.Context, open bench.Opener, w bench.Workload, presets []benchPreset, bar benchBar) ([]bench.Result, error) {
-	t, err := open()
-	if err != nil {
-		return nil, err
-	}
-	var results []bench.Result
-	for i, p := range presets {
-		pw := w
-		pw.Name, pw.ReadPct, pw.DeletePct = p.name, p.readPct, p.deletePct
-		pw.Preload = i == 0
-		bar.describe(fmt.Sprintf("%s %s shards=%d %s", t.Name(), pw.Mode(), pw.Shards, pw.Name))
-		res, err := bench.RunTarget(ctx, t, pw)
-		if err != nil {
-			return results, errors.Join(err, t.Close())
-		}
-		if i > 0 { // the same data set as the first preset's preload
-			first := results[0]
-			res.Workload.Preload = true
-			res.PreloadPairs, res.PreloadTime, res.HeapPerPair, res.RSSPerPair = first.PreloadPairs, first.PreloadTime, first.HeapPerPair, first.RSSPerPair
-		}
-		results = append(results, res)
-		bar.add()
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return results, t.Close()
-}
-
 func targetRank(t string) int {
 	if t == "CIDStore" {
 		return 0
@@ -257,40 +218,22 @@ func modeRank(m string) int {
 	return 1
 }
 
-func presetRank(presets []benchPreset, name string) int {
-	return slices.IndexFunc(presets, func(p benchPreset) bool { return p.name == name })
-}
-
-func parsePresets(list string, reads, deletes int) ([]benchPreset, error) {
+func parsePresets(list string, reads, deletes int) ([]bench.Mix, error) {
 	if reads >= 0 {
-		if reads > 100 {
-			return nil, fmt.Errorf("%w: -reads %d outside 0..100", errUsage, reads)
+		m, err := bench.CustomMix(reads, deletes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-		if deletes < 0 {
-			deletes = (100 - reads) / 2
-		}
-		if reads+deletes > 100 {
-			return nil, fmt.Errorf("%w: -reads %d + -deletes %d exceed 100", errUsage, reads, deletes)
-		}
-		return []benchPreset{{fmt.Sprintf("r%d-d%d", reads, deletes), reads, deletes}}, nil
+		return []bench.Mix{m}, nil
 	}
 	if deletes >= 0 {
 		return nil, fmt.Errorf("%w: -deletes needs -reads", errUsage)
 	}
-	var out []benchPreset
-	for _, name := range strings.Split(list, ",") {
-		name = strings.TrimSpace(name)
-		found := false
-		for _, p := range benchPresets {
-			if p.name == name {
-				out, found = append(out, p), true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("%w: unknown workload %q (want read-heavy, mixed or write-heavy)", errUsage, name)
-		}
+	ms, err := bench.ParseMixes(list)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return out, nil
+	return ms, nil
 }
 
 // printBenchTable prints one row per result; "vs first" is the throughput
