@@ -29,7 +29,10 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	if len(vals) == 0 {
 		return
 	}
-	r := fromSorted(k, slices.Clone(vals), l.s.inlineMax)
+	if len(vals) > 1 {
+		vals = slices.Clone(vals) // a single value is copied into the record
+	}
+	r := fromSorted(k, vals, l.s.inlineMax)
 	l.mu.Lock()
 	l.items = append(l.items, itemOf(r))
 	l.mu.Unlock()
@@ -54,27 +57,41 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 		}
 		return cid.Compare(a.r.key, b.r.key)
 	})
-	// A presized map avoids growing it key by key.
+	// A presized map avoids growing it key by key; keys arrive in order,
+	// so the index only ever grows at its right edge.
 	s.m = newPrimary(xsync.WithPresize(len(items)))
 	s.index = btree.NewG(indexDegree, lessItem)
+	var keys, pairs, trees int64
 	for i := 0; i < len(items); {
-		r := items[i].r
+		it := items[i]
 		j := i + 1
-		for j < len(items) && items[j].r.key == r.key {
+		for j < len(items) && items[j].hi == it.hi && items[j].r.key == it.r.key {
 			j++
 		}
 		if j > i+1 { // a value set split over several entries
 			var vals []cid.CID
-			for _, it := range items[i:j] {
-				vals = it.r.appendValues(vals)
+			for _, x := range items[i:j] {
+				vals = x.r.appendValues(vals)
 			}
 			slices.SortFunc(vals, cid.Compare)
-			r = fromSorted(r.key, slices.Compact(vals), s.inlineMax)
+			it = itemOf(fromSorted(it.r.key, slices.Compact(vals), s.inlineMax))
 		}
-		_, primary := s.slot(r.key)
-		s.publish(r.key, primary, nil, r)
+		r := it.r
+		if _, taken := s.m.LoadOrStore(s.hash(r.key), r); taken {
+			s.overflow.Store(r.key, r) // another key has this hash
+			s.nOverflow.Add(1)
+		}
+		s.index.ReplaceOrInsert(it)
+		keys++
+		pairs += int64(r.count())
+		if r.isTree() {
+			trees++
+		}
 		i = j
 	}
+	s.keys.Store(keys)
+	s.pairs.Store(pairs)
+	s.trees.Store(trees)
 	s.SetLSN(lsn)
 	return nil
 }
