@@ -22,7 +22,7 @@ var errUsage = errors.New("usage")
 func commands() []command {
 	return []command{
 		{"version", "", "print the version", runVersion},
-		{"bench", "[flags]", "run the mixed read/write benchmark for several shard counts", runBench},
+		{"bench", "[flags]", "sweep shard counts over read-heavy, mixed and write-heavy workloads (memory and SyncAlways)", runBench},
 		{"repair", "[-v] DIR", "cut the write-ahead log before its first damaged record", runRepair},
 		{"inspect", "[-metrics] DIR", "summarise a store directory (or print its metrics)", runInspect},
 		{"verify", "DIR", "validate every snapshot and WAL segment; non-zero exit on damage", runVerify},
