@@ -117,6 +117,9 @@ func TestZeroCIDRejected(t *testing.T) {
 		{"zero key", s.Insert(cid.Zero, w(1))},
 		{"zero value", s.Insert(w(1), cid.Zero)},
 		{"batch", s.InsertBatch([]Pair{{w(1), w(2)}, {w(3), cid.Zero}})},
+		{"delete zero key", s.Delete(cid.Zero, w(1))},
+		{"delete zero value", s.Delete(w(1), cid.Zero)},
+		{"delete zero key entirely", s.DeleteKey(cid.Zero)},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, ErrInvalidCID) {

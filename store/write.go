@@ -36,14 +36,21 @@ func (s *Store) Insert(k, v cid.CID) error {
 }
 
 // Delete removes v from the values of k. Deleting an absent pair is a
-// no-op that succeeds. When the last value goes, the key goes too.
+// no-op that succeeds. When the last value goes, the key goes too. The
+// zero CID is rejected with ErrInvalidCID, as in Insert.
 func (s *Store) Delete(k, v cid.CID) error {
+	if err := checkPair(k, v); err != nil {
+		return err
+	}
 	return s.write(op{kind: opRemove, key: k, val: v})
 }
 
 // DeleteKey removes k with all its values. Deleting an absent key is a
-// no-op that succeeds.
+// no-op that succeeds. The zero CID is rejected with ErrInvalidCID.
 func (s *Store) DeleteKey(k cid.CID) error {
+	if k.IsZero() {
+		return fmt.Errorf("%w: zero CID as key", ErrInvalidCID)
+	}
 	return s.write(op{kind: opRemoveKey, key: k})
 }
 
