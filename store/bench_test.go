@@ -16,7 +16,7 @@ import (
 //	go test ./store -run '^$' -bench . -cpu 1,2 -count 6 | tee new.txt
 //	benchstat old.txt new.txt
 
-var benchShards = []int{1, 4, 16, 64, 256, 0}
+var benchShards = []int{1, 4, 16, 32, 64, 128, 256, 0}
 
 // benchKey returns a random-looking CID for index i: real CIDs are hashes.
 func benchKey(i uint64) cid.CID {
