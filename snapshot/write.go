@@ -72,13 +72,27 @@ const maxSkip = 7
 // of order or an unsorted value set. It stops early and returns ctx.Err()
 // when ctx is cancelled; w then holds a partial snapshot that readers
 // reject.
-func Write(ctx context.Context, w io.Writer, h Header, parts []Part) (Summary, error) {
-	return write(ctx, w, h, parts, BlockTarget)
+func Write(ctx context.Context, w io.Writer, h Header, parts []Part, opts ...Option) (Summary, error) {
+	return write(ctx, w, h, parts, BlockTarget, opts...)
 }
+
+// Option adjusts Write and WriteFile.
+type Option func(*writeOptions)
+
+type writeOptions struct{ parallelism int }
+
+// WithParallelism bounds the number of encoding goroutines (default
+// GOMAXPROCS). A store checkpointing under live traffic leaves a core to
+// its writers.
+func WithParallelism(n int) Option { return func(o *writeOptions) { o.parallelism = n } }
 
 // write implements Write with blocks filled up to target bytes; tests use
 // small targets to get many blocks from little data.
-func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int) (Summary, error) {
+func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int, opts ...Option) (Summary, error) {
+	o := writeOptions{parallelism: runtime.GOMAXPROCS(0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// A block must have room for at least one value.
 	target = max(target, 2*cid.Size+binary.MaxVarintLen32)
 	if err := ctx.Err(); err != nil {
@@ -101,7 +115,7 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int)
 		return Summary{}, err
 	}
 
-	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	workers := max(1, min(o.parallelism, len(parts)))
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -154,7 +168,7 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int)
 // path and fsyncs the directory. On any failure or cancellation the
 // temporary file is removed and path is left untouched; every error from
 // write, fsync, close, rename and remove is returned.
-func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Part) (sum Summary, err error) {
+func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Part, opts ...Option) (sum Summary, err error) {
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err
 	}
@@ -172,7 +186,7 @@ func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Pa
 		}
 	}()
 	sa := &syncAhead{f: f, every: syncEvery}
-	sum, err = Write(ctx, sa, h, parts)
+	sum, err = Write(ctx, sa, h, parts, opts...)
 	if werr := sa.wait(); err == nil {
 		err = werr
 	}
@@ -450,5 +464,9 @@ func (e *encoder) flush(nextFlags uint8) error {
 		return err
 	}
 	e.reset(nextFlags)
+	// Encoding is pure CPU; without a yield per block, encoders could
+	// hold every P until the scheduler's 10 ms preemption and stall the
+	// store's writers behind a checkpoint.
+	runtime.Gosched()
 	return nil
 }

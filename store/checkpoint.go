@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -73,7 +74,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		parts[i] = viewPart(v)
 	}
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts)
+	// Leave a core to the writers that go on during the checkpoint.
+	enc := snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, enc)
 	if err != nil {
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
