@@ -42,10 +42,6 @@ const (
 
 	// MaxParts is the largest partition count a snapshot may declare.
 	MaxParts = 1 << 16
-
-	// minEntrySize is the encoded size of the smallest entry: a key, a
-	// one-byte count and one value.
-	minEntrySize = 2*cid.Size + 1
 )
 
 // Frame kinds: the first byte of a block frame and of the footer.

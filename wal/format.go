@@ -23,8 +23,6 @@ const (
 	// MaxPayload is the largest payload a record may carry (64 MiB).
 	// Decoders reject larger lengths before allocating anything.
 	MaxPayload = 64 << 20
-
-	segmentMagic = "CIDWAL"
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

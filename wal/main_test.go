@@ -2,7 +2,6 @@ package wal
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,8 +105,4 @@ func copyDir(t testing.TB, src, dst string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func segPath(dir string, first uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("%020d.wal", first))
 }
