@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"sync"
 
 	"github.com/cidstore/cidstore/vfs"
@@ -16,8 +17,10 @@ const syncEvery = 16 << 20
 // Write is called from one goroutine at a time.
 type syncAhead struct {
 	f       vfs.File
-	every   int64 // syncEvery, smaller in tests
-	pending int64 // bytes written since the last background fsync started
+	ctx     context.Context
+	pace    func(ctx context.Context, n int) error // optional
+	every   int64                                  // syncEvery, smaller in tests
+	pending int64                                  // bytes written since the last background fsync started
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	busy    bool
@@ -30,6 +33,9 @@ func (s *syncAhead) Write(p []byte) (int, error) {
 	}
 	n, err := s.f.Write(p)
 	s.pending += int64(n)
+	if err == nil && s.pace != nil {
+		err = s.pace(s.ctx, n)
+	}
 	if s.pending >= s.every {
 		s.mu.Lock()
 		start := !s.busy

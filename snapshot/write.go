@@ -79,7 +79,17 @@ func Write(ctx context.Context, w io.Writer, h Header, parts []Part, opts ...Opt
 // Option adjusts Write and WriteFile.
 type Option func(*writeOptions)
 
-type writeOptions struct{ parallelism int }
+type writeOptions struct {
+	parallelism int
+	pace        func(ctx context.Context, n int) error
+}
+
+// WithPacer has WriteFile call pace after writing each n bytes to the
+// file; pace may wait (to bound the write bandwidth) and returns an error
+// to stop the write, such as ctx.Err().
+func WithPacer(pace func(ctx context.Context, n int) error) Option {
+	return func(o *writeOptions) { o.pace = pace }
+}
 
 // WithParallelism bounds the number of encoding goroutines (default
 // GOMAXPROCS). A store checkpointing under live traffic leaves a core to
@@ -185,7 +195,11 @@ func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Pa
 			}
 		}
 	}()
-	sa := &syncAhead{f: f, every: syncEvery}
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sa := &syncAhead{f: f, every: syncEvery, ctx: ctx, pace: o.pace}
 	sum, err = Write(ctx, sa, h, parts, opts...)
 	if werr := sa.wait(); err == nil {
 		err = werr

@@ -74,9 +74,11 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		parts[i] = viewPart(v)
 	}
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
-	// Leave a core to the writers that go on during the checkpoint.
+	// Leave a core, and disk bandwidth, to the writers that go on during
+	// the checkpoint.
 	enc := snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, enc)
+	pace := snapshot.WithPacer(s.newPacer(s.cfg.Load().CheckpointPace).wait)
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, enc, pace)
 	if err != nil {
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
@@ -196,4 +198,48 @@ func (s *Store) Checkpoints() CheckpointStats {
 	s.ckptMu2.Lock()
 	defer s.ckptMu2.Unlock()
 	return s.ckpt
+}
+
+// pacer bounds a checkpoint's write bandwidth while the store is taking
+// writes: the snapshot's write-back otherwise fills the disk queue and
+// every WAL fsync waits behind it. With no writes arriving it does not
+// wait, so a checkpoint of an idle store runs at full speed.
+type pacer struct {
+	s       *Store
+	rate    int64     // bytes per second; 0: never wait
+	start   time.Time // of the current paced stretch
+	written int64     // bytes written in it
+	appends uint64    // WAL appends when last checked
+}
+
+func (s *Store) newPacer(rate int64) *pacer {
+	return &pacer{s: s, rate: rate, start: time.Now(), appends: s.wal.Stats().Appends}
+}
+
+// wait is called after each n bytes of snapshot written.
+func (p *pacer) wait(ctx context.Context, n int) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	p.written += int64(n)
+	appends := p.s.wal.Stats().Appends
+	busy := appends != p.appends
+	p.appends = appends
+	if !busy {
+		p.start, p.written = time.Now(), 0
+		return nil
+	}
+	due := time.Duration(float64(p.written) / float64(p.rate) * float64(time.Second))
+	ahead := due - time.Since(p.start)
+	if ahead <= 0 {
+		return nil
+	}
+	t := time.NewTimer(ahead)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
