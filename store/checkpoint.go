@@ -84,10 +84,10 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	d := time.Since(start)
 	s.snapLSN.Store(lsn)
-	s.ckptMu2.Lock()
+	s.ckptStatsMu.Lock()
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
-	s.ckptMu2.Unlock()
+	s.ckptStatsMu.Unlock()
 	s.walAtSnap.Store(appended)
 	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
 	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
@@ -195,8 +195,8 @@ func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
 
 // Checkpoints returns statistics about the checkpoints taken since Open.
 func (s *Store) Checkpoints() CheckpointStats {
-	s.ckptMu2.Lock()
-	defer s.ckptMu2.Unlock()
+	s.ckptStatsMu.Lock()
+	defer s.ckptStatsMu.Unlock()
 	return s.ckpt
 }
 

@@ -49,11 +49,11 @@ type Store struct {
 	maint maintStats
 	ws    workerState // progress of the incremental workers
 
-	ckptMu    sync.Mutex // one checkpoint at a time
-	ckptMu2   sync.Mutex // guards ckpt
-	ckpt      CheckpointStats
-	snapLSN   atomic.Uint64 // cut LSN of the newest snapshot
-	walAtSnap atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
+	ckptMu      sync.Mutex // one checkpoint at a time
+	ckptStatsMu sync.Mutex // guards ckpt
+	ckpt        CheckpointStats
+	snapLSN     atomic.Uint64 // cut LSN of the newest snapshot
+	walAtSnap   atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
 
 	closed    atomic.Bool
 	closeOnce sync.Once
