@@ -80,6 +80,15 @@ type Config struct {
 	// Parallelism bounds how many shards one worker processes at once.
 	// Default 2; range 1..256.
 	Parallelism int
+	// WorkerDuty is the share of wall-clock time the periodic workers
+	// together may spend running, averaged over time: 0.05 lets them use
+	// a twentieth of one CPU. Work beyond it waits (a periodic run starts
+	// late; a long pass pauses between steps), so aggressive intervals
+	// cannot crowd out reads and writes. A long checkpoint thus also
+	// delays the next runs of the other workers. Triggered runs are
+	// neither paced nor counted. Default 0.05;
+	// range 0.001..1, where 1 turns pacing off.
+	WorkerDuty float64
 }
 
 // Default returns the default configuration.
@@ -97,6 +106,7 @@ func Default() Config {
 		ScrubInterval:      time.Hour,
 		AuditInterval:      10 * time.Minute,
 		Parallelism:        2,
+		WorkerDuty:         0.05,
 	}
 }
 
@@ -125,6 +135,8 @@ func (c Config) Validate() error {
 		return bad("InlineValues", c.InlineValues, "1..4096")
 	case c.Parallelism < 1 || c.Parallelism > 256:
 		return bad("Parallelism", c.Parallelism, "1..256")
+	case !(c.WorkerDuty >= 0.001 && c.WorkerDuty <= 1): // also rejects NaN
+		return bad("WorkerDuty", c.WorkerDuty, "0.001..1")
 	}
 	for _, f := range []struct {
 		name string

@@ -12,8 +12,12 @@
 // reads the current Config on every tick to decide its interval, so an
 // interval change applies at once, without a restart. Trigger runs a worker
 // now (for tests and operators). A panic inside a worker is recovered and
-// counted as an error. Close cancels the context the workers run under and
-// waits for them. ForEach gives workers a bounded pool to fan work out over
+// counted as an error. Periodic runs share an allowance of running time,
+// Config.WorkerDuty of one CPU: a run that comes due while the allowance is
+// spent starts late, and a long pass calls Pacer.Pause between bounded
+// steps to wait its turn, so background work cannot crowd out the
+// foreground however short the intervals. Close cancels the context the
+// workers run under and waits for them. ForEach gives workers a bounded pool to fan work out over
 // shards.
 //
 // The package knows nothing about the store: workers are functions the

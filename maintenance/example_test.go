@@ -17,9 +17,11 @@ func Example() {
 	s.Add(maintenance.Worker{
 		Name:     "compact",
 		Interval: func(c maintenance.Config) time.Duration { return c.CompactInterval },
-		Run: func(ctx context.Context, c maintenance.Config) error {
+		Run: func(ctx context.Context, c maintenance.Config, p *maintenance.Pacer) error {
 			fmt.Println("compacting with inline threshold", c.InlineValues)
-			return nil
+			// A long pass works in bounded steps and calls p.Pause
+			// between them to keep to Config.WorkerDuty.
+			return p.Pause(ctx)
 		},
 	})
 	s.Start()

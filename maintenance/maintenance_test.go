@@ -3,6 +3,7 @@ package maintenance
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,10 @@ func TestValidate(t *testing.T) {
 		{"compact too fast", func(c *Config) { c.CompactInterval = time.Millisecond }, false},
 		{"scrub negative", func(c *Config) { c.ScrubInterval = -time.Second }, false},
 		{"parallelism zero", func(c *Config) { c.Parallelism = 0 }, false},
+		{"duty zero", func(c *Config) { c.WorkerDuty = 0 }, false},
+		{"duty above one", func(c *Config) { c.WorkerDuty = 1.5 }, false},
+		{"duty NaN", func(c *Config) { c.WorkerDuty = math.NaN() }, false},
+		{"duty off", func(c *Config) { c.WorkerDuty = 1 }, true},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -130,7 +135,7 @@ func TestIntervalChangeAppliesLive(t *testing.T) {
 	must(t, s.Add(Worker{
 		Name:     "compact",
 		Interval: func(c Config) time.Duration { return c.CompactInterval },
-		Run:      func(_ context.Context, c Config) error { ran <- c; return nil },
+		Run:      func(_ context.Context, c Config, _ *Pacer) error { ran <- c; return nil },
 	}))
 	s.Start()
 	defer s.Close()
@@ -149,6 +154,7 @@ func TestIntervalChangeAppliesLive(t *testing.T) {
 	if got := <-ran; got.CompactInterval != 20*time.Millisecond {
 		t.Fatalf("run saw interval %v", got.CompactInterval)
 	}
+	<-clock.timers // re-armed, so the run's stats are recorded
 	if st := s.Stats(); len(st) != 1 || st[0].Runs != 1 || st[0].Errors != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -158,10 +164,10 @@ func TestTriggerErrorsAndPanics(t *testing.T) {
 	h, _ := NewHolder(Default())
 	s := NewScheduler(h, Options{})
 	boom := errors.New("boom")
-	must(t, s.Add(Worker{Name: "fails", Run: func(context.Context, Config) error { return boom }}))
-	must(t, s.Add(Worker{Name: "panics", Run: func(context.Context, Config) error { panic("kaboom") }}))
-	must(t, s.Add(Worker{Name: "ok", Run: func(context.Context, Config) error { return nil }}))
-	if err := s.Add(Worker{Name: "ok", Run: func(context.Context, Config) error { return nil }}); err == nil {
+	must(t, s.Add(Worker{Name: "fails", Run: func(context.Context, Config, *Pacer) error { return boom }}))
+	must(t, s.Add(Worker{Name: "panics", Run: func(context.Context, Config, *Pacer) error { panic("kaboom") }}))
+	must(t, s.Add(Worker{Name: "ok", Run: func(context.Context, Config, *Pacer) error { return nil }}))
+	if err := s.Add(Worker{Name: "ok", Run: func(context.Context, Config, *Pacer) error { return nil }}); err == nil {
 		t.Fatal("duplicate worker accepted")
 	}
 	s.Start()
@@ -200,7 +206,7 @@ func TestCloseWithBusyWorkers(t *testing.T) {
 	s := NewScheduler(h, Options{})
 	started := make(chan struct{}, 4)
 	for _, name := range []string{"a", "b", "c", "d"} {
-		must(t, s.Add(Worker{Name: name, Run: func(ctx context.Context, _ Config) error {
+		must(t, s.Add(Worker{Name: name, Run: func(ctx context.Context, _ Config, _ *Pacer) error {
 			started <- struct{}{}
 			<-ctx.Done() // busy until cancelled
 			return ctx.Err()
@@ -256,5 +262,94 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The budget lets workers run about WorkerDuty of the time: a pass that
+// works 1ms per step under a duty of 0.25 spends about three times as long
+// paused as working. The check is loose (factor 2) because it is timed;
+// what matters is that pacing happens and is bounded.
+func TestPacerKeepsToDuty(t *testing.T) {
+	c := Default()
+	c.WorkerDuty = 0.25
+	h, _ := NewHolder(c)
+	b := newBudget(h)
+	p := newPacer(b)
+	ctx := context.Background()
+	var worked time.Duration
+	for range 40 {
+		start := time.Now()
+		for time.Since(start) < time.Millisecond {
+		}
+		worked += time.Since(start)
+		if err := p.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused := p.finish()
+	want := 3 * (worked - budgetBurst)
+	if paused < want/2 || paused > 2*want+100*time.Millisecond {
+		t.Fatalf("worked %v, paused %v, want about %v", worked, paused, want)
+	}
+	// Pacing off: Pause never waits.
+	if _, err := h.Update(func(c Config) Config { c.WorkerDuty = 1; return c }); err != nil {
+		t.Fatal(err)
+	}
+	p = newPacer(b)
+	b.charge(time.Hour)
+	if d := b.delay(); d != 0 {
+		t.Fatalf("delay %v with pacing off", d)
+	}
+	// A nil Pacer (a triggered run) never waits, and reports cancellation.
+	var np *Pacer
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := np.Pause(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("nil Pause = %v", err)
+	}
+}
+
+// Close interrupts a worker paused for its budget.
+func TestCloseInterruptsPause(t *testing.T) {
+	c := Default()
+	c.WorkerDuty = 0.001
+	h, _ := NewHolder(c)
+	b := newBudget(h)
+	b.charge(time.Hour) // a thousand hours of debt
+	p := newPacer(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Pause(ctx) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Pause = %v", err)
+	}
+}
+
+// Periodic runs get a Pacer; triggered runs get nil and are not paced.
+func TestPeriodicRunsArePaced(t *testing.T) {
+	h, _ := NewHolder(Default())
+	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
+	s := NewScheduler(h, Options{Clock: clock})
+	got := make(chan bool, 2)
+	must(t, s.Add(Worker{
+		Name:     "audit",
+		Interval: func(c Config) time.Duration { return c.AuditInterval },
+		Run: func(ctx context.Context, _ Config, p *Pacer) error {
+			got <- p != nil
+			return p.Pause(ctx)
+		},
+	}))
+	s.Start()
+	defer s.Close()
+	tm := <-clock.timers
+	tm.c <- time.Now()
+	if !<-got {
+		t.Fatal("periodic run got no Pacer")
+	}
+	<-clock.timers // re-armed after the run
+	must(t, s.Trigger(context.Background(), "audit"))
+	if <-got {
+		t.Fatal("triggered run got a Pacer")
 	}
 }

@@ -27,8 +27,10 @@ type Worker struct {
 	// runs only when triggered.
 	Interval func(c Config) time.Duration
 	// Run does one pass under the config current when it starts. It must
-	// return promptly once ctx is cancelled.
-	Run func(ctx context.Context, c Config) error
+	// return promptly once ctx is cancelled. A long pass calls p.Pause
+	// between bounded steps so that it keeps to Config.WorkerDuty; p is
+	// nil for a triggered run, which is not paced (Pause on nil is fine).
+	Run func(ctx context.Context, c Config, p *Pacer) error
 }
 
 // WorkerStats describe one worker's runs.
@@ -38,7 +40,10 @@ type WorkerStats struct {
 	Errors       int64         // runs that returned an error or panicked
 	LastRun      time.Time     // start of the last completed run
 	LastDuration time.Duration // duration of the last completed run
-	LastError    string        // error of the last failed run
+	// Paused is the total time runs spent waiting for the shared running
+	// time allowance (Config.WorkerDuty), inside Pause or before starting.
+	Paused    time.Duration
+	LastError string // error of the last failed run
 }
 
 // Options configure a Scheduler.
@@ -52,6 +57,7 @@ type Scheduler struct {
 	h      *Holder
 	log    *slog.Logger
 	clock  Clock
+	budget *budget
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -76,7 +82,8 @@ func NewScheduler(h *Holder, o Options) *Scheduler {
 		o.Clock = RealClock{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{h: h, log: o.Logger, clock: o.Clock, ctx: ctx, cancel: cancel, workers: map[string]*worker{}}
+	return &Scheduler{h: h, log: o.Logger, clock: o.Clock, budget: newBudget(h), ctx: ctx, cancel: cancel,
+		workers: map[string]*worker{}}
 }
 
 // Add registers a worker. Workers added after Start begin at once.
@@ -122,7 +129,9 @@ func (s *Scheduler) launch(wk *worker) {
 }
 
 // loop runs one worker: wait for its interval (recomputed whenever the
-// config changes), a trigger or the end.
+// config changes), a trigger or the end. A periodic run also waits until
+// the workers' shared running-time allowance is out of debt; the wait
+// stays interruptible by triggers, config changes and Close.
 func (s *Scheduler) loop(wk *worker) {
 	defer s.wg.Done()
 	changed, unsubscribe := s.h.Subscribe()
@@ -130,8 +139,10 @@ func (s *Scheduler) loop(wk *worker) {
 	for {
 		var tick <-chan time.Time
 		var t Timer
+		var late time.Duration // how much the budget pushes the run back
 		if d := wk.Interval(s.h.Load()); d > 0 {
-			t = s.clock.NewTimer(d)
+			late = max(s.budget.delay()-d, 0)
+			t = s.clock.NewTimer(d + late)
 			tick = t.C()
 		}
 		select {
@@ -141,12 +152,22 @@ func (s *Scheduler) loop(wk *worker) {
 		case <-changed:
 			stopTimer(t) // recompute the interval under the new config
 		case <-tick:
-			s.run(wk)
+			s.addPaused(wk, late)
+			if s.budget.delay() > 0 {
+				continue // another worker spent the allowance meanwhile
+			}
+			s.run(wk, newPacer(s.budget))
 		case reply := <-wk.trigger:
 			stopTimer(t)
-			reply <- s.run(wk)
+			reply <- s.run(wk, nil)
 		}
 	}
+}
+
+func (s *Scheduler) addPaused(wk *worker, d time.Duration) {
+	s.mu.Lock()
+	wk.stats.Paused += d
+	s.mu.Unlock()
 }
 
 func stopTimer(t Timer) {
@@ -155,17 +176,20 @@ func stopTimer(t Timer) {
 	}
 }
 
-// run performs one pass of wk, recovering a panic as an error.
-func (s *Scheduler) run(wk *worker) (err error) {
+// run performs one pass of wk, paced by p (nil: not paced), recovering a
+// panic as an error.
+func (s *Scheduler) run(wk *worker, p *Pacer) (err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("maintenance: worker %s panicked: %v\n%s", wk.Name, r, debug.Stack())
 		}
+		paused := p.finish()
 		d := time.Since(start)
 		s.mu.Lock()
 		wk.stats.Runs++
 		wk.stats.LastRun, wk.stats.LastDuration = start, d
+		wk.stats.Paused += paused
 		if err != nil {
 			wk.stats.Errors++
 			wk.stats.LastError = err.Error()
@@ -177,7 +201,7 @@ func (s *Scheduler) run(wk *worker) (err error) {
 			s.log.Debug("cidstore: maintenance worker ran", "worker", wk.Name, "duration", d)
 		}
 	}()
-	return wk.Run(s.ctx, s.h.Load())
+	return wk.Run(s.ctx, s.h.Load(), p)
 }
 
 // Trigger runs the named worker now, on its own goroutine, and returns the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync/atomic"
 	"time"
 
+	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
@@ -152,7 +154,7 @@ func (s *Store) walSinceSnapshot() int64 {
 // CheckpointWALBytes since the newest snapshot, or CheckpointInterval has
 // passed since the last checkpoint and something was written. (To
 // checkpoint unconditionally, call Store.Checkpoint.)
-func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config) error {
+func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, _ *maintenance.Pacer) error {
 	since := s.walSinceSnapshot()
 	due := since > 0 && c.CheckpointInterval > 0 &&
 		time.Since(time.Unix(0, s.maint.lastCheckpointAt.Load())) >= c.CheckpointInterval
@@ -165,53 +167,21 @@ func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config) error {
 	return s.Checkpoint(ctx)
 }
 
-// Per-tick budgets of the incremental workers: a tick does a bounded
-// step and a full pass spreads over many ticks, so even aggressive
-// intervals cost the foreground little.
+// Step sizes of the incremental workers. A periodic pass works in steps
+// of this size and pauses between them (maintenance.Pacer), so a pass
+// over a large store never holds a shard lock or a CPU for long and the
+// workers together keep to Config.WorkerDuty.
 const (
-	auditBudget   = 4096 // index entries checked per audit tick
-	compactBudget = 4096 // keys examined per compaction tick
-	scrubSegments = 1    // closed WAL segments verified per scrub tick
+	auditStep        = 1024 // index entries checked per step
+	compactStep      = 1024 // keys examined per step
+	scrubEntriesStep = 4096 // snapshot entries verified between pauses
 )
 
-// workerState is the progress of the incremental workers. Each part is
-// touched only by its own worker's goroutine.
-type workerState struct {
-	audit   auditState
-	compact compactState
-	scrub   scrubState
-}
-
-type auditState struct {
-	shard int
-	pos   shard.Position
-	bad   int
-}
-
-type compactState struct {
-	shard int
-	pos   shard.Position
-}
-
-type scrubState struct {
-	walAfter uint64 // first LSN of the last segment verified
-	walDone  bool
-	snapLSN  uint64 // cut LSN of the last snapshot verified this pass
-	records  int64
-	snaps    int64
-	byType   map[uint8]int64
-}
-
-// runScrub verifies the next closed WAL segment, or once the WAL pass is
-// done the next snapshot; after the last snapshot the pass is complete, its
-// totals are published and a new pass begins. Damage is counted and
-// logged, and writes go on.
-func (s *Store) runScrub(ctx context.Context, _ maintenance.Config) error {
-	ws := &s.ws.scrub
-	if ws.byType == nil {
-		ws.byType = map[uint8]int64{}
-	}
-	err := s.scrubStep(ctx, ws)
+// runScrub verifies every closed WAL segment, one per step, then every
+// snapshot, and publishes the pass's totals. Damage ends the pass: it is
+// counted and logged, and writes go on.
+func (s *Store) runScrub(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+	err := s.scrubPass(ctx, p)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.maint.scrubCorrupt.Add(1)
 		s.opts.Logger.Error("cidstore: scrub found damage", "dir", s.dir, "err", err)
@@ -219,92 +189,123 @@ func (s *Store) runScrub(ctx context.Context, _ maintenance.Config) error {
 	return err
 }
 
-func (s *Store) scrubStep(ctx context.Context, ws *scrubState) error {
-	if !ws.walDone {
-		rep, err := s.wal.ScrubStep(ctx, ws.walAfter, scrubSegments)
-		ws.walAfter, ws.walDone = rep.Last, rep.Done || err != nil
-		ws.records += rep.Records
+func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
+	var records, snaps int64
+	byType := map[uint8]int64{}
+	for after := uint64(0); ; {
+		rep, err := s.wal.ScrubStep(ctx, after, 1)
+		records += rep.Records
 		for t, st := range rep.ByType {
-			ws.byType[t] += st.Records
+			byType[t] += st.Records
 		}
-		if rep.Segments > 0 || err != nil {
+		if err != nil {
+			return err
+		}
+		if rep.Done || rep.Segments == 0 {
+			break
+		}
+		after = rep.Last
+		if err := p.Pause(ctx); err != nil {
 			return err
 		}
 	}
-	// The checkpoint lock keeps retention from removing the snapshot
-	// being verified.
-	s.ckptMu.Lock()
-	snaps, _, err := s.listSnapshots()
-	var next *snapFile
-	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
-		if snaps[i].lsn > ws.snapLSN {
-			next = &snaps[i]
+	// Snapshots are verified without the checkpoint lock, so a paced
+	// verification never holds up a checkpoint. One that retention removes
+	// before it is opened is skipped; once open, it stays readable.
+	for verified := uint64(0); ; {
+		s.ckptMu.Lock()
+		next, err := s.nextSnapshot(verified)
+		s.ckptMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if next == nil {
 			break
 		}
-	}
-	if err == nil && next != nil {
-		ws.snapLSN = next.lsn
-		_, _, err = snapshot.VerifyFile(s.opts.FS, next.path)
-		if err == nil {
-			ws.snaps++
+		verified = next.lsn
+		switch err := s.verifySnapshot(ctx, next.path, p); {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return asCorrupt(err)
+		default:
+			snaps++
 		}
 	}
-	s.ckptMu.Unlock()
-	if next == nil || err != nil {
-		// Pass complete: publish its totals and start over.
-		s.maint.scrubRuns.Add(1)
-		s.maint.scrubRecords.Store(ws.records)
-		s.maint.scrubSnapshots.Store(ws.snaps)
-		byType := ws.byType
-		s.maint.scrubByType.Store(&byType)
-		*ws = scrubState{byType: map[uint8]int64{}}
-	}
-	return asCorrupt(err)
+	s.maint.scrubRuns.Add(1)
+	s.maint.scrubRecords.Store(records)
+	s.maint.scrubSnapshots.Store(snaps)
+	s.maint.scrubByType.Store(&byType)
+	return nil
 }
 
-// runCompact examines the next compactBudget keys, shard after shard, and
-// turns value sets that fit the inline threshold back into slices. Shards
+// nextSnapshot returns the oldest snapshot whose cut LSN is above lsn, or
+// nil. s.ckptMu must be held.
+func (s *Store) nextSnapshot(lsn uint64) (*snapFile, error) {
+	snaps, _, err := s.listSnapshots()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
+		if snaps[i].lsn > lsn {
+			return &snaps[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// verifySnapshot checks the snapshot at path on one goroutine, pausing
+// every scrubEntriesStep entries.
+func (s *Store) verifySnapshot(ctx context.Context, path string, p *maintenance.Pacer) error {
+	n := 0
+	_, _, err := snapshot.LoadFile(ctx, s.opts.FS, path, 1, func(cid.CID, []cid.CID) error {
+		if n++; n%scrubEntriesStep == 0 {
+			return p.Pause(ctx)
+		}
+		return nil
+	})
+	return err
+}
+
+// runCompact examines every shard in steps of compactStep keys and turns
+// value sets that fit the inline threshold back into slices. Shards
 // without large sets are skipped at no cost.
-func (s *Store) runCompact(ctx context.Context, _ maintenance.Config) error {
-	ws := &s.ws.compact
-	for budget, visited := compactBudget, 0; budget > 0 && visited <= len(s.shards) && ctx.Err() == nil; {
-		var n int
-		ws.pos, n = s.shards[ws.shard].CompactStep(ws.pos, min(budget, 1024))
-		s.maint.compacted.Add(int64(n))
-		budget -= 1024
-		if ws.pos.Done() {
-			ws.shard = (ws.shard + 1) % len(s.shards)
-			ws.pos = shard.Position{}
-			visited++
+func (s *Store) runCompact(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+	for _, sh := range s.shards {
+		for pos := (shard.Position{}); !pos.Done(); {
+			var n int
+			pos, n = sh.CompactStep(pos, compactStep)
+			s.maint.compacted.Add(int64(n))
+			if err := p.Pause(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// runAudit checks the next auditBudget index entries against the map,
-// shard after shard; when a shard's pass ends with any mismatch (or its
+// runAudit checks every shard's index against its map in steps of
+// auditStep entries; when a shard's pass ends with any mismatch (or its
 // map, index and key count disagree) its index is rebuilt from the map.
-func (s *Store) runAudit(ctx context.Context, _ maintenance.Config) error {
-	ws := &s.ws.audit
-	for budget := auditBudget; budget > 0 && ctx.Err() == nil; budget -= 1024 {
-		sh := s.shards[ws.shard]
-		if ws.pos == (shard.Position{}) && !sh.CountsAgree() {
-			ws.bad++
+func (s *Store) runAudit(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+	for i, sh := range s.shards {
+		bad := 0
+		if !sh.CountsAgree() {
+			bad++
 		}
-		var bad int
-		ws.pos, bad = sh.AuditStep(ws.pos, min(budget, 1024))
-		ws.bad += bad
-		if !ws.pos.Done() {
-			continue
+		for pos := (shard.Position{}); !pos.Done(); {
+			var n int
+			pos, n = sh.AuditStep(pos, auditStep)
+			bad += n
+			if err := p.Pause(ctx); err != nil {
+				return err
+			}
 		}
-		if ws.bad > 0 {
-			s.maint.auditMismatches.Add(int64(ws.bad))
+		if bad > 0 {
+			s.maint.auditMismatches.Add(int64(bad))
 			s.maint.auditRepairs.Add(1)
 			sh.RebuildIndex()
-			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", ws.shard, "mismatches", ws.bad)
+			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", bad)
 		}
-		ws.shard = (ws.shard + 1) % len(s.shards)
-		ws.pos, ws.bad = shard.Position{}, 0
 	}
 	return nil
 }
@@ -331,7 +332,7 @@ func (s *Store) Audit(ctx context.Context) (int, error) {
 // snapshots beyond SnapshotsKept and WAL segments below the oldest kept
 // snapshot. Empty records never exist (a key whose last value goes is
 // removed at once), so there is nothing to collect in memory.
-func (s *Store) runGC(ctx context.Context, _ maintenance.Config) error {
+func (s *Store) runGC(ctx context.Context, _ maintenance.Config, _ *maintenance.Pacer) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	_, temps, err := s.listSnapshots()

@@ -11,7 +11,8 @@ import (
 
 // BenchmarkWorkers measures Get and Insert throughput on a durable store
 // (SyncNever, so the disk does not dominate) with every maintenance worker
-// off, then with all of them running at aggressive intervals, in one run:
+// off, then with all of them running at aggressive intervals under the
+// default WorkerDuty, in one run:
 //
 //	go test ./store -run '^$' -bench Workers -benchtime 3s -count 3
 func BenchmarkWorkers(b *testing.B) {
@@ -66,10 +67,13 @@ func BenchmarkWorkers(b *testing.B) {
 				})
 				b.StopTimer()
 				var runs int64
+				var paused time.Duration
 				for _, ws := range s.Stats().Workers {
 					runs += ws.Runs
+					paused += ws.Paused
 				}
 				b.ReportMetric(float64(runs), "worker-runs")
+				b.ReportMetric(paused.Seconds(), "worker-paused-s")
 			})
 		}
 	}

@@ -65,16 +65,18 @@ func (s *Store) WritePrometheus(w io.Writer) error {
 		metric("recovery_seconds", "gauge", "Time Open spent recovering.", one(st.Recovery.Duration.Seconds()))
 		metric("recovery_wal_records", "gauge", "WAL records replayed at open.", one(st.Recovery.Records))
 	}
-	var runs, errs, last []sample
+	var runs, errs, last, paused []sample
 	for _, w := range st.Workers {
 		l := fmt.Sprintf("{worker=%q}", w.Name)
 		runs = append(runs, sample{l, w.Runs})
 		errs = append(errs, sample{l, w.Errors})
 		last = append(last, sample{l, w.LastDuration.Seconds()})
+		paused = append(paused, sample{l, w.Paused.Seconds()})
 	}
 	metric("worker_runs_total", "counter", "Maintenance worker runs.", runs...)
 	metric("worker_errors_total", "counter", "Maintenance worker runs that failed.", errs...)
 	metric("worker_last_seconds", "gauge", "Duration of each worker's last run.", last...)
+	metric("worker_paused_seconds_total", "counter", "Time workers waited to keep to WorkerDuty.", paused...)
 	m := st.Maintenance
 	metric("scrub_failures_total", "counter", "Scrub passes that found damage.", one(m.ScrubFailures))
 	types := make([]int, 0, len(m.ScrubRecordTypes))

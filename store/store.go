@@ -47,7 +47,6 @@ type Store struct {
 	cfgMu sync.Mutex // orders applyConfig
 	sched *maintenance.Scheduler
 	maint maintStats
-	ws    workerState // progress of the incremental workers
 
 	ckptMu      sync.Mutex // one checkpoint at a time
 	ckptStatsMu sync.Mutex // guards ckpt

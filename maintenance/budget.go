@@ -1,0 +1,117 @@
+package maintenance
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// budgetBurst is the most running time the workers can bank while idle,
+// so a quiet period never buys a long burst of background work.
+const budgetBurst = 20 * time.Millisecond
+
+// budget is a Scheduler's shared allowance of worker running time: a
+// token bucket filled at Config.WorkerDuty seconds per second of wall
+// clock (capped at budgetBurst) and drained by the time workers spend
+// running. It measures and waits in real time whatever the Scheduler's
+// Clock, because it bounds real CPU use.
+type budget struct {
+	h      *Holder
+	mu     sync.Mutex
+	last   time.Time     // when tokens was last brought up to date
+	tokens time.Duration // running time available; negative is debt
+}
+
+func newBudget(h *Holder) *budget {
+	return &budget{h: h, last: time.Now(), tokens: budgetBurst}
+}
+
+// refill brings tokens up to now and returns the duty in force; a duty of
+// 1 or more means no pacing. b.mu must be held.
+func (b *budget) refill(now time.Time) float64 {
+	duty := b.h.Load().WorkerDuty
+	if now.After(b.last) {
+		b.tokens += time.Duration(float64(now.Sub(b.last)) * duty)
+		b.last = now
+	}
+	if b.tokens > budgetBurst || duty >= 1 {
+		b.tokens = budgetBurst
+	}
+	return duty
+}
+
+// charge takes d of running time from the allowance.
+func (b *budget) charge(d time.Duration) {
+	b.mu.Lock()
+	b.refill(time.Now())
+	b.tokens -= d
+	b.mu.Unlock()
+}
+
+// delay is how long until the allowance is out of debt.
+func (b *budget) delay() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	duty := b.refill(time.Now())
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(float64(-b.tokens) / duty)
+}
+
+// wait blocks until the allowance is out of debt or ctx ends.
+func (b *budget) wait(ctx context.Context) (time.Duration, error) {
+	var waited time.Duration
+	for {
+		d := b.delay()
+		if d <= 0 {
+			return waited, ctx.Err()
+		}
+		t := time.NewTimer(d)
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return waited + time.Since(start), ctx.Err()
+		case <-t.C:
+			waited += time.Since(start)
+		}
+	}
+}
+
+// Pacer keeps a worker's run within the Scheduler's share of running time
+// (Config.WorkerDuty). A worker doing a long pass calls Pause between
+// bounded steps: the time since the last Pause is charged, and Pause
+// sleeps while the workers together are over their share. A nil *Pacer
+// (what a triggered run gets) never sleeps.
+type Pacer struct {
+	b      *budget
+	mark   time.Time
+	paused time.Duration
+}
+
+func newPacer(b *budget) *Pacer { return &Pacer{b: b, mark: time.Now()} }
+
+// Pause charges the work done since the previous Pause (or the start of
+// the run), then waits until the allowance permits more. It returns
+// ctx.Err() if ctx ends, and the worker should then stop.
+func (p *Pacer) Pause(ctx context.Context) error {
+	if p == nil {
+		return ctx.Err()
+	}
+	p.b.charge(time.Since(p.mark))
+	waited, err := p.b.wait(ctx)
+	p.paused += waited
+	p.mark = time.Now()
+	return err
+}
+
+// finish charges the work since the last Pause and returns the total time
+// the run spent paused.
+func (p *Pacer) finish() time.Duration {
+	if p == nil {
+		return 0
+	}
+	p.b.charge(time.Since(p.mark))
+	return p.paused
+}
