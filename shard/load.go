@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -14,14 +15,63 @@ import (
 // path of recovery from a snapshot. Add may be called from several
 // goroutines; Shard.Load then sorts once and builds the map and the index
 // in key order, which is several times cheaper than one Add per pair.
+//
+// Single-value records, nearly all of a typical store, are carved out of
+// slabs of slabRecords records instead of being allocated one by one. The
+// garbage collector then marks a few large objects rather than millions of
+// small ones, which is most of what a large load used to spend. The price
+// is that a slab's memory is freed only once every record in it has been
+// replaced or deleted.
 type Loader struct {
-	s     *Shard
-	mu    sync.Mutex
-	items []item
+	s       *Shard
+	mu      sync.Mutex
+	slab    []record  // unused tail of the current slab
+	recs    []*record // every record added, in arrival order
+	order   []loadKey // sort keys of recs; pointer-free, so sorting is cheap
+	ops     []loadOp  // operations to apply on top, in log order
+	opOrder []loadKey // sort keys of ops
 }
+
+// OpKind is the kind of a logged operation a Loader folds into a load.
+type OpKind uint8
+
+// The operations AddOp accepts.
+const (
+	OpAdd       OpKind = iota + 1 // add a value to a key
+	OpRemove                      // remove a value from a key
+	OpRemoveKey                   // remove a key and all its values
+)
+
+type loadOp struct {
+	key, val cid.CID
+	kind     OpKind
+}
+
+// slabRecords is the number of records in one slab: 64 KiB, above the
+// runtime's small-object limit, so each slab is a single large object.
+const slabRecords = 1024
+
+// loadKey orders recs[ref] by the first 8 bytes of its key.
+type loadKey struct {
+	hi  uint64
+	ref uint32
+}
+
+// maxLoaderRecords bounds one shard's entries, and separately its
+// operations, by what loadKey can index.
+const maxLoaderRecords = 1<<32 - 1
 
 // NewLoader returns a Loader for s.
 func (s *Shard) NewLoader() *Loader { return &Loader{s: s} }
+
+// Grow reserves room for about n more entries, to spare the appends
+// their regrowth when the total is known in advance.
+func (l *Loader) Grow(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = slices.Grow(l.recs, n)
+	l.order = slices.Grow(l.order, n)
+}
 
 // Add records key k with values vals (ascending, no duplicates; copied).
 // The same key may be added several times: Load merges the value sets.
@@ -29,71 +79,159 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	if len(vals) == 0 {
 		return
 	}
+	var r *record
 	if len(vals) > 1 {
-		vals = slices.Clone(vals) // a single value is copied into the record
+		r = fromSorted(k, slices.Clone(vals), l.s.inlineMax)
 	}
-	r := fromSorted(k, vals, l.s.inlineMax)
 	l.mu.Lock()
-	l.items = append(l.items, itemOf(r))
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if r == nil {
+		r = l.single(k, vals[0])
+	}
+	l.order = append(l.order, loadKey{hiOf(k), uint32(len(l.recs))})
+	l.recs = append(l.recs, r)
 }
 
-// Load publishes everything l collected into s, which must be empty, and
-// records lsn as the shard's last LSN. It takes the lock itself.
+// AddOp records an operation to apply on top of the entries: Load applies
+// each key's operations in the order AddOp received them, which must be
+// log order. This folds the WAL records after a snapshot into its load, so
+// they cost a sort and a merge instead of one random index insert each.
+func (l *Loader) AddOp(kind OpKind, k, v cid.CID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.opOrder = append(l.opOrder, loadKey{hiOf(k), uint32(len(l.ops))})
+	l.ops = append(l.ops, loadOp{key: k, val: v, kind: kind})
+}
+
+// single returns a single-value record carved from the current slab. l.mu
+// must be held, or Load be running.
+func (l *Loader) single(k, v cid.CID) *record {
+	if len(l.slab) == 0 {
+		l.slab = make([]record, slabRecords)
+	}
+	r := &l.slab[0]
+	*r = record{key: k, one: v}
+	l.slab = l.slab[1:]
+	return r
+}
+
+func hiOf(k cid.CID) uint64 { return binary.BigEndian.Uint64(k[:8]) }
+
+// Load publishes everything l collected into s, which must be empty: the
+// entries, with the operations applied on top. lsn becomes the shard's last
+// LSN. It takes the lock itself.
 func (s *Shard) Load(l *Loader, lsn uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys.Load() != 0 {
 		return errors.New("shard: Load into a non-empty shard")
 	}
-	items := l.items
-	l.items = nil
-	slices.SortFunc(items, func(a, b item) int {
-		if a.hi != b.hi {
-			if a.hi < b.hi {
-				return -1
-			}
-			return 1
-		}
-		return cid.Compare(a.r.key, b.r.key)
-	})
+	if len(l.recs) > maxLoaderRecords || len(l.ops) > maxLoaderRecords {
+		return errors.New("shard: too many entries for one bulk load")
+	}
+	l.mu.Lock() // no Add may race with the load
+	defer l.mu.Unlock()
+	recs, ops := l.recs, l.ops
+	order := sortKeys(l.order, func(ref uint32) *cid.CID { return &recs[ref].key })
+	opOrder := sortKeys(l.opOrder, func(ref uint32) *cid.CID { return &ops[ref].key })
 	// A presized map avoids growing it key by key; keys arrive in order,
 	// so the index only ever grows at its right edge.
-	s.m = newPrimary(xsync.WithPresize(len(items)))
+	s.m = newPrimary(xsync.WithPresize(len(order) + len(opOrder)))
 	s.index = btree.NewG(indexDegree, lessItem)
 	var keys, pairs, trees int64
-	for i := 0; i < len(items); {
-		it := items[i]
-		j := i + 1
-		for j < len(items) && items[j].hi == it.hi && items[j].r.key == it.r.key {
-			j++
-		}
-		if j > i+1 { // a value set split over several entries
-			var vals []cid.CID
-			for _, x := range items[i:j] {
-				vals = x.r.appendValues(vals)
+	for i, j := 0, 0; i < len(order) || j < len(opOrder); {
+		// The next key is the smaller of the next entry's and the next
+		// operation's.
+		var r *record
+		var k cid.CID
+		var hi uint64
+		fromEntry := i < len(order)
+		if fromEntry && j < len(opOrder) {
+			if a, b := order[i].hi, opOrder[j].hi; a != b {
+				fromEntry = a < b
+			} else {
+				fromEntry = cid.Compare(recs[order[i].ref].key, ops[opOrder[j].ref].key) <= 0
 			}
-			slices.SortFunc(vals, cid.Compare)
-			it = itemOf(fromSorted(it.r.key, slices.Compact(vals), s.inlineMax))
 		}
-		r := it.r
-		if _, taken := s.m.LoadOrStore(s.hash(r.key), r); taken {
-			s.overflow.Store(r.key, r) // another key has this hash
+		if fromEntry {
+			hi = order[i].hi
+			r, i = s.mergeEntries(order, recs, i)
+			k = r.key
+		} else {
+			hi, k = opOrder[j].hi, ops[opOrder[j].ref].key
+		}
+		for ; j < len(opOrder) && opOrder[j].hi == hi && ops[opOrder[j].ref].key == k; j++ {
+			switch o := &ops[opOrder[j].ref]; {
+			case o.kind == OpAdd && r == nil:
+				r = l.single(k, o.val)
+			case o.kind == OpAdd:
+				r = withValue(r, k, o.val, s.inlineMax)
+			case o.kind == OpRemove && r != nil:
+				r = withoutValue(r, o.val, s.inlineMax)
+			case o.kind == OpRemoveKey:
+				r = nil
+			}
+		}
+		if r == nil {
+			continue
+		}
+		if _, taken := s.m.LoadOrStore(s.hash(k), r); taken {
+			s.overflow.Store(k, r) // another key has this hash
 			s.nOverflow.Add(1)
 		}
-		s.index.ReplaceOrInsert(it)
+		s.index.ReplaceOrInsert(item{hi, r})
 		keys++
 		pairs += int64(r.count())
 		if r.isTree() {
 			trees++
 		}
-		i = j
 	}
+	l.recs, l.order, l.ops, l.opOrder, l.slab = nil, nil, nil, nil, nil
 	s.keys.Store(keys)
 	s.pairs.Store(pairs)
 	s.trees.Store(trees)
 	s.SetLSN(lsn)
 	return nil
+}
+
+// mergeEntries returns the record of the key at order[i], merging the
+// value sets of consecutive entries with that key, and the index after
+// them.
+func (s *Shard) mergeEntries(order []loadKey, recs []*record, i int) (*record, int) {
+	r := recs[order[i].ref]
+	j := i + 1
+	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].key == r.key {
+		j++
+	}
+	if j == i+1 {
+		return r, j
+	}
+	var vals []cid.CID // a value set split over several entries
+	for _, x := range order[i:j] {
+		vals = recs[x.ref].appendValues(vals)
+	}
+	slices.SortFunc(vals, cid.Compare)
+	return fromSorted(r.key, slices.Compact(vals), s.inlineMax), j
+}
+
+// sortKeys sorts keys by key and, among equal keys, by ref (arrival
+// order, which keys are in on entry). key returns the full key of a ref:
+// it settles the order of the rare keys that share their first 8 bytes.
+func sortKeys(keys []loadKey, key func(ref uint32) *cid.CID) []loadKey {
+	radixSort(keys, nil) // stable: equal his stay in arrival order
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].hi == keys[i].hi {
+			j++
+		}
+		if j > i+1 {
+			slices.SortStableFunc(keys[i:j], func(a, b loadKey) int {
+				return cid.Compare(*key(a.ref), *key(b.ref))
+			})
+		}
+		i = j
+	}
+	return keys
 }
 
 // fromSorted builds a record from a non-empty ascending, duplicate-free

@@ -317,3 +317,72 @@ func TestBulkLoad(t *testing.T) {
 		t.Fatal("Load into a non-empty shard succeeded")
 	}
 }
+
+// Operations folded into a bulk load give exactly the state that loading
+// the entries and then applying the operations one by one gives.
+func TestBulkLoadWithOps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() cid.CID { return cid.FromWords(rng.Uint64N(3), 0, 0, rng.Uint64N(300)+1) }
+	val := func() cid.CID { return w(rng.Uint64N(40) + 1) }
+	for round := range 20 {
+		got, want := newShard(t, 4), newShard(t, 4)
+		got.hashMask, want.hashMask = 0x3f, 0x3f // collisions too
+		lg, lw := got.NewLoader(), want.NewLoader()
+		seen := map[cid.CID]bool{}
+		for range 200 {
+			k := key()
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			vals := []cid.CID{}
+			for v := uint64(1); v <= rng.Uint64N(12)+1; v++ {
+				vals = append(vals, w(v*3))
+			}
+			lg.Add(k, vals)
+			lw.Add(k, vals)
+		}
+		must(t, want.Load(lw, 7))
+		want.Lock()
+		for range 2000 {
+			k, v := key(), val()
+			switch kind := OpKind(rng.IntN(10)%3 + 1); kind {
+			case OpAdd:
+				want.Add(k, v)
+				lg.AddOp(kind, k, v)
+			case OpRemove:
+				want.Remove(k, v)
+				lg.AddOp(kind, k, v)
+			default:
+				if rng.IntN(4) == 0 { // rarer, so keys live long enough
+					want.RemoveKey(k)
+					lg.AddOp(kind, k, cid.CID{})
+				}
+			}
+		}
+		want.Unlock()
+		must(t, got.Load(lg, 9))
+		if got.Keys() != want.Keys() || got.Pairs() != want.Pairs() || got.trees.Load() != want.trees.Load() {
+			t.Fatalf("round %d: keys %d/%d pairs %d/%d trees %d/%d", round, got.Keys(), want.Keys(),
+				got.Pairs(), want.Pairs(), got.trees.Load(), want.trees.Load())
+		}
+		for g := uint64(0); g < 3; g++ {
+			for i := uint64(1); i <= 300; i++ {
+				k := cid.FromWords(g, 0, 0, i)
+				if a, b := got.AppendValues(nil, k), want.AppendValues(nil, k); !slices.Equal(a, b) {
+					t.Fatalf("round %d key %v: %v, want %v", round, k, a, b)
+				}
+			}
+		}
+		if res := got.Audit(func() bool { return false }); res.Mismatches != 0 {
+			t.Fatalf("round %d: audit %+v", round, res)
+		}
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

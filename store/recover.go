@@ -30,9 +30,10 @@ func (s *Store) recover() error {
 		}
 	}
 	var from uint64 // the cut LSN recovered from a snapshot
+	var loaders []*shard.Loader
 	for _, sf := range snaps {
 		t0 := time.Now()
-		pairs, err := s.loadSnapshot(sf)
+		ls, pairs, err := s.readSnapshot(sf)
 		if err != nil {
 			if !errors.Is(err, snapshot.ErrCorrupt) {
 				return err
@@ -41,7 +42,7 @@ func (s *Store) recover() error {
 			s.opts.Logger.Warn("cidstore: snapshot does not validate; trying an older one", "file", sf.path, "err", err)
 			continue
 		}
-		from = sf.lsn
+		from, loaders = sf.lsn, ls
 		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
@@ -59,7 +60,17 @@ func (s *Store) recover() error {
 		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
 	}
 	s.snapLSN.Store(from)
-	if err := s.replay(from + 1); err != nil {
+	if loaders == nil {
+		loaders = s.newLoaders()
+	}
+	through, err := s.mergeWAL(loaders, from)
+	if err != nil {
+		return err
+	}
+	if err := s.loadShards(loaders, through); err != nil {
+		return err
+	}
+	if err := s.replay(through + 1); err != nil {
 		return err
 	}
 	s.recovery.Duration = time.Since(start)
@@ -72,12 +83,25 @@ func (s *Store) recover() error {
 	return nil
 }
 
-// loadSnapshot bulk-loads one snapshot into the (empty) shards. Nothing is
-// published unless the whole file validates.
-func (s *Store) loadSnapshot(sf snapFile) (int64, error) {
+func (s *Store) newLoaders() []*shard.Loader {
 	loaders := make([]*shard.Loader, len(s.shards))
 	for i, sh := range s.shards {
 		loaders[i] = sh.NewLoader()
+	}
+	return loaders
+}
+
+// readSnapshot reads and validates one snapshot into fresh loaders, one
+// per shard; nothing is published yet.
+func (s *Store) readSnapshot(sf snapFile) ([]*shard.Loader, int64, error) {
+	loaders := s.newLoaders()
+	// A random pair takes 64 bytes in the file, so the size bounds the
+	// entries; reserving room for them spares the loaders regrowing.
+	if fi, err := s.opts.FS.Stat(sf.path); err == nil {
+		per := fi.Size() / (2 * cid.Size) / int64(len(loaders))
+		for _, l := range loaders {
+			l.Grow(int(per + per/8))
+		}
 	}
 	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, func(k cid.CID, vals []cid.CID) error {
 		if k.IsZero() || vals[0].IsZero() {
@@ -87,11 +111,68 @@ func (s *Store) loadSnapshot(sf snapFile) (int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if h.LSN != sf.lsn {
-		return 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
+		return nil, 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
 	}
+	return loaders, sum.Pairs, nil
+}
+
+// mergeOpsMax bounds how many WAL operations recovery folds into the bulk
+// load (about 90 bytes each while it runs); any beyond are replayed one by
+// one afterwards.
+const mergeOpsMax = 1 << 22
+
+// errMergeFull stops the WAL read once mergeOpsMax operations are held.
+var errMergeFull = errors.New("merge budget reached")
+
+// mergeWAL reads the WAL records after LSN from into the loaders, up to
+// mergeOpsMax operations (whole records only), and returns the LSN of the
+// last record taken (from if none). Folding them into the bulk load sorts
+// them with the snapshot's entries instead of inserting each into a large
+// index at random.
+func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64) (uint64, error) {
+	through := from
+	var records, ops, bytes int64
+	err := s.wal.Replay(from+1, func(lsn uint64, typ uint8, payload []byte) error {
+		if ops >= mergeOpsMax {
+			return errMergeFull
+		}
+		err := decodeOps(typ, payload, func(o op) {
+			ops++
+			loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
+		})
+		if err != nil {
+			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
+		}
+		records++
+		bytes += int64(len(payload))
+		through = lsn
+		return nil
+	})
+	if errors.Is(err, errMergeFull) {
+		err = nil
+	}
+	s.recovery.Records, s.recovery.Ops = records, ops
+	s.walAtSnap.Store(-bytes)
+	return through, err
+}
+
+// loadKind maps an operation record type to the loader's.
+func loadKind(kind uint8) shard.OpKind {
+	switch kind {
+	case opAdd:
+		return shard.OpAdd
+	case opRemove:
+		return shard.OpRemove
+	}
+	return shard.OpRemoveKey // decodeOps yields no other kind
+}
+
+// loadShards publishes the loaders into the (empty) shards in parallel;
+// lsn is the last LSN they include.
+func (s *Store) loadShards(loaders []*shard.Loader, lsn uint64) error {
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.shards))
@@ -105,12 +186,12 @@ func (s *Store) loadSnapshot(sf snapFile) (int64, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = s.shards[i].Load(loaders[i], h.LSN)
+				errs[i] = s.shards[i].Load(loaders[i], lsn)
 			}
 		}()
 	}
 	wg.Wait()
-	return sum.Pairs, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // replayChunk is how many operations the WAL reader hands a replay worker
@@ -178,10 +259,11 @@ func (s *Store) replay(from uint64) error {
 		close(ch)
 	}
 	wg.Wait()
-	s.recovery.Records, s.recovery.Ops = records, ops
+	s.recovery.Records += records
+	s.recovery.Ops += ops
 	// The checkpointer counts WAL growth since the snapshot, including
 	// what was replayed.
-	s.walAtSnap.Store(-bytes)
+	s.walAtSnap.Add(-bytes)
 	return err
 }
 

@@ -63,7 +63,7 @@ type RecoveryStats struct {
 	Duration         time.Duration // total time spent recovering
 	SnapshotLSN      uint64        // cut LSN of the snapshot loaded (0: none)
 	SnapshotPairs    int64         // pairs loaded from it
-	SnapshotDuration time.Duration // time spent loading it
+	SnapshotDuration time.Duration // time spent reading and validating it
 	SnapshotsSkipped int           // newer snapshots that failed to validate
 	Records          int64         // WAL records replayed after the snapshot
 	Ops              int64         // operations in them

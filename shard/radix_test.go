@@ -1,0 +1,59 @@
+package shard
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// radixSort agrees with a stable comparison sort, on random prefixes and
+// on prefixes with many repeats and shared bytes.
+func TestRadixSortIsStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 2, 17, 1000, 50_000} {
+		for _, gen := range []func() uint64{
+			rng.Uint64,
+			func() uint64 { return rng.Uint64N(8) << 40 },
+			func() uint64 { return 42 },
+		} {
+			keys := make([]loadKey, n)
+			for i := range keys {
+				keys[i] = loadKey{gen(), uint32(i)}
+			}
+			want := slices.Clone(keys)
+			slices.SortStableFunc(want, func(a, b loadKey) int { return cmp.Compare(a.hi, b.hi) })
+			if got := radixSort(keys, nil); !slices.Equal(got, want) {
+				t.Fatalf("n=%d: radix sort differs from a stable sort", n)
+			}
+		}
+	}
+}
+
+func BenchmarkRadixSort(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	keys := make([]loadKey, 156_000)
+	for i := range keys {
+		keys[i] = loadKey{rng.Uint64(), uint32(i)}
+	}
+	work, tmp := make([]loadKey, len(keys)), make([]loadKey, len(keys))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(work, keys)
+		radixSort(work, tmp)
+	}
+}
+
+func BenchmarkComparisonSort(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	keys := make([]loadKey, 156_000)
+	for i := range keys {
+		keys[i] = loadKey{rng.Uint64(), uint32(i)}
+	}
+	work := make([]loadKey, len(keys))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(work, keys)
+		slices.SortFunc(work, func(a, b loadKey) int { return cmp.Compare(a.hi, b.hi) })
+	}
+}
