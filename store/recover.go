@@ -122,7 +122,7 @@ func (s *Store) readSnapshot(sf snapFile) ([]*shard.Loader, int64, error) {
 // mergeOpsMax bounds how many WAL operations recovery folds into the bulk
 // load (about 90 bytes each while it runs); any beyond are replayed one by
 // one afterwards.
-const mergeOpsMax = 1 << 22
+var mergeOpsMax int64 = 1 << 22 // a variable so tests can shrink it
 
 // errMergeFull stops the WAL read once mergeOpsMax operations are held.
 var errMergeFull = errors.New("merge budget reached")
