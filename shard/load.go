@@ -25,11 +25,11 @@ import (
 type Loader struct {
 	s       *Shard
 	mu      sync.Mutex
-	slab    []record  // unused tail of the current slab
-	recs    []*record // every record added, in arrival order
-	order   []loadKey // sort keys of recs; pointer-free, so sorting is cheap
-	ops     []loadOp  // operations to apply on top, in log order
-	opOrder []loadKey // sort keys of ops
+	slab    []record    // unused tail of the current slab
+	recs    []loadEntry // every record added, in arrival order
+	order   []loadKey   // sort keys of recs; pointer-free, so sorting is cheap
+	ops     []loadOp    // operations to apply on top, in log order
+	opOrder []loadKey   // sort keys of ops
 }
 
 // OpKind is the kind of a logged operation a Loader folds into a load.
@@ -51,10 +51,18 @@ type loadOp struct {
 // runtime's small-object limit, so each slab is a single large object.
 const slabRecords = 1024
 
+// loadEntry is a record added and its map hash, taken while the key is at
+// hand so that Load need not read the record again.
+type loadEntry struct {
+	r    *record
+	hash uint64 // Shard.hash of the key
+}
+
 // loadKey orders recs[ref] by the first 8 bytes of its key.
 type loadKey struct {
 	hi  uint64
 	ref uint32
+	n   uint32 // an entry's number of values (its record is not read)
 }
 
 // maxLoaderRecords bounds one shard's entries, and separately its
@@ -88,8 +96,8 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	if r == nil {
 		r = l.single(k, vals[0])
 	}
-	l.order = append(l.order, loadKey{hiOf(k), uint32(len(l.recs))})
-	l.recs = append(l.recs, r)
+	l.order = append(l.order, loadKey{hiOf(k), uint32(len(l.recs)), uint32(len(vals))})
+	l.recs = append(l.recs, loadEntry{r, l.s.hash(k)})
 }
 
 // AddOp records an operation to apply on top of the entries: Load applies
@@ -99,7 +107,7 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 func (l *Loader) AddOp(kind OpKind, k, v cid.CID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.opOrder = append(l.opOrder, loadKey{hiOf(k), uint32(len(l.ops))})
+	l.opOrder = append(l.opOrder, loadKey{hi: hiOf(k), ref: uint32(len(l.ops))})
 	l.ops = append(l.ops, loadOp{key: k, val: v, kind: kind})
 }
 
@@ -132,58 +140,86 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	l.mu.Lock() // no Add may race with the load
 	defer l.mu.Unlock()
 	recs, ops := l.recs, l.ops
-	order := sortKeys(l.order, func(ref uint32) *cid.CID { return &recs[ref].key })
+	order := sortKeys(l.order, func(ref uint32) *cid.CID { return &recs[ref].r.key })
 	opOrder := sortKeys(l.opOrder, func(ref uint32) *cid.CID { return &ops[ref].key })
 	// A presized map avoids growing it key by key; keys arrive in order,
 	// so the index only ever grows at its right edge.
 	s.m = newPrimary(xsync.WithPresize(len(order) + len(opOrder)))
 	s.index = btree.NewG(indexDegree, lessItem)
 	var keys, pairs, trees int64
+	// The index is built in key order as the loop goes; the map is filled
+	// afterwards in the order of its buckets, which turns a cache miss per
+	// key into a sweep.
+	mask := bucketMask(len(order) + len(opOrder))
+	finals := make([]finalRec, 0, len(order)+len(opOrder))
 	for i, j := 0, 0; i < len(order) || j < len(opOrder); {
 		// The next key is the smaller of the next entry's and the next
-		// operation's.
+		// operation's. An entry loaded as is brings its hash and value
+		// count along, so its record is not read here at all: in sorted
+		// order it would be a cache miss.
 		var r *record
-		var k cid.CID
-		var hi uint64
+		var hi, h uint64
+		var n int
+		derived := false // r was built here: h and n are computed from it
 		fromEntry := i < len(order)
 		if fromEntry && j < len(opOrder) {
 			if a, b := order[i].hi, opOrder[j].hi; a != b {
 				fromEntry = a < b
 			} else {
-				fromEntry = cid.Compare(recs[order[i].ref].key, ops[opOrder[j].ref].key) <= 0
+				fromEntry = cid.Compare(recs[order[i].ref].r.key, ops[opOrder[j].ref].key) <= 0
 			}
 		}
 		if fromEntry {
 			hi = order[i].hi
-			r, i = s.mergeEntries(order, recs, i)
-			k = r.key
+			if ref := order[i].ref; i+1 < len(order) && order[i+1].hi == hi && recs[order[i+1].ref].r.key == recs[ref].r.key {
+				r, i = s.mergeEntries(order, recs, i)
+				derived = true
+			} else {
+				e := &recs[ref]
+				r, h, n = e.r, e.hash, int(order[i].n)
+				i++
+			}
 		} else {
-			hi, k = opOrder[j].hi, ops[opOrder[j].ref].key
+			hi = opOrder[j].hi
 		}
-		for ; j < len(opOrder) && opOrder[j].hi == hi && ops[opOrder[j].ref].key == k; j++ {
-			switch o := &ops[opOrder[j].ref]; {
-			case o.kind == OpAdd && r == nil:
-				r = l.single(k, o.val)
-			case o.kind == OpAdd:
-				r = withValue(r, k, o.val, s.inlineMax)
-			case o.kind == OpRemove && r != nil:
-				r = withoutValue(r, o.val, s.inlineMax)
-			case o.kind == OpRemoveKey:
-				r = nil
+		if j < len(opOrder) && opOrder[j].hi == hi {
+			k := ops[opOrder[j].ref].key
+			if r != nil {
+				k = r.key
+			}
+			for ; j < len(opOrder) && opOrder[j].hi == hi && ops[opOrder[j].ref].key == k; j++ {
+				derived = true
+				switch o := &ops[opOrder[j].ref]; {
+				case o.kind == OpAdd && r == nil:
+					r = l.single(k, o.val)
+				case o.kind == OpAdd:
+					r = withValue(r, k, o.val, s.inlineMax)
+				case o.kind == OpRemove && r != nil:
+					r = withoutValue(r, o.val, s.inlineMax)
+				case o.kind == OpRemoveKey:
+					r = nil
+				}
 			}
 		}
 		if r == nil {
 			continue
 		}
-		if _, taken := s.m.LoadOrStore(s.hash(k), r); taken {
-			s.overflow.Store(k, r) // another key has this hash
-			s.nOverflow.Add(1)
+		if derived {
+			h, n = s.hash(r.key), r.count()
 		}
 		s.index.ReplaceOrInsert(item{hi, r})
+		finals = append(finals, finalRec{h, r})
 		keys++
-		pairs += int64(r.count())
-		if r.isTree() {
+		pairs += int64(n)
+		if n > 1 && r.isTree() {
 			trees++
+		}
+	}
+	bucket := func(f *finalRec) uint64 { return f.hash >> 7 & mask }
+	for _, f := range radixSort(finals, nil, bucketWidth(mask), bucket) {
+		if _, taken := s.m.LoadOrStore(f.hash, f.r); taken {
+			s.overflow.Store(f.r.key, f.r) // another key has this hash
+			s.nOverflow.Add(1)
 		}
 	}
 	l.recs, l.order, l.ops, l.opOrder, l.slab = nil, nil, nil, nil, nil
@@ -194,13 +230,31 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	return nil
 }
 
+// finalRec is a record Load publishes, with its map hash.
+type finalRec struct {
+	hash uint64
+	r    *record
+}
+
+// bucketMask predicts the bucket index mask of an xsync map presized for
+// n entries (5 entries a bucket, load factor 0.75, a power-of-two table;
+// a key's bucket is (hash>>7)&mask). Only the speed of a bulk load
+// depends on the prediction being right.
+func bucketMask(n int) uint64 {
+	buckets := uint64(1)
+	for float64(buckets) < float64(n)/5/0.75 {
+		buckets <<= 1
+	}
+	return buckets - 1
+}
+
 // mergeEntries returns the record of the key at order[i], merging the
 // value sets of consecutive entries with that key, and the index after
 // them.
-func (s *Shard) mergeEntries(order []loadKey, recs []*record, i int) (*record, int) {
-	r := recs[order[i].ref]
+func (s *Shard) mergeEntries(order []loadKey, recs []loadEntry, i int) (*record, int) {
+	r := recs[order[i].ref].r
 	j := i + 1
-	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].key == r.key {
+	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].r.key == r.key {
 		j++
 	}
 	if j == i+1 {
@@ -208,7 +262,7 @@ func (s *Shard) mergeEntries(order []loadKey, recs []*record, i int) (*record, i
 	}
 	var vals []cid.CID // a value set split over several entries
 	for _, x := range order[i:j] {
-		vals = recs[x.ref].appendValues(vals)
+		vals = recs[x.ref].r.appendValues(vals)
 	}
 	slices.SortFunc(vals, cid.Compare)
 	return fromSorted(r.key, slices.Compact(vals), s.inlineMax), j
@@ -218,7 +272,7 @@ func (s *Shard) mergeEntries(order []loadKey, recs []*record, i int) (*record, i
 // order, which keys are in on entry). key returns the full key of a ref:
 // it settles the order of the rare keys that share their first 8 bytes.
 func sortKeys(keys []loadKey, key func(ref uint32) *cid.CID) []loadKey {
-	radixSort(keys, nil) // stable: equal his stay in arrival order
+	radixSort(keys, nil, 64, hiKey) // stable: equal his stay in arrival order
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j].hi == keys[i].hi {

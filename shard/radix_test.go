@@ -19,11 +19,11 @@ func TestRadixSortIsStable(t *testing.T) {
 		} {
 			keys := make([]loadKey, n)
 			for i := range keys {
-				keys[i] = loadKey{gen(), uint32(i)}
+				keys[i] = loadKey{hi: gen(), ref: uint32(i)}
 			}
 			want := slices.Clone(keys)
 			slices.SortStableFunc(want, func(a, b loadKey) int { return cmp.Compare(a.hi, b.hi) })
-			if got := radixSort(keys, nil); !slices.Equal(got, want) {
+			if got := radixSort(keys, nil, 64, hiKey); !slices.Equal(got, want) {
 				t.Fatalf("n=%d: radix sort differs from a stable sort", n)
 			}
 		}
@@ -34,13 +34,13 @@ func BenchmarkRadixSort(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	keys := make([]loadKey, 156_000)
 	for i := range keys {
-		keys[i] = loadKey{rng.Uint64(), uint32(i)}
+		keys[i] = loadKey{hi: rng.Uint64(), ref: uint32(i)}
 	}
 	work, tmp := make([]loadKey, len(keys)), make([]loadKey, len(keys))
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(work, keys)
-		radixSort(work, tmp)
+		radixSort(work, tmp, 64, hiKey)
 	}
 }
 
@@ -48,7 +48,7 @@ func BenchmarkComparisonSort(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	keys := make([]loadKey, 156_000)
 	for i := range keys {
-		keys[i] = loadKey{rng.Uint64(), uint32(i)}
+		keys[i] = loadKey{hi: rng.Uint64(), ref: uint32(i)}
 	}
 	work := make([]loadKey, len(keys))
 	b.ReportAllocs()

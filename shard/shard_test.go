@@ -386,3 +386,34 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkLoad bulk-loads one shard's share of a 10M-pair snapshot (64
+// shards) plus its share of 1M WAL operations, as recovery does.
+func BenchmarkLoad(b *testing.B) {
+	const entries, ops = 10_000_000 / 64, 1_000_000 / 64
+	rng := rand.New(rand.NewPCG(9, 10))
+	rnd := func() cid.CID { return cid.FromWords(rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()) }
+	keys, vals, opKeys := make([]cid.CID, entries), make([]cid.CID, entries), make([]cid.CID, ops)
+	for i := range keys {
+		keys[i], vals[i] = rnd(), rnd()
+	}
+	for i := range opKeys {
+		opKeys[i] = rnd()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s := newShard(b, 32)
+		l := s.NewLoader()
+		l.Grow(entries)
+		for i := range keys {
+			l.Add(keys[i], vals[i:i+1])
+		}
+		for _, k := range opKeys {
+			l.AddOp(OpAdd, k, k)
+		}
+		b.StartTimer()
+		must(b, s.Load(l, 1))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(entries+ops)), "ns/key")
+}

@@ -29,11 +29,26 @@ func (s *Store) recover() error {
 			return fmt.Errorf("cidstore: remove %s: %w", t, err)
 		}
 	}
-	var from uint64 // the cut LSN recovered from a snapshot
+	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
+	var from, through uint64 // the snapshot's cut; the last WAL record merged
+	var merged walRead
 	var loaders []*shard.Loader
 	for _, sf := range snaps {
 		t0 := time.Now()
-		ls, pairs, err := s.readSnapshot(sf)
+		ls := s.newLoaders()
+		// The WAL records after the cut are read into the same loaders
+		// while the snapshot is decoded.
+		var wal walRead
+		var walErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if sf.lsn+1 >= first && last >= sf.lsn {
+				wal, walErr = s.mergeWAL(ls, sf.lsn)
+			}
+		}()
+		pairs, err := s.readSnapshot(sf, ls)
+		<-done
 		if err != nil {
 			if !errors.Is(err, snapshot.ErrCorrupt) {
 				return err
@@ -42,12 +57,14 @@ func (s *Store) recover() error {
 			s.opts.Logger.Warn("cidstore: snapshot does not validate; trying an older one", "file", sf.path, "err", err)
 			continue
 		}
-		from, loaders = sf.lsn, ls
+		if walErr != nil {
+			return walErr
+		}
+		from, loaders, merged = sf.lsn, ls, wal
 		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
 	}
-	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
 	switch {
 	case from+1 < first:
 		what := "no snapshot validates"
@@ -60,13 +77,17 @@ func (s *Store) recover() error {
 		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
 	}
 	s.snapLSN.Store(from)
-	if loaders == nil {
+	if loaders == nil { // no snapshot: the WAL alone
 		loaders = s.newLoaders()
+		if merged, err = s.mergeWAL(loaders, 0); err != nil {
+			return err
+		}
 	}
-	through, err := s.mergeWAL(loaders, from)
-	if err != nil {
-		return err
-	}
+	through = max(merged.through, from)
+	s.recovery.Records, s.recovery.Ops = merged.records, merged.ops
+	// The checkpointer counts WAL growth since the snapshot, including
+	// what recovery read.
+	s.walAtSnap.Store(-merged.bytes)
 	if err := s.loadShards(loaders, through); err != nil {
 		return err
 	}
@@ -91,10 +112,9 @@ func (s *Store) newLoaders() []*shard.Loader {
 	return loaders
 }
 
-// readSnapshot reads and validates one snapshot into fresh loaders, one
-// per shard; nothing is published yet.
-func (s *Store) readSnapshot(sf snapFile) ([]*shard.Loader, int64, error) {
-	loaders := s.newLoaders()
+// readSnapshot reads and validates one snapshot into loaders, one per
+// shard, and returns its pair count; nothing is published yet.
+func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error) {
 	// A random pair takes 64 bytes in the file, so the size bounds the
 	// entries; reserving room for them spares the loaders regrowing.
 	if fi, err := s.opts.FS.Stat(sf.path); err == nil {
@@ -111,12 +131,12 @@ func (s *Store) readSnapshot(sf snapFile) ([]*shard.Loader, int64, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	if h.LSN != sf.lsn {
-		return nil, 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
+		return 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
 	}
-	return loaders, sum.Pairs, nil
+	return sum.Pairs, nil
 }
 
 // mergeOpsMax bounds how many WAL operations recovery folds into the bulk
@@ -127,36 +147,38 @@ var mergeOpsMax int64 = 1 << 22 // a variable so tests can shrink it
 // errMergeFull stops the WAL read once mergeOpsMax operations are held.
 var errMergeFull = errors.New("merge budget reached")
 
+// walRead is what mergeWAL read.
+type walRead struct {
+	through             uint64 // LSN of the last record taken (0: none)
+	records, ops, bytes int64
+}
+
 // mergeWAL reads the WAL records after LSN from into the loaders, up to
-// mergeOpsMax operations (whole records only), and returns the LSN of the
-// last record taken (from if none). Folding them into the bulk load sorts
-// them with the snapshot's entries instead of inserting each into a large
-// index at random.
-func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64) (uint64, error) {
-	through := from
-	var records, ops, bytes int64
+// mergeOpsMax operations (whole records only). Folding them into the bulk
+// load sorts them with the snapshot's entries instead of inserting each
+// into a large index at random.
+func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64) (walRead, error) {
+	var rd walRead
 	err := s.wal.Replay(from+1, func(lsn uint64, typ uint8, payload []byte) error {
-		if ops >= mergeOpsMax {
+		if rd.ops >= mergeOpsMax {
 			return errMergeFull
 		}
 		err := decodeOps(typ, payload, func(o op) {
-			ops++
+			rd.ops++
 			loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
 		})
 		if err != nil {
 			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
 		}
-		records++
-		bytes += int64(len(payload))
-		through = lsn
+		rd.records++
+		rd.bytes += int64(len(payload))
+		rd.through = lsn
 		return nil
 	})
 	if errors.Is(err, errMergeFull) {
 		err = nil
 	}
-	s.recovery.Records, s.recovery.Ops = records, ops
-	s.walAtSnap.Store(-bytes)
-	return through, err
+	return rd, err
 }
 
 // loadKind maps an operation record type to the loader's.
