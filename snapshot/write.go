@@ -314,6 +314,10 @@ type encoder struct {
 	keys    uint32 // entries that start a key (not continuations)
 }
 
+// yieldEntries is how many entries an encoder adds between yields: about
+// 64 KiB, a few hundred microseconds.
+const yieldEntries = 1024
+
 func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int) (*encoder, error) {
 	zenc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
@@ -428,6 +432,12 @@ func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 		}
 		e.entries++
 		e.pairs += uint32(n)
+		if e.entries%yieldEntries == 0 {
+			// See flush: a block takes milliseconds to fill, and while the
+			// store's WAL flusher sits in fsync this encoder may hold the
+			// only other P.
+			runtime.Gosched()
+		}
 		if !started {
 			e.keys++
 			started = true

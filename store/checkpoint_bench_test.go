@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,7 +128,15 @@ func BenchmarkCheckpoint(b *testing.B) {
 func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 	s := importedStore(b, b.TempDir(), 1_000_000)
 	defer s.Close()
-	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config { c.Sync = maintenance.SyncAlways; return c }); err != nil {
+	// CIDSTORE_BENCH_PACE overrides Config.CheckpointPace (bytes/s).
+	pace, _ := strconv.ParseInt(os.Getenv("CIDSTORE_BENCH_PACE"), 10, 64)
+	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config {
+		c.Sync = maintenance.SyncAlways
+		if pace > 0 {
+			c.CheckpointPace = pace
+		}
+		return c
+	}); err != nil {
 		b.Fatal(err)
 	}
 	const writers = 64
@@ -199,9 +209,19 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 			}
 		}
 	}
+	sched := func() *metrics.Float64Histogram {
+		m := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+		metrics.Read(m)
+		return m[0].Value.Float64Histogram()
+	}
 	for i := 0; i < b.N; i++ {
+		s0 := sched()
 		base := phase(3*time.Second, idle)
+		s1 := sched()
 		during := phase(3*time.Second, checkpoints)
+		s2 := sched()
+		b.ReportMetric(histP99(s0, s1)*1e6, "sched-p99-base-µs")
+		b.ReportMetric(histP99(s1, s2)*1e6, "sched-p99-ckpt-µs")
 		for _, q := range []struct {
 			name string
 			p    float64
@@ -280,4 +300,20 @@ func buildRecoveryDir(b *testing.B, dir string, snapPairs, walRecords uint64) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// histP99 is the 99th percentile of the samples added to a cumulative
+// runtime histogram between a and b.
+func histP99(a, b *metrics.Float64Histogram) float64 {
+	var total uint64
+	for i := range b.Counts {
+		total += b.Counts[i] - a.Counts[i]
+	}
+	var seen uint64
+	for i := range b.Counts {
+		if seen += b.Counts[i] - a.Counts[i]; float64(seen) >= 0.99*float64(total) {
+			return b.Buckets[i+1]
+		}
+	}
+	return 0
 }

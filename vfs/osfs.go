@@ -18,7 +18,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return wrapOS(f), nil
 }
 
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
