@@ -28,5 +28,14 @@
 // (binary search); larger sets switch to a copy-on-write B-tree of CIDs and
 // switch back once they shrink to half the threshold.
 //
+// A Loader builds an empty shard in bulk, as recovery and import do: it
+// collects entries (and the logged operations to apply on top of them),
+// sorts pointer-free (prefix, index) pairs with a radix sort, merges
+// entries and operations key by key, builds the B-tree in key order and
+// then fills the map in the order of its buckets. Single-value records
+// made this way come from 64 KiB slabs, so the garbage collector marks a
+// few large objects instead of millions of small ones; a slab's memory is
+// freed once every record in it is gone.
+//
 // The package imports only cid and its two data-structure libraries.
 package shard
