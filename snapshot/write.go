@@ -82,6 +82,7 @@ type Option func(*writeOptions)
 type writeOptions struct {
 	parallelism int
 	pace        func(ctx context.Context, n int) error
+	yield       func()
 }
 
 // WithPacer has WriteFile call pace after writing each n bytes to the
@@ -91,6 +92,13 @@ func WithPacer(pace func(ctx context.Context, n int) error) Option {
 	return func(o *writeOptions) { o.pace = pace }
 }
 
+// WithYield has the encoders call yield, instead of runtime.Gosched, at
+// the points where they give other goroutines a turn (every 1024 entries
+// and after each block). A store passes a function that waits while its
+// WAL flusher is in fsync, so that the encoders do not hold the processor
+// the flusher's writers need.
+func WithYield(yield func()) Option { return func(o *writeOptions) { o.yield = yield } }
+
 // WithParallelism bounds the number of encoding goroutines (default
 // GOMAXPROCS). A store checkpointing under live traffic leaves a core to
 // its writers.
@@ -99,7 +107,7 @@ func WithParallelism(n int) Option { return func(o *writeOptions) { o.parallelis
 // write implements Write with blocks filled up to target bytes; tests use
 // small targets to get many blocks from little data.
 func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int, opts ...Option) (Summary, error) {
-	o := writeOptions{parallelism: runtime.GOMAXPROCS(0)}
+	o := writeOptions{parallelism: runtime.GOMAXPROCS(0), yield: runtime.Gosched}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -145,7 +153,7 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e, err := newEncoder(ctx, s, &stopped, target)
+			e, err := newEncoder(ctx, s, &stopped, target, o.yield)
 			if err != nil {
 				fail(err)
 				return
@@ -300,6 +308,7 @@ type encoder struct {
 	stopped *atomic.Bool
 	zenc    *zstd.Encoder
 	target  int    // uncompressed block size to fill up to
+	yield   func() // gives other goroutines a turn
 	raw     []byte // frame being built: header slot + entries
 	z       []byte // compressed frame: header slot + zstd frame
 	misses  int    // consecutive blocks that did not compress
@@ -318,7 +327,7 @@ type encoder struct {
 // 64 KiB, a few hundred microseconds.
 const yieldEntries = 1024
 
-func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int) (*encoder, error) {
+func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int, yield func()) (*encoder, error) {
 	zenc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(1),
@@ -334,6 +343,7 @@ func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int) 
 		stopped: stopped,
 		zenc:    zenc,
 		target:  target,
+		yield:   yield,
 		raw:     make([]byte, BlockHeaderSize, BlockHeaderSize+target),
 	}, nil
 }
@@ -436,7 +446,7 @@ func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 			// See flush: a block takes milliseconds to fill, and while the
 			// store's WAL flusher sits in fsync this encoder may hold the
 			// only other P.
-			runtime.Gosched()
+			e.yield()
 		}
 		if !started {
 			e.keys++
@@ -491,6 +501,6 @@ func (e *encoder) flush(nextFlags uint8) error {
 	// Encoding is pure CPU; without a yield per block, encoders could
 	// hold every P until the scheduler's 10 ms preemption and stall the
 	// store's writers behind a checkpoint.
-	runtime.Gosched()
+	e.yield()
 	return nil
 }

@@ -76,9 +76,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
 	// Leave a core, and disk bandwidth, to the writers that go on during
 	// the checkpoint.
-	enc := snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))
 	pace := snapshot.WithPacer(s.newPacer(s.cfg.Load().CheckpointPace).wait)
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, enc, pace)
+	opts := append(s.encoderOptions(), pace)
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, opts...)
 	if err != nil {
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
@@ -241,5 +241,42 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// encoderOptions are the snapshot encoder settings for a live store: leave
+// a core to the writers, and at each yield point, while the WAL flusher is
+// writing or fsyncing a batch, wait (up to encoderWaitMax) for it to
+// finish. A goroutine in fsync keeps its P until the runtime's monitor
+// takes it back, so on a small machine an encoder running meanwhile would
+// hold the only other P and the writers due to append next would queue.
+func (s *Store) encoderOptions() []snapshot.Option {
+	opts := []snapshot.Option{snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))}
+	if s.wal == nil {
+		return opts
+	}
+	return append(opts, snapshot.WithYield(func() {
+		if busy := s.wal.InFlight(); !isClosed(busy) {
+			t := time.NewTimer(encoderWaitMax)
+			select {
+			case <-busy:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		runtime.Gosched()
+	}))
+}
+
+// encoderWaitMax bounds one wait of an encoder for the WAL flusher, so a
+// checkpoint under constant writes still progresses.
+const encoderWaitMax = 2 * time.Millisecond
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

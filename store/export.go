@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 
 	"github.com/cidstore/cidstore/cid"
@@ -26,9 +25,8 @@ func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, erro
 	for i, v := range views {
 		parts[i] = viewPart(v)
 	}
-	// Leave a core to the writers, as a checkpoint does.
-	enc := snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))
-	return snapshot.Write(ctx, w, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, enc)
+	// Leave the writers room, as a checkpoint does.
+	return snapshot.Write(ctx, w, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, s.encoderOptions()...)
 }
 
 // ErrNotEmpty is returned by Import into a store that holds data.

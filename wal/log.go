@@ -615,3 +615,14 @@ func (l *Log) countFsync(records uint64) {
 		l.perFsync[min(bits.Len64(records)-1, histBuckets-1)].Add(1)
 	}
 }
+
+// InFlight returns a channel that is closed once the batch the flusher is
+// writing (and, under SyncAlways, fsyncing) now has been acknowledged, or
+// an already closed channel when no batch is in flight. Background work
+// that competes with the flusher for CPU, such as a checkpoint's encoder,
+// waits on it to leave the flusher's writers a processor while it blocks.
+func (l *Log) InFlight() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflightCh
+}
