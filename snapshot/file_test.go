@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -173,4 +174,23 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 		return 0, errWriter
 	}
 	return len(p), nil
+}
+
+// WithYield replaces the encoders' yields: it is called at least once per
+// 1024 entries, and the file is the same.
+func TestWithYield(t *testing.T) {
+	d := genDataset(32, 2, 5_000, func(int) int { return 1 }, false)
+	var calls atomic.Int64
+	var buf bytes.Buffer
+	if _, err := Write(context.Background(), &buf, Header{LSN: 5}, d.parts(), WithYield(func() { calls.Add(1) })); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n < 5_000/1024 {
+		t.Fatalf("yield called %d times for 5000 entries", n)
+	}
+	var c collector
+	if _, _, err := Read(context.Background(), &buf, c.fn); err != nil {
+		t.Fatal(err)
+	}
+	c.check(t, d, false)
 }

@@ -106,3 +106,15 @@ func copyDir(t testing.TB, src, dst string) {
 		}
 	}
 }
+
+// InFlight is closed when no batch is being written.
+func TestInFlightIdle(t *testing.T) {
+	l := mustOpen(t, Options{Dir: t.TempDir()})
+	defer l.Close()
+	writeRecords(t, l, 1, 3)
+	select {
+	case <-l.InFlight():
+	default:
+		t.Fatal("InFlight open on an idle log")
+	}
+}
