@@ -3,6 +3,7 @@ package maintenance
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +89,7 @@ type Pacer struct {
 	b      *budget
 	mark   time.Time
 	paused time.Duration
+	idle   atomic.Int64 // nanoseconds reported by Idle since the last charge
 }
 
 func newPacer(b *budget) *Pacer { return &Pacer{b: b, mark: time.Now()} }
@@ -99,11 +101,27 @@ func (p *Pacer) Pause(ctx context.Context) error {
 	if p == nil {
 		return ctx.Err()
 	}
-	p.b.charge(time.Since(p.mark))
+	p.b.charge(p.worked())
 	waited, err := p.b.wait(ctx)
 	p.paused += waited
 	p.mark = time.Now()
 	return err
+}
+
+// Idle records that d of the time since the last Pause went to waiting
+// rather than working (a worker sleeping to pace its I/O, say), so it is
+// not charged. It does nothing on a nil Pacer. It may be called from any
+// goroutine working for the run.
+func (p *Pacer) Idle(d time.Duration) {
+	if p == nil || d <= 0 {
+		return
+	}
+	p.idle.Add(int64(d))
+}
+
+// worked is the time since the last charge that was not reported idle.
+func (p *Pacer) worked() time.Duration {
+	return max(time.Since(p.mark)-time.Duration(p.idle.Swap(0)), 0)
 }
 
 // finish charges the work since the last Pause and returns the total time
@@ -112,6 +130,6 @@ func (p *Pacer) finish() time.Duration {
 	if p == nil {
 		return 0
 	}
-	p.b.charge(time.Since(p.mark))
+	p.b.charge(p.worked())
 	return p.paused
 }

@@ -85,7 +85,8 @@ type Config struct {
 	// a twentieth of one CPU. Work beyond it waits (a periodic run starts
 	// late; a long pass pauses between steps), so aggressive intervals
 	// cannot crowd out reads and writes. A long checkpoint thus also
-	// delays the next runs of the other workers. Triggered runs are
+	// delays the next runs of the other workers (the time it sleeps to
+	// keep to CheckpointPace does not count). Triggered runs are
 	// neither paced nor counted. Default 0.05;
 	// range 0.001..1, where 1 turns pacing off.
 	WorkerDuty float64

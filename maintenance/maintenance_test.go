@@ -353,3 +353,20 @@ func TestPeriodicRunsArePaced(t *testing.T) {
 		t.Fatal("triggered run got a Pacer")
 	}
 }
+
+// Time reported idle is not charged; the rest of a run's time is.
+func TestPacerIdleNotCharged(t *testing.T) {
+	c := Default()
+	c.WorkerDuty = 0.001
+	h, _ := NewHolder(c)
+	for _, idle := range []time.Duration{time.Second, 0} {
+		b := newBudget(h)
+		p := newPacer(b)
+		p.mark = p.mark.Add(-time.Second) // the run has taken a second
+		p.Idle(idle)
+		p.finish()
+		if d := b.delay(); (d == 0) != (idle > 0) {
+			t.Fatalf("idle %v: delay %v", idle, d)
+		}
+	}
+}

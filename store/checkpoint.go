@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 )
@@ -45,6 +46,14 @@ type CheckpointStats struct {
 // runs at a time; a second caller waits for the first. If nothing was
 // written since the last snapshot, Checkpoint does nothing.
 func (s *Store) Checkpoint(ctx context.Context) error {
+	return s.checkpoint(ctx, nil)
+}
+
+// checkpoint implements Checkpoint. The time it sleeps to keep to
+// CheckpointPace is reported to mp (the checkpointer's maintenance pacer,
+// nil otherwise) as idle, so that only working time counts against
+// Config.WorkerDuty.
+func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
 	if s.wal == nil {
 		return fmt.Errorf("%w: Checkpoint needs a directory", ErrInMemory)
 	}
@@ -76,7 +85,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
 	// Leave a core, and disk bandwidth, to the writers that go on during
 	// the checkpoint.
-	pace := snapshot.WithPacer(s.newPacer(s.cfg.Load().CheckpointPace).wait)
+	bw := s.newPacer(s.cfg.Load().CheckpointPace)
+	bw.idle = mp.Idle
+	pace := snapshot.WithPacer(bw.wait)
 	opts := append(s.encoderOptions(), pace)
 	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, opts...)
 	if err != nil {
@@ -206,10 +217,11 @@ func (s *Store) Checkpoints() CheckpointStats {
 // wait, so a checkpoint of an idle store runs at full speed.
 type pacer struct {
 	s       *Store
-	rate    int64     // bytes per second; 0: never wait
-	start   time.Time // of the current paced stretch
-	written int64     // bytes written in it
-	appends uint64    // WAL appends when last checked
+	rate    int64               // bytes per second; 0: never wait
+	start   time.Time           // of the current paced stretch
+	written int64               // bytes written in it
+	appends uint64              // WAL appends when last checked
+	idle    func(time.Duration) // told of each wait; may be nil
 }
 
 func (s *Store) newPacer(rate int64) *pacer {
@@ -236,6 +248,10 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 	}
 	t := time.NewTimer(ahead)
 	defer t.Stop()
+	start := time.Now()
+	if p.idle != nil {
+		defer func() { p.idle(time.Since(start)) }()
+	}
 	select {
 	case <-t.C:
 		return nil

@@ -154,7 +154,7 @@ func (s *Store) walSinceSnapshot() int64 {
 // CheckpointWALBytes since the newest snapshot, or CheckpointInterval has
 // passed since the last checkpoint and something was written. (To
 // checkpoint unconditionally, call Store.Checkpoint.)
-func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, _ *maintenance.Pacer) error {
+func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, p *maintenance.Pacer) error {
 	since := s.walSinceSnapshot()
 	due := since > 0 && c.CheckpointInterval > 0 &&
 		time.Since(time.Unix(0, s.maint.lastCheckpointAt.Load())) >= c.CheckpointInterval
@@ -164,7 +164,7 @@ func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, _ *main
 	if !due {
 		return nil
 	}
-	return s.Checkpoint(ctx)
+	return s.checkpoint(ctx, p)
 }
 
 // Step sizes of the incremental workers. A periodic pass works in steps
