@@ -18,13 +18,14 @@ const budgetBurst = 20 * time.Millisecond
 // Clock, because it bounds real CPU use.
 type budget struct {
 	h      *Holder
+	now    func() time.Time // time.Now; tests substitute their own
 	mu     sync.Mutex
 	last   time.Time     // when tokens was last brought up to date
 	tokens time.Duration // running time available; negative is debt
 }
 
 func newBudget(h *Holder) *budget {
-	return &budget{h: h, last: time.Now(), tokens: budgetBurst}
+	return &budget{h: h, now: time.Now, last: time.Now(), tokens: budgetBurst}
 }
 
 // refill brings tokens up to now and returns the duty in force; a duty of
@@ -44,7 +45,7 @@ func (b *budget) refill(now time.Time) float64 {
 // charge takes d of running time from the allowance.
 func (b *budget) charge(d time.Duration) {
 	b.mu.Lock()
-	b.refill(time.Now())
+	b.refill(b.now())
 	b.tokens -= d
 	b.mu.Unlock()
 }
@@ -53,7 +54,7 @@ func (b *budget) charge(d time.Duration) {
 func (b *budget) delay() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	duty := b.refill(time.Now())
+	duty := b.refill(b.now())
 	if b.tokens >= 0 {
 		return 0
 	}
@@ -92,7 +93,7 @@ type Pacer struct {
 	idle   atomic.Int64 // nanoseconds reported by Idle since the last charge
 }
 
-func newPacer(b *budget) *Pacer { return &Pacer{b: b, mark: time.Now()} }
+func newPacer(b *budget) *Pacer { return &Pacer{b: b, mark: b.now()} }
 
 // Pause charges the work done since the previous Pause (or the start of
 // the run), then waits until the allowance permits more. It returns
@@ -104,7 +105,7 @@ func (p *Pacer) Pause(ctx context.Context) error {
 	p.b.charge(p.worked())
 	waited, err := p.b.wait(ctx)
 	p.paused += waited
-	p.mark = time.Now()
+	p.mark = p.b.now()
 	return err
 }
 
@@ -121,7 +122,7 @@ func (p *Pacer) Idle(d time.Duration) {
 
 // worked is the time since the last charge that was not reported idle.
 func (p *Pacer) worked() time.Duration {
-	return max(time.Since(p.mark)-time.Duration(p.idle.Swap(0)), 0)
+	return max(p.b.now().Sub(p.mark)-time.Duration(p.idle.Swap(0)), 0)
 }
 
 // finish charges the work since the last Pause and returns the total time

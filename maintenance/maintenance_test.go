@@ -265,44 +265,55 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// The budget lets workers run about WorkerDuty of the time: a pass that
-// works 1ms per step under a duty of 0.25 spends about three times as long
-// paused as working. The check is loose (factor 2) because it is timed;
-// what matters is that pacing happens and is bounded.
-func TestPacerKeepsToDuty(t *testing.T) {
+// The budget lets workers run WorkerDuty of the time: work beyond the
+// burst becomes debt, repaid at WorkerDuty seconds per second.
+func TestBudgetKeepsToDuty(t *testing.T) {
 	c := Default()
 	c.WorkerDuty = 0.25
 	h, _ := NewHolder(c)
+	now := time.Unix(1000, 0)
 	b := newBudget(h)
+	b.now, b.last = func() time.Time { return now }, now
+	b.charge(budgetBurst + 100*time.Millisecond) // 100ms of debt
+	for _, step := range []struct {
+		advance, want time.Duration
+	}{
+		{0, 400 * time.Millisecond},                      // 100ms / 0.25
+		{200 * time.Millisecond, 200 * time.Millisecond}, // 50ms repaid
+		{200 * time.Millisecond, 0},                      // all repaid
+		{time.Hour, 0},                                   // credit capped at the burst
+	} {
+		now = now.Add(step.advance)
+		if d := b.delay(); d != step.want {
+			t.Fatalf("after %v: delay %v, want %v", step.advance, d, step.want)
+		}
+	}
+	b.charge(budgetBurst + time.Millisecond)
+	if d := b.delay(); d != 4*time.Millisecond {
+		t.Fatalf("banked credit exceeded the burst: delay %v", d)
+	}
+	// A Pacer charges the time since its last Pause; that second also
+	// refilled the bucket, up to the burst.
 	p := newPacer(b)
-	ctx := context.Background()
-	var worked time.Duration
-	for range 40 {
-		start := time.Now()
-		for time.Since(start) < time.Millisecond {
-		}
-		worked += time.Since(start)
-		if err := p.Pause(ctx); err != nil {
-			t.Fatal(err)
-		}
+	now = now.Add(time.Second)
+	p.finish()
+	if d := b.delay(); d != (time.Second-budgetBurst)*4 {
+		t.Fatalf("after a 1s step: delay %v", d)
 	}
-	paused := p.finish()
-	want := 3 * (worked - budgetBurst)
-	if paused < want/2 || paused > 2*want+100*time.Millisecond {
-		t.Fatalf("worked %v, paused %v, want about %v", worked, paused, want)
-	}
-	// Pacing off: Pause never waits.
+	// Pacing off: no delay whatever the debt, and Pause returns at once.
 	if _, err := h.Update(func(c Config) Config { c.WorkerDuty = 1; return c }); err != nil {
 		t.Fatal(err)
 	}
-	p = newPacer(b)
 	b.charge(time.Hour)
 	if d := b.delay(); d != 0 {
 		t.Fatalf("delay %v with pacing off", d)
 	}
+	if err := newPacer(b).Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	// A nil Pacer (a triggered run) never waits, and reports cancellation.
 	var np *Pacer
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := np.Pause(cctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("nil Pause = %v", err)
