@@ -123,21 +123,29 @@ func (f *fakeClock) NewTimer(d time.Duration) Timer {
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 func (t *fakeTimer) Stop() bool          { return !t.stopped.Swap(true) }
 
+// fakeScheduler starts a Scheduler over h with one worker and a fake
+// clock whose timers the test fires.
+func fakeScheduler(t *testing.T, h *Holder, w Worker) (*Scheduler, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
+	s := NewScheduler(h, Options{Clock: clock})
+	must(t, s.Add(w))
+	s.Start()
+	return s, clock
+}
+
 // An interval change applies without a restart: the worker drops its
 // 1h timer and arms one with the new interval, which then runs it.
 func TestIntervalChangeAppliesLive(t *testing.T) {
 	c := Default()
 	c.CompactInterval = time.Hour
 	h, _ := NewHolder(c)
-	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
-	s := NewScheduler(h, Options{Clock: clock})
 	ran := make(chan Config, 8)
-	must(t, s.Add(Worker{
+	s, clock := fakeScheduler(t, h, Worker{
 		Name:     "compact",
 		Interval: func(c Config) time.Duration { return c.CompactInterval },
 		Run:      func(_ context.Context, c Config, _ *Pacer) error { ran <- c; return nil },
-	}))
-	s.Start()
+	})
 	defer s.Close()
 
 	if tm := <-clock.timers; tm.d != time.Hour {
@@ -340,18 +348,15 @@ func TestCloseInterruptsPause(t *testing.T) {
 // Periodic runs get a Pacer; triggered runs get nil and are not paced.
 func TestPeriodicRunsArePaced(t *testing.T) {
 	h, _ := NewHolder(Default())
-	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
-	s := NewScheduler(h, Options{Clock: clock})
 	got := make(chan bool, 2)
-	must(t, s.Add(Worker{
+	s, clock := fakeScheduler(t, h, Worker{
 		Name:     "audit",
 		Interval: func(c Config) time.Duration { return c.AuditInterval },
 		Run: func(ctx context.Context, _ Config, p *Pacer) error {
 			got <- p != nil
 			return p.Pause(ctx)
 		},
-	}))
-	s.Start()
+	})
 	defer s.Close()
 	tm := <-clock.timers
 	tm.c <- time.Now()
