@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -184,7 +185,7 @@ func (s *Store) retain() error {
 	var errs []error
 	removed := 0
 	for _, sf := range snaps[min(keep, len(snaps)):] {
-		if err := s.opts.FS.Remove(sf.path); err != nil {
+		if err := s.removeGradually(sf.path); err != nil {
 			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
 			continue
 		}
@@ -200,6 +201,32 @@ func (s *Store) retain() error {
 		errs = append(errs, fmt.Errorf("cidstore: drop WAL below LSN %d: %w", oldest.lsn+1, err))
 	}
 	return errors.Join(errs...)
+}
+
+// removeChunk is how much of a large file removeGradually frees per step.
+const removeChunk = 8 << 20
+
+// removeGradually deletes the file at path, first shrinking a large one
+// removeChunk bytes at a time. Freeing a large file's blocks in one go
+// holds the filesystem's journal, and every WAL fsync meanwhile waits
+// behind it; in steps, each fsync carries only a little of the work.
+// Between steps it lets an in-flight WAL batch finish first, as the
+// snapshot encoders do. A crash part way leaves a truncated old snapshot,
+// which no longer validates and which the next retention or GC removes;
+// the snapshots kept are untouched.
+func (s *Store) removeGradually(path string) error {
+	if f, err := s.opts.FS.OpenFile(path, os.O_RDWR, 0); err == nil {
+		if st, err := f.Stat(); err == nil {
+			for size := st.Size() - removeChunk; size > 0; size -= removeChunk {
+				s.waitWAL()
+				if f.Truncate(size) != nil {
+					break // Remove below still frees the rest
+				}
+			}
+		}
+		f.Close()
+	}
+	return s.opts.FS.Remove(path)
 }
 
 func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
@@ -272,16 +299,22 @@ func (s *Store) encoderOptions() []snapshot.Option {
 		return opts
 	}
 	return append(opts, snapshot.WithYield(func() {
-		if busy := s.wal.InFlight(); !isClosed(busy) {
-			t := time.NewTimer(encoderWaitMax)
-			select {
-			case <-busy:
-			case <-t.C:
-			}
-			t.Stop()
-		}
+		s.waitWAL()
 		runtime.Gosched()
 	}))
+}
+
+// waitWAL waits, up to encoderWaitMax, for the WAL batch in flight (if
+// any) to be acknowledged.
+func (s *Store) waitWAL() {
+	if busy := s.wal.InFlight(); !isClosed(busy) {
+		t := time.NewTimer(encoderWaitMax)
+		select {
+		case <-busy:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // encoderWaitMax bounds one wait of an encoder for the WAL flusher, so a

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,5 +108,24 @@ func TestCheckpointCancelledLeavesNoFile(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Join(dir, snapDir))
 	if len(left) != 0 {
 		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// removeGradually deletes a file larger than several chunks, and a small
+// one, and reports a missing one.
+func TestRemoveGradually(t *testing.T) {
+	s := openDir(t, t.TempDir(), Options{})
+	defer s.Close()
+	dir := t.TempDir()
+	for _, size := range []int64{3*removeChunk + 12345, 100} {
+		path := filepath.Join(dir, fmt.Sprint(size))
+		must(t, os.WriteFile(path, make([]byte, size), 0o600))
+		must(t, s.removeGradually(path))
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("size %d: file still there: %v", size, err)
+		}
+	}
+	if err := s.removeGradually(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }
