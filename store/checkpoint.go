@@ -47,14 +47,15 @@ type CheckpointStats struct {
 // runs at a time; a second caller waits for the first. If nothing was
 // written since the last snapshot, Checkpoint does nothing.
 func (s *Store) Checkpoint(ctx context.Context) error {
-	return s.checkpoint(ctx, nil)
+	return s.checkpoint(ctx, nil, false)
 }
 
 // checkpoint implements Checkpoint. The time it sleeps to keep to
 // CheckpointPace is reported to mp (the checkpointer's maintenance pacer,
 // nil otherwise) as idle, so that only working time counts against
-// Config.WorkerDuty.
-func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
+// Config.WorkerDuty. force writes a snapshot even when no WAL record was
+// logged since the last one, as Import needs: its pairs are in no record.
+func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force bool) error {
 	if s.wal == nil {
 		return fmt.Errorf("%w: Checkpoint needs a directory", ErrInMemory)
 	}
@@ -64,13 +65,13 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
 		return err
 	}
 	cutStart := time.Now()
-	views, lsn := s.cut()
+	views, mark := s.cut()
 	stall := time.Since(cutStart)
-	appended := int64(s.wal.Stats().AppendedBytes)
+	lsn := mark.lsn
 	if views == nil {
 		return ErrClosed
 	}
-	if lsn == s.snapLSN.Load() && lsn != 0 {
+	if !force && lsn == s.snapLSN.Load() {
 		return nil
 	}
 	// No snapshot may cover LSNs the WAL could still lose: after a crash
@@ -79,10 +80,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
 		return s.fail(err)
 	}
 	start := time.Now()
-	parts := make([]snapshot.Part, len(views))
-	for i, v := range views {
-		parts[i] = viewPart(v)
-	}
+	parts := viewParts(views)
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
 	// Leave a core, and disk bandwidth, to the writers that go on during
 	// the checkpoint.
@@ -100,7 +98,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
 	s.ckptStatsMu.Unlock()
-	s.walAtSnap.Store(appended)
+	s.walAtSnap.Store(mark.bytes)
 	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
 	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
 		"duration", d, "stall", stall)
@@ -111,25 +109,41 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer) error {
 // corresponds to: with every shard lock held no operation is between
 // "logged" and "published", so the view holds exactly the operations up to
 // the WAL's last LSN. Returns nil views after Close.
-func (s *Store) cut() ([]*shard.View, uint64) {
+func (s *Store) cut() ([]*shard.View, walMark) {
 	for _, sh := range s.shards {
 		sh.Lock()
 	}
 	var views []*shard.View
-	var lsn uint64
+	var mark walMark
 	if !s.closed.Load() {
 		views = make([]*shard.View, len(s.shards))
 		for i, sh := range s.shards {
 			views[i] = sh.View()
 		}
 		if s.wal != nil {
-			lsn = s.wal.LastLSN()
+			mark = walMark{s.wal.LastLSN(), int64(s.wal.Stats().AppendedBytes)}
 		}
 	}
 	for _, sh := range s.shards {
 		sh.Unlock()
 	}
-	return views, lsn
+	return views, mark
+}
+
+// walMark is where the WAL stood at a cut: its last LSN and the payload
+// bytes appended so far.
+type walMark struct {
+	lsn   uint64
+	bytes int64
+}
+
+// viewParts presents shard views as snapshot partitions, one per shard.
+func viewParts(views []*shard.View) []snapshot.Part {
+	parts := make([]snapshot.Part, len(views))
+	for i, v := range views {
+		parts[i] = viewPart(v)
+	}
+	return parts
 }
 
 // viewPart presents a shard view as a snapshot partition, reusing one

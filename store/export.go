@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
-	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
@@ -17,16 +14,13 @@ import (
 // migration. It takes the same O(1)-per-shard cut as Checkpoint and then
 // writes without holding any lock, so writers go on meanwhile.
 func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, error) {
-	views, lsn := s.cut()
+	views, mark := s.cut()
 	if views == nil {
 		return snapshot.Summary{}, ErrClosed
 	}
-	parts := make([]snapshot.Part, len(views))
-	for i, v := range views {
-		parts[i] = viewPart(v)
-	}
+	parts := viewParts(views)
 	// Leave the writers room, as a checkpoint does.
-	return snapshot.Write(ctx, w, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, s.encoderOptions()...)
+	return snapshot.Write(ctx, w, snapshot.Header{LSN: mark.lsn, Parts: len(views)}, parts, s.encoderOptions()...)
 }
 
 // ErrNotEmpty is returned by Import into a store that holds data.
@@ -47,17 +41,8 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 	if s.Len() != 0 {
 		return snapshot.Summary{}, ErrNotEmpty
 	}
-	loaders := make([]*shard.Loader, len(s.shards))
-	for i, sh := range s.shards {
-		loaders[i] = sh.NewLoader()
-	}
-	_, sum, err := snapshot.Read(ctx, r, func(k cid.CID, vals []cid.CID) error {
-		if k.IsZero() || vals[0].IsZero() {
-			return fmt.Errorf("%w: entry with the reserved zero CID", snapshot.ErrCorrupt)
-		}
-		loaders[s.shardOf(k)].Add(k, vals)
-		return nil
-	})
+	loaders := s.newLoaders()
+	_, sum, err := snapshot.Read(ctx, r, s.loadInto(loaders, "import"))
 	if err != nil {
 		return sum, asCorrupt(err)
 	}
@@ -65,23 +50,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 	if s.wal != nil {
 		lsn = s.wal.LastLSN()
 	}
-	errs := make([]error, len(s.shards))
-	var wg sync.WaitGroup
-	for i, sh := range s.shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = sh.Load(loaders[i], lsn)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := s.loadShards(loaders, lsn); err != nil {
 		return sum, fmt.Errorf("%w: %w", ErrNotEmpty, err)
 	}
 	if s.wal != nil {
 		// The imported pairs are in no WAL record: only a snapshot makes
 		// them durable.
-		if err := s.Checkpoint(ctx); err != nil {
+		if err := s.checkpoint(ctx, nil, true); err != nil {
 			return sum, err
 		}
 	}

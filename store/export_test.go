@@ -54,3 +54,31 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("damaged import published %d keys", empty.Len())
 	}
 }
+
+// Import into a store that was checkpointed and then emptied is durable:
+// its pairs are in no WAL record, so the checkpoint it ends with must not
+// be skipped as "nothing new".
+func TestImportAfterCheckpointIsDurable(t *testing.T) {
+	src := openDir(t, "", Options{})
+	must(t, src.Insert(w(1), w(2)))
+	var buf bytes.Buffer
+	if _, err := src.Export(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	must(t, src.Close())
+
+	dir := t.TempDir()
+	s := openDir(t, dir, Options{})
+	must(t, s.Insert(w(7), w(8)))
+	must(t, s.DeleteKey(w(7)))
+	must(t, s.Checkpoint(context.Background()))
+	if _, err := s.Import(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	r := openDir(t, dir, Options{})
+	defer r.Close()
+	if !r.Contains(w(1), w(2)) || r.Len() != 1 {
+		t.Fatalf("after reopen: len %d, contains %v", r.Len(), r.Contains(w(1), w(2)))
+	}
+}

@@ -34,7 +34,7 @@ func (s *Store) Range(from, to cid.CID) iter.Seq2[cid.CID, []cid.CID] {
 
 func (s *Store) scan(from, to *cid.CID) iter.Seq2[cid.CID, []cid.CID] {
 	return func(yield func(cid.CID, []cid.CID) bool) {
-		views := s.views()
+		views, _ := s.cut()
 		if views == nil {
 			return
 		}
@@ -59,25 +59,6 @@ func (s *Store) scan(from, to *cid.CID) iter.Seq2[cid.CID, []cid.CID] {
 			}
 		}
 	}
-}
-
-// views takes a consistent cut: every shard locked at once, in index
-// order, while its key index is cloned. Returns nil after Close.
-func (s *Store) views() []*shard.View {
-	for _, sh := range s.shards {
-		sh.Lock()
-	}
-	var views []*shard.View
-	if !s.closed.Load() {
-		views = make([]*shard.View, len(s.shards))
-		for i, sh := range s.shards {
-			views[i] = sh.View()
-		}
-	}
-	for _, sh := range s.shards {
-		sh.Unlock()
-	}
-	return views
 }
 
 // merger is a min-heap of shard cursors ordered by their current key.

@@ -164,7 +164,7 @@ func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, p *main
 	if !due {
 		return nil
 	}
-	return s.checkpoint(ctx, p)
+	return s.checkpoint(ctx, p, false)
 }
 
 // Step sizes of the incremental workers. A periodic pass works in steps

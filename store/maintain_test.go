@@ -163,3 +163,19 @@ func TestCloseWithBusyWorkers(t *testing.T) {
 	must(t, s.Close())
 	<-done
 }
+
+// Config.InlineValues is in force unless Options.InlineValues overrides it.
+func TestInlineValuesFromConfig(t *testing.T) {
+	c := maintenance.Default()
+	c.InlineValues = 8
+	s := openDir(t, "", Options{Config: &c})
+	defer s.Close()
+	if got := s.Config().InlineValues; got != 8 {
+		t.Fatalf("Config().InlineValues = %d, want 8", got)
+	}
+	s2 := openDir(t, "", Options{Config: &c, InlineValues: 5})
+	defer s2.Close()
+	if got := s2.Config().InlineValues; got != 5 {
+		t.Fatalf("with Options.InlineValues 5: %d", got)
+	}
+}

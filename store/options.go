@@ -125,9 +125,6 @@ func (o Options) normalize() (Options, error) {
 		o.Shards = DefaultShards()
 	}
 	o.Shards = ceilPow2(o.Shards)
-	if o.InlineValues == 0 {
-		o.InlineValues = shard.DefaultInlineMax
-	}
 	if err := configFromOptions(o).Validate(); err != nil {
 		return o, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 )
@@ -123,13 +124,7 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error
 			l.Grow(int(per + per/8))
 		}
 	}
-	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, func(k cid.CID, vals []cid.CID) error {
-		if k.IsZero() || vals[0].IsZero() {
-			return fmt.Errorf("%w: %s: entry with the reserved zero CID", snapshot.ErrCorrupt, sf.path)
-		}
-		loaders[s.shardOf(k)].Add(k, vals)
-		return nil
-	})
+	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, s.loadInto(loaders, sf.path))
 	if err != nil {
 		return 0, err
 	}
@@ -192,28 +187,23 @@ func loadKind(kind uint8) shard.OpKind {
 	return shard.OpRemoveKey // decodeOps yields no other kind
 }
 
+// loadInto returns a snapshot entry callback that adds each entry to its
+// shard's loader, rejecting the reserved zero CID as corruption of from.
+func (s *Store) loadInto(loaders []*shard.Loader, from string) func(cid.CID, []cid.CID) error {
+	return func(k cid.CID, vals []cid.CID) error {
+		if k.IsZero() || vals[0].IsZero() {
+			return fmt.Errorf("%w: %s: entry with the reserved zero CID", snapshot.ErrCorrupt, from)
+		}
+		loaders[s.shardOf(k)].Add(k, vals)
+		return nil
+	}
+}
+
 // loadShards publishes the loaders into the (empty) shards in parallel;
 // lsn is the last LSN they include.
 func (s *Store) loadShards(loaders []*shard.Loader, lsn uint64) error {
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.shards))
-	next := make(chan int, len(s.shards))
-	for i := range s.shards {
-		next <- i
-	}
-	close(next)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = s.shards[i].Load(loaders[i], lsn)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return maintenance.ForEach(context.Background(), len(s.shards), runtime.GOMAXPROCS(0),
+		func(_ context.Context, i int) error { return s.shards[i].Load(loaders[i], lsn) })
 }
 
 // replayChunk is how many operations the WAL reader hands a replay worker
