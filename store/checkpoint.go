@@ -220,27 +220,35 @@ func (s *Store) retain() error {
 // removeChunk is how much of a large file removeGradually frees per step.
 const removeChunk = 8 << 20
 
-// removeGradually deletes the file at path, first shrinking a large one
-// removeChunk bytes at a time. Freeing a large file's blocks in one go
-// holds the filesystem's journal, and every WAL fsync meanwhile waits
-// behind it; in steps, each fsync carries only a little of the work.
-// Between steps it lets an in-flight WAL batch finish first, as the
-// snapshot encoders do. A crash part way leaves a truncated old snapshot,
-// which no longer validates and which the next retention or GC removes;
-// the snapshots kept are untouched.
+// removeGradually deletes the snapshot at path. It is first renamed to a
+// temporary name (made durable), so that it stops being a snapshot before
+// any of it goes, and then a large one is shrunk removeChunk bytes at a
+// time before the remove. Freeing a large file's blocks in one go holds
+// the filesystem's journal, and every WAL fsync meanwhile waits behind it;
+// in steps, each fsync carries only a little of the work. Between steps it
+// lets an in-flight WAL batch finish first, as the snapshot encoders do.
+// A crash part way leaves a temporary file, which Open and GC remove.
 func (s *Store) removeGradually(path string) error {
-	if f, err := s.opts.FS.OpenFile(path, os.O_RDWR, 0); err == nil {
-		if st, err := f.Stat(); err == nil {
-			for size := st.Size() - removeChunk; size > 0; size -= removeChunk {
-				s.waitWAL()
-				if f.Truncate(size) != nil {
-					break // Remove below still frees the rest
-				}
+	tmp := path + ".del.tmp"
+	if err := s.opts.FS.Rename(path, tmp); err != nil {
+		return err
+	}
+	if err := s.opts.FS.SyncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	f, err := s.opts.FS.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil {
+		for size := st.Size() - removeChunk; size > 0; size -= removeChunk {
+			s.waitWAL()
+			if f.Truncate(size) != nil {
+				break // the remove below frees the rest
 			}
 		}
-		f.Close()
 	}
-	return s.opts.FS.Remove(path)
+	return errors.Join(f.Close(), s.opts.FS.Remove(tmp))
 }
 
 func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
@@ -261,12 +269,12 @@ type pacer struct {
 	rate    int64               // bytes per second; 0: never wait
 	start   time.Time           // of the current paced stretch
 	written int64               // bytes written in it
-	appends uint64              // WAL appends when last checked
+	walLSN  uint64              // WAL's written LSN when last checked
 	idle    func(time.Duration) // told of each wait; may be nil
 }
 
 func (s *Store) newPacer(rate int64) *pacer {
-	return &pacer{s: s, rate: rate, start: time.Now(), appends: s.wal.Stats().Appends}
+	return &pacer{s: s, rate: rate, start: time.Now(), walLSN: s.wal.WrittenLSN()}
 }
 
 // wait is called after each n bytes of snapshot written.
@@ -275,9 +283,9 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 		return nil
 	}
 	p.written += int64(n)
-	appends := p.s.wal.Stats().Appends
-	busy := appends != p.appends
-	p.appends = appends
+	walLSN := p.s.wal.WrittenLSN() // an atomic load: no WAL lock per block
+	busy := walLSN != p.walLSN
+	p.walLSN = walLSN
 	if !busy {
 		p.start, p.written = time.Now(), 0
 		return nil

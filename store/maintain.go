@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -183,8 +184,7 @@ const (
 func (s *Store) runScrub(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
 	err := s.scrubPass(ctx, p)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		s.maint.scrubCorrupt.Add(1)
-		s.opts.Logger.Error("cidstore: scrub found damage", "dir", s.dir, "err", err)
+		s.maint.scrubCorrupt.Add(1) // the scheduler logs the error
 	}
 	return err
 }
@@ -210,47 +210,31 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 		}
 	}
 	// Snapshots are verified without the checkpoint lock, so a paced
-	// verification never holds up a checkpoint. One that retention removes
-	// before it is opened is skipped; once open, it stays readable.
-	for verified := uint64(0); ; {
-		s.ckptMu.Lock()
-		next, err := s.nextSnapshot(verified)
-		s.ckptMu.Unlock()
+	// verification never holds up a checkpoint. Retention may retire one
+	// meanwhile: it is renamed away before it is shrunk and removed, so
+	// damage found in a file that no longer has its name is not damage.
+	list, _, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	for _, sf := range slices.Backward(list) { // oldest first
+		err := s.verifySnapshot(ctx, sf.path, p)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			if _, serr := s.opts.FS.Stat(sf.path); errors.Is(serr, fs.ErrNotExist) {
+				continue // retired while it was read
+			}
+			return asCorrupt(err)
+		}
 		if err != nil {
 			return err
 		}
-		if next == nil {
-			break
-		}
-		verified = next.lsn
-		switch err := s.verifySnapshot(ctx, next.path, p); {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return asCorrupt(err)
-		default:
-			snaps++
-		}
+		snaps++
 	}
 	s.maint.scrubRuns.Add(1)
 	s.maint.scrubRecords.Store(records)
 	s.maint.scrubSnapshots.Store(snaps)
 	s.maint.scrubByType.Store(&byType)
 	return nil
-}
-
-// nextSnapshot returns the oldest snapshot whose cut LSN is above lsn, or
-// nil. s.ckptMu must be held.
-func (s *Store) nextSnapshot(lsn uint64) (*snapFile, error) {
-	snaps, _, err := s.listSnapshots()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
-		if snaps[i].lsn > lsn {
-			return &snaps[i], nil
-		}
-	}
-	return nil, nil
 }
 
 // verifySnapshot checks the snapshot at path on one goroutine, pausing
