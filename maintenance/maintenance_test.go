@@ -386,3 +386,42 @@ func TestPacerIdleNotCharged(t *testing.T) {
 		}
 	}
 }
+
+// A run that comes due while the budget is in debt waits only for the
+// debt, not for another whole interval.
+func TestDueRunWaitsOnlyForTheBudget(t *testing.T) {
+	c := Default()
+	c.AuditInterval = time.Hour
+	c.WorkerDuty = 0.5
+	h, _ := NewHolder(c)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	ran := make(chan struct{}, 1)
+	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
+	s := NewScheduler(h, Options{Clock: clock})
+	s.budget.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s.budget.last = now
+	s.budget.charge(budgetBurst + time.Second) // 1s of debt: 2s to repay
+	must(t, s.Add(Worker{
+		Name:     "audit",
+		Interval: func(c Config) time.Duration { return c.AuditInterval },
+		Run:      func(context.Context, Config, *Pacer) error { ran <- struct{}{}; return nil },
+	}))
+	s.Start()
+	defer s.Close()
+	(<-clock.timers).c <- time.Now() // the interval passes, in debt
+	tm := <-clock.timers
+	if tm.d != 2*time.Second {
+		t.Fatalf("waits %v after coming due in debt, want 2s", tm.d)
+	}
+	select {
+	case <-ran:
+		t.Fatal("ran while in debt")
+	default:
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	tm.c <- time.Now()
+	<-ran
+}

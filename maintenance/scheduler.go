@@ -136,13 +136,15 @@ func (s *Scheduler) loop(wk *worker) {
 	defer s.wg.Done()
 	changed, unsubscribe := s.h.Subscribe()
 	defer unsubscribe()
+	var dueSince time.Time // when the interval passed, while the run waits for the budget
 	for {
 		var tick <-chan time.Time
 		var t Timer
-		var late time.Duration // how much the budget pushes the run back
 		if d := wk.Interval(s.h.Load()); d > 0 {
-			late = max(s.budget.delay()-d, 0)
-			t = s.clock.NewTimer(d + late)
+			if !dueSince.IsZero() {
+				d = s.budget.delay() // due already: only the budget is waited for
+			}
+			t = s.clock.NewTimer(d)
 			tick = t.C()
 		}
 		select {
@@ -152,13 +154,20 @@ func (s *Scheduler) loop(wk *worker) {
 		case <-changed:
 			stopTimer(t) // recompute the interval under the new config
 		case <-tick:
-			s.addPaused(wk, late)
 			if s.budget.delay() > 0 {
-				continue // another worker spent the allowance meanwhile
+				if dueSince.IsZero() {
+					dueSince = time.Now()
+				}
+				continue // wait until the allowance is out of debt
+			}
+			if !dueSince.IsZero() {
+				s.addPaused(wk, time.Since(dueSince))
+				dueSince = time.Time{}
 			}
 			s.run(wk, newPacer(s.budget))
 		case reply := <-wk.trigger:
 			stopTimer(t)
+			dueSince = time.Time{} // the triggered run stands for the due one
 			reply <- s.run(wk, nil)
 		}
 	}
