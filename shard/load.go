@@ -134,7 +134,7 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	if s.keys.Load() != 0 {
 		return errors.New("shard: Load into a non-empty shard")
 	}
-	if len(l.recs) > maxLoaderRecords || len(l.ops) > maxLoaderRecords {
+	if uint64(len(l.recs)) > maxLoaderRecords || uint64(len(l.ops)) > maxLoaderRecords {
 		return errors.New("shard: too many entries for one bulk load")
 	}
 	l.mu.Lock() // no Add may race with the load

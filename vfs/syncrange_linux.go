@@ -2,7 +2,8 @@ package vfs
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // osFile adds RangeSyncer to *os.File.
@@ -10,16 +11,13 @@ type osFile struct{ *os.File }
 
 func wrapOS(f *os.File) File { return osFile{f} }
 
-// syncFileRangeWrite is SYNC_FILE_RANGE_WRITE of sync_file_range(2).
-const syncFileRangeWrite = 0x2
-
 // SyncRange calls sync_file_range(2) with WRITE alone on [0, off): dirty
 // pages are queued for write-back and the call returns without waiting
 // for them. Not waiting matters: a goroutine blocked in a system call keeps
 // its P until the runtime's monitor takes it back, up to milliseconds
 // later, and on a small machine that stalls every other goroutine.
 func (f osFile) SyncRange(off int64) error {
-	if err := syscall.SyncFileRange(int(f.Fd()), 0, off, syncFileRangeWrite); err != nil {
+	if err := unix.SyncFileRange(int(f.Fd()), 0, off, unix.SYNC_FILE_RANGE_WRITE); err != nil {
 		return &os.PathError{Op: "sync_file_range", Path: f.Name(), Err: err}
 	}
 	return nil
