@@ -137,9 +137,7 @@ func putBlockHeader(b []byte, h blockHeader) {
 	le.PutUint32(b[12:16], h.pairs)
 	le.PutUint32(b[16:20], h.rawLen)
 	le.PutUint32(b[20:24], h.stored)
-	c := crc32.Update(0, crcTable, b[0:24])
-	c = crc32.Update(c, crcTable, b[BlockHeaderSize:])
-	le.PutUint32(b[24:28], c)
+	le.PutUint32(b[24:28], blockCRC(b, b[BlockHeaderSize:]))
 }
 
 // parseBlockHeader decodes b[:BlockHeaderSize] and checks every field that

@@ -47,7 +47,10 @@ func (s *syncAhead) Write(p []byte) (int, error) {
 	if err == nil && s.pace != nil {
 		err = s.pace(s.ctx, n)
 	}
-	if rs, ok := s.f.(vfs.RangeSyncer); ok && err == nil {
+	if err != nil {
+		return n, err
+	}
+	if rs, ok := s.f.(vfs.RangeSyncer); ok {
 		if s.pending >= min(s.every, rangeEvery) {
 			s.pending = 0
 			err = rs.SyncRange(s.off)

@@ -84,7 +84,8 @@ func (l *Log) flush() {
 		if l.pending == nil {
 			l.pending = make([]byte, 0, initialBuffer)
 		}
-		l.inflightCh, l.pendingCh = l.pendingCh, make(chan struct{})
+		l.setInflight(l.pendingCh)
+		l.pendingCh = make(chan struct{})
 		l.inflightLast = last
 		if l.spaceWaiters > 0 {
 			l.spaceCond.Broadcast()
@@ -103,7 +104,7 @@ func (l *Log) flush() {
 			l.fail(err)
 		} else {
 			close(l.inflightCh)
-			l.inflightCh = closedChan
+			l.setInflight(closedChan)
 		}
 		l.mu.Unlock()
 	}
@@ -237,7 +238,7 @@ func (l *Log) fail(cause error) {
 func (l *Log) wakeAll() {
 	if l.inflightCh != closedChan {
 		close(l.inflightCh)
-		l.inflightCh = closedChan
+		l.setInflight(closedChan)
 	}
 	if l.pendingCh != closedChan {
 		close(l.pendingCh)

@@ -128,8 +128,9 @@ type Log struct {
 	exited       bool  // the flusher has stopped
 	closeErr     error // result of the flusher's shutdown
 	inflightLast uint64
-	inflightCh   chan struct{} // closed when the in-flight batch is acknowledged
-	pendingCh    chan struct{} // closed when the pending batch is acknowledged
+	inflightCh   chan struct{}                 // closed when the in-flight batch is acknowledged
+	inflightPub  atomic.Pointer[chan struct{}] // inflightCh, for InFlight without l.mu
+	pendingCh    chan struct{}                 // closed when the pending batch is acknowledged
 	segs         []segment
 	appends      uint64
 	appendBytes  uint64
@@ -257,7 +258,6 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 		mode:         opts.Sync,
 		interval:     opts.SyncInterval,
 		inflightLast: rec.last,
-		inflightCh:   closedChan,
 		pendingCh:    make(chan struct{}),
 		segs:         rec.segs,
 		wake:         make(chan struct{}, 1),
@@ -270,6 +270,7 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 		fSynced:      rec.last,
 	}
 	l.spaceCond.L = &l.mu
+	l.setInflight(closedChan)
 	l.acked.Store(rec.last)
 	l.written.Store(rec.last)
 	l.synced.Store(rec.last)
@@ -621,8 +622,10 @@ func (l *Log) countFsync(records uint64) {
 // an already closed channel when no batch is in flight. Background work
 // that competes with the flusher for CPU, such as a checkpoint's encoder,
 // waits on it to leave the flusher's writers a processor while it blocks.
-func (l *Log) InFlight() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.inflightCh
+func (l *Log) InFlight() <-chan struct{} { return *l.inflightPub.Load() }
+
+// setInflight sets inflightCh and its lock-free copy; l.mu must be held.
+func (l *Log) setInflight(ch chan struct{}) {
+	l.inflightCh = ch
+	l.inflightPub.Store(&ch)
 }
