@@ -81,20 +81,7 @@ func (w Workload) Mode() string {
 	if w.Dir == "" {
 		return "memory"
 	}
-	return SyncName(w.Sync)
-}
-
-// SyncName is the short name of a sync policy.
-func SyncName(m store.SyncMode) string {
-	switch m {
-	case store.SyncAlways:
-		return "always"
-	case store.SyncInterval:
-		return "interval"
-	case store.SyncNever:
-		return "never"
-	}
-	return fmt.Sprintf("sync(%d)", int(m))
+	return w.Sync.String()
 }
 
 // InsertPct is the percentage of operations that are inserts.

@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -91,13 +90,14 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	if len(vals) > 1 {
 		r = fromSorted(k, slices.Clone(vals), l.s.inlineMax)
 	}
+	hi, h := hiOf(k), l.s.hash(k) // outside the lock, which decoders share
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r == nil {
 		r = l.single(k, vals[0])
 	}
-	l.order = append(l.order, loadKey{hiOf(k), uint32(len(l.recs)), uint32(len(vals))})
-	l.recs = append(l.recs, loadEntry{r, l.s.hash(k)})
+	l.order = append(l.order, loadKey{hi, uint32(len(l.recs)), uint32(len(vals))})
+	l.recs = append(l.recs, loadEntry{r, h})
 }
 
 // AddOp records an operation to apply on top of the entries: Load applies
@@ -122,8 +122,6 @@ func (l *Loader) single(k, v cid.CID) *record {
 	l.slab = l.slab[1:]
 	return r
 }
-
-func hiOf(k cid.CID) uint64 { return binary.BigEndian.Uint64(k[:8]) }
 
 // Load publishes everything l collected into s, which must be empty: the
 // entries, with the operations applied on top. lsn becomes the shard's last
@@ -249,16 +247,13 @@ func bucketMask(n int) uint64 {
 }
 
 // mergeEntries returns the record of the key at order[i], merging the
-// value sets of consecutive entries with that key, and the index after
-// them.
+// value sets of the consecutive entries with that key (Load calls it only
+// when there are several), and the index after them.
 func (s *Shard) mergeEntries(order []loadKey, recs []loadEntry, i int) (*record, int) {
 	r := recs[order[i].ref].r
 	j := i + 1
 	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].r.key == r.key {
 		j++
-	}
-	if j == i+1 {
-		return r, j
 	}
 	var vals []cid.CID // a value set split over several entries
 	for _, x := range order[i:j] {

@@ -66,7 +66,11 @@ type item struct {
 	r  *record
 }
 
-func itemOf(r *record) item { return item{binary.BigEndian.Uint64(r.key[:8]), r} }
+func itemOf(r *record) item { return item{hiOf(r.key), r} }
+
+// hiOf is a key's first 8 bytes as a big-endian integer: ordering by it
+// agrees with ordering by the key.
+func hiOf(k cid.CID) uint64 { return binary.BigEndian.Uint64(k[:8]) }
 
 func lessItem(a, b item) bool {
 	if a.hi != b.hi {

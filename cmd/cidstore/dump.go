@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/cidstore/cidstore/store"
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // runDump exports a store directory to a snapshot stream file.
@@ -74,15 +75,7 @@ func exportTo(ctx context.Context, s *store.Store, file string) (summary, error)
 		return summary{}, err
 	}
 	ok = true
-	return summary{sum.Entries, sum.Pairs, sum.Bytes}, syncDir(filepath.Dir(file))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return summary{sum.Entries, sum.Pairs, sum.Bytes}, vfs.Default.SyncDir(filepath.Dir(file))
 }
 
 // runLoad imports a snapshot stream file into a new or empty store.
