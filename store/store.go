@@ -158,8 +158,9 @@ func (s *Store) Shards() int { return len(s.shards) }
 // Durable reports whether the store persists its writes.
 func (s *Store) Durable() bool { return s.wal != nil }
 
-// Close waits for writes in flight, flushes and fsyncs the write-ahead log
-// and releases the directory. It is idempotent: the first call returns nil
+// Close waits for writes in flight and for a Checkpoint or Import in
+// progress, flushes and fsyncs the write-ahead log and releases the
+// directory. It is idempotent: the first call returns nil
 // (or the error from the final flush) and later calls return ErrClosed.
 // After Close every write returns ErrClosed and reads return empty results.
 func (s *Store) Close() error {
@@ -177,6 +178,10 @@ func (s *Store) Close() error {
 		for _, sh := range s.shards {
 			sh.Unlock()
 		}
+		// A Checkpoint or Import a caller started is past its cut; let it
+		// finish while the WAL and the directory lock are still held.
+		s.ckptMu.Lock()
+		defer s.ckptMu.Unlock()
 		err = nil
 		if s.wal != nil {
 			err = errors.Join(s.wal.Close(), s.lock.Close())
