@@ -17,20 +17,17 @@ func (s *Shard) SetInlineMax(n int) {
 	}
 }
 
-// Position is where an incremental maintenance pass continues: the key
+// position is where an incremental maintenance pass continues: the key
 // after the last one examined. The zero value starts at the beginning.
-type Position struct {
+type position struct {
 	next cid.CID
 	done bool
 }
 
-// Done reports whether a pass has reached the end of the shard.
-func (p Position) Done() bool { return p.done }
-
 // walkStep calls fn for up to max index records from pos, in key order,
 // under the lock, and returns where the next step continues. fn may
 // publish.
-func (s *Shard) walkStep(pos Position, max int, fn func(*record)) Position {
+func (s *Shard) walkStep(pos position, max int, fn func(*record)) position {
 	if pos.done {
 		return pos
 	}
@@ -45,19 +42,19 @@ func (s *Shard) walkStep(pos Position, max int, fn func(*record)) Position {
 	}
 	s.mu.Unlock()
 	if len(batch) < max {
-		return Position{done: true}
+		return position{done: true}
 	}
 	next, more := successor(batch[len(batch)-1].key)
-	return Position{next: next, done: !more}
+	return position{next: next, done: !more}
 }
 
-// CompactStep examines up to max keys from pos and converts every large
+// compactStep examines up to max keys from pos and converts every large
 // value set that fits the inline threshold back to a sorted slice. It
 // returns the next position and how many records it rewrote. It takes the
 // lock itself. Shards without large sets return at once.
-func (s *Shard) CompactStep(pos Position, max int) (Position, int) {
+func (s *Shard) compactStep(pos position, max int) (position, int) {
 	if s.trees.Load() == 0 {
-		return Position{done: true}, 0
+		return position{done: true}, 0
 	}
 	n := 0
 	pos = s.walkStep(pos, max, func(r *record) {
@@ -70,22 +67,23 @@ func (s *Shard) CompactStep(pos Position, max int) (Position, int) {
 	return pos, n
 }
 
-// Compact runs CompactStep passes over the whole shard, maintainChunk keys
-// per lock hold, polling stop between chunks.
+// Compact runs compactStep passes over the whole shard, maintainChunk keys
+// per lock hold, calling stop between chunks (a caller may pause in it)
+// and ending early when it returns true. It returns the records rewritten.
 func (s *Shard) Compact(stop func() bool) int {
 	total := 0
-	for pos := (Position{}); !pos.done && !stop(); {
+	for pos := (position{}); !pos.done && !stop(); {
 		var n int
-		pos, n = s.CompactStep(pos, maintainChunk)
+		pos, n = s.compactStep(pos, maintainChunk)
 		total += n
 	}
 	return total
 }
 
-// AuditStep checks up to max index entries from pos: each must be the
+// auditStep checks up to max index entries from pos: each must be the
 // record the map holds for its key. It returns the next position and the
 // number of mismatches. It takes the lock itself.
-func (s *Shard) AuditStep(pos Position, max int) (Position, int) {
+func (s *Shard) auditStep(pos position, max int) (position, int) {
 	bad := 0
 	pos = s.walkStep(pos, max, func(r *record) {
 		if s.lookup(r.key) != r {
@@ -111,17 +109,19 @@ type AuditResult struct {
 	Rebuilt    bool // whether the index was rebuilt from the map
 }
 
-// Audit checks the whole shard (AuditStep passes and CountsAgree) and
-// rebuilds the index from the map on any mismatch.
+// Audit checks the whole shard (auditStep passes of maintainChunk entries
+// per lock hold, then CountsAgree) and rebuilds the index from the map on
+// any mismatch. It calls stop between chunks (a caller may pause in it)
+// and gives up, rebuilding nothing, when it returns true.
 func (s *Shard) Audit(stop func() bool) AuditResult {
 	var res AuditResult
-	for pos := (Position{}); !pos.done && !stop(); {
+	for pos := (position{}); !pos.done; {
+		if stop() {
+			return res
+		}
 		var bad int
-		pos, bad = s.AuditStep(pos, maintainChunk)
+		pos, bad = s.auditStep(pos, maintainChunk)
 		res.Mismatches += bad
-	}
-	if stop() {
-		return res
 	}
 	res.Checked = s.Keys()
 	if !s.CountsAgree() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
-	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
@@ -168,15 +167,11 @@ func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, p *main
 	return s.checkpoint(ctx, p, false)
 }
 
-// Step sizes of the incremental workers. A periodic pass works in steps
-// of this size and pauses between them (maintenance.Pacer), so a pass
-// over a large store never holds a shard lock or a CPU for long and the
-// workers together keep to Config.WorkerDuty.
-const (
-	auditStep        = 1024 // index entries checked per step
-	compactStep      = 1024 // keys examined per step
-	scrubEntriesStep = 4096 // snapshot entries verified between pauses
-)
+// scrubEntriesStep is how many snapshot entries the scrub verifies between
+// pauses. Like the shards' audit and compaction steps (1024 entries per
+// lock hold), it keeps a pass over a large store from holding a CPU for
+// long, so the workers together keep to Config.WorkerDuty.
+const scrubEntriesStep = 4096
 
 // runScrub verifies every closed WAL segment, one per step, then every
 // snapshot, and publishes the pass's totals. Damage ends the pass: it is
@@ -250,48 +245,37 @@ func (s *Store) verifySnapshot(ctx context.Context, path string, p *maintenance.
 	return err
 }
 
-// runCompact examines every shard in steps of compactStep keys and turns
-// value sets that fit the inline threshold back into slices. Shards
-// without large sets are skipped at no cost.
+// runCompact has every shard turn value sets that fit the inline
+// threshold back into slices (Shard.Compact), pausing between its steps.
+// Shards without large sets are skipped at no cost.
 func (s *Store) runCompact(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+	stop := pauser(ctx, p)
 	for _, sh := range s.shards {
-		for pos := (shard.Position{}); !pos.Done(); {
-			var n int
-			pos, n = sh.CompactStep(pos, compactStep)
-			s.maint.compacted.Add(int64(n))
-			if err := p.Pause(ctx); err != nil {
-				return err
-			}
-		}
+		s.maint.compacted.Add(int64(sh.Compact(stop)))
 	}
-	return nil
+	return ctx.Err()
 }
 
-// runAudit checks every shard's index against its map in steps of
-// auditStep entries; when a shard's pass ends with any mismatch (or its
-// map, index and key count disagree) its index is rebuilt from the map.
+// runAudit has every shard check its index against its map (Shard.Audit),
+// pausing between its steps; a shard that disagrees has its index rebuilt
+// from the map, which is counted and logged.
 func (s *Store) runAudit(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+	stop := pauser(ctx, p)
 	for i, sh := range s.shards {
-		bad := 0
-		if !sh.CountsAgree() {
-			bad++
-		}
-		for pos := (shard.Position{}); !pos.Done(); {
-			var n int
-			pos, n = sh.AuditStep(pos, auditStep)
-			bad += n
-			if err := p.Pause(ctx); err != nil {
-				return err
-			}
-		}
-		if bad > 0 {
-			s.maint.auditMismatches.Add(int64(bad))
+		if res := sh.Audit(stop); res.Rebuilt {
+			s.maint.auditMismatches.Add(int64(res.Mismatches))
 			s.maint.auditRepairs.Add(1)
-			sh.RebuildIndex()
-			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", bad)
+			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", res.Mismatches)
 		}
 	}
-	return nil
+	return ctx.Err()
+}
+
+// pauser adapts a worker's Pacer to the stop callback of the shards'
+// maintenance passes, which they call between bounded steps: it pauses
+// for the allowance and says stop once ctx ends.
+func pauser(ctx context.Context, p *maintenance.Pacer) func() bool {
+	return func() bool { return p.Pause(ctx) != nil }
 }
 
 // Audit checks every shard's map against its B-tree in full, in parallel
