@@ -223,6 +223,37 @@ type totals struct {
 	keys, pairs, blocks, raw uint64
 }
 
+// addBlock counts a block. A key split over blocks counts once: a block
+// that continues the previous one's last key does not start a key.
+func (t *totals) addBlock(h blockHeader) {
+	t.keys += uint64(h.entries)
+	if h.flags&flagCont != 0 {
+		t.keys--
+	}
+	t.pairs += uint64(h.pairs)
+	t.blocks++
+	t.raw += uint64(h.rawLen)
+}
+
+// add adds o's counts to t.
+func (t *totals) add(o totals) {
+	t.keys += o.keys
+	t.pairs += o.pairs
+	t.blocks += o.blocks
+	t.raw += o.raw
+}
+
+// summary describes a snapshot of size bytes with these totals.
+func (t totals) summary(size int64) Summary {
+	return Summary{
+		Entries:  int64(t.keys),
+		Pairs:    int64(t.pairs),
+		Blocks:   int64(t.blocks),
+		Bytes:    size,
+		RawBytes: int64(t.raw),
+	}
+}
+
 func appendFooterFixed(dst []byte, t totals) []byte {
 	var b [FooterFixedSize]byte
 	b[0] = kindFooter

@@ -291,10 +291,7 @@ func load(ctx context.Context, r io.ReaderAt, size int64, file string, paralleli
 				}
 			}
 			mu.Lock()
-			tot.keys += local.keys
-			tot.pairs += local.pairs
-			tot.blocks += local.blocks
-			tot.raw += local.raw
+			tot.add(local)
 			mu.Unlock()
 		}()
 	}
@@ -305,13 +302,7 @@ func load(ctx context.Context, r io.ReaderAt, size int64, file string, paralleli
 	if tot != ft.tot {
 		return Header{}, Summary{}, corrupt(file, ft.off, "footer totals differ from the blocks")
 	}
-	return h, Summary{
-		Entries:  int64(tot.keys),
-		Pairs:    int64(tot.pairs),
-		Blocks:   int64(tot.blocks),
-		Bytes:    size,
-		RawBytes: int64(tot.raw),
-	}, nil
+	return h, tot.summary(size), nil
 }
 
 // loadRun reads, checks and delivers the blocks of one run.
@@ -361,13 +352,7 @@ func (d *blockDecoder) loadRun(ctx context.Context, r io.ReaderAt, file string, 
 		if reason != "" {
 			return corrupt(file, off, "%s", reason)
 		}
-		tot.keys += uint64(bh.entries)
-		if bh.flags&flagCont != 0 {
-			tot.keys--
-		}
-		tot.pairs += uint64(bh.pairs)
-		tot.blocks++
-		tot.raw += uint64(bh.rawLen)
+		tot.addBlock(bh)
 	}
 	return nil
 }

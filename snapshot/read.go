@@ -87,13 +87,7 @@ func Read(ctx context.Context, r io.Reader, fn func(key cid.CID, vals []cid.CID)
 			return Header{}, Summary{}, corrupt("", off, "%s", reason)
 		}
 		index = append(index, indexEntry{offset: uint64(off), stored: bh.stored, part: bh.part, flags: bh.flags, first: first})
-		tot.keys += uint64(bh.entries)
-		if bh.flags&flagCont != 0 {
-			tot.keys--
-		}
-		tot.pairs += uint64(bh.pairs)
-		tot.blocks++
-		tot.raw += uint64(bh.rawLen)
+		tot.addBlock(bh)
 	}
 
 	// Footer: fixed part, then one index entry per block read, compared as
@@ -148,13 +142,7 @@ func Read(ctx context.Context, r io.Reader, fn func(key cid.CID, vals []cid.CID)
 		}
 		return Header{}, Summary{}, corrupt("", sr.off, "data after the trailer")
 	}
-	return h, Summary{
-		Entries:  int64(tot.keys),
-		Pairs:    int64(tot.pairs),
-		Blocks:   int64(tot.blocks),
-		Bytes:    sr.off,
-		RawBytes: int64(tot.raw),
-	}, nil
+	return h, tot.summary(sr.off), nil
 }
 
 // streamReader tracks the offset of a sequential read.

@@ -261,7 +261,7 @@ func (s *sink) write(b []byte) error {
 }
 
 // writeBlock writes one block frame and records it in the index.
-func (s *sink) writeBlock(frame []byte, e indexEntry, keys, pairs, raw uint64) error {
+func (s *sink) writeBlock(frame []byte, e indexEntry, h blockHeader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e.offset = s.off
@@ -269,10 +269,7 @@ func (s *sink) writeBlock(frame []byte, e indexEntry, keys, pairs, raw uint64) e
 		return err
 	}
 	s.index = append(s.index, e)
-	s.tot.keys += keys
-	s.tot.pairs += pairs
-	s.tot.blocks++
-	s.tot.raw += raw
+	s.tot.addBlock(h)
 	return nil
 }
 
@@ -291,13 +288,7 @@ func (s *sink) finish() (Summary, error) {
 	if err := s.write(buf); err != nil {
 		return Summary{}, err
 	}
-	return Summary{
-		Entries:  int64(s.tot.keys),
-		Pairs:    int64(s.tot.pairs),
-		Blocks:   int64(s.tot.blocks),
-		Bytes:    int64(s.off),
-		RawBytes: int64(s.tot.raw),
-	}, nil
+	return s.tot.summary(int64(s.off)), nil
 }
 
 // encoder turns partitions into block frames. Each encoding goroutine owns
@@ -320,7 +311,6 @@ type encoder struct {
 	first   cid.CID
 	entries uint32
 	pairs   uint32
-	keys    uint32 // entries that start a key (not continuations)
 }
 
 // yieldEntries is how many entries an encoder adds between yields: about
@@ -413,13 +403,12 @@ func (e *encoder) check() error {
 func (e *encoder) reset(flags uint8) {
 	e.raw = e.raw[:BlockHeaderSize]
 	e.flags = flags
-	e.entries, e.pairs, e.keys = 0, 0, 0
+	e.entries, e.pairs = 0, 0
 }
 
 // addKey appends key k with values vals, splitting the value set over as
 // many blocks as needed so that no block exceeds the target size.
 func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
-	started := false
 	for len(vals) > 0 {
 		room := e.target - (len(e.raw) - BlockHeaderSize) - cid.Size - binary.MaxVarintLen32
 		fit := room / cid.Size
@@ -447,10 +436,6 @@ func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 			// store's WAL flusher sits in fsync this encoder may hold the
 			// only other P.
 			e.yield()
-		}
-		if !started {
-			e.keys++
-			started = true
 		}
 		vals = vals[n:]
 		if len(vals) > 0 {
@@ -494,7 +479,7 @@ func (e *encoder) flush(nextFlags uint8) error {
 	}
 	putBlockHeader(frame, h)
 	ie := indexEntry{stored: h.stored, part: e.part, flags: e.flags, first: e.first}
-	if err := e.s.writeBlock(frame, ie, uint64(e.keys), uint64(e.pairs), uint64(rawLen)); err != nil {
+	if err := e.s.writeBlock(frame, ie, h); err != nil {
 		return err
 	}
 	e.reset(nextFlags)
