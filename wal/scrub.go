@@ -2,7 +2,9 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 )
 
@@ -30,7 +32,8 @@ type ScrubReport struct {
 // stopping writers. It returns a *CorruptError (errors.Is ErrCorrupt) for
 // the first damaged record it finds, and ctx.Err() when cancelled between
 // segments. A segment removed by TruncateBefore while Scrub runs is
-// skipped. Scrub is ScrubStep over every closed segment.
+// skipped (Scrub does not hold TruncateBefore up). Scrub is ScrubStep over
+// every closed segment.
 func (l *Log) Scrub(ctx context.Context) (ScrubReport, error) {
 	return l.ScrubStep(ctx, 0, 0)
 }
@@ -40,8 +43,18 @@ func (l *Log) Scrub(ctx context.Context) (ScrubReport, error) {
 // it to spread a pass over many small steps.
 func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport, error) {
 	rep := ScrubReport{ByType: map[uint8]TypeStats{}, Last: after}
-	l.replayMu.RLock()
-	defer l.replayMu.RUnlock()
+	var byType [256]TypeStats
+	defer func() {
+		for t, st := range byType {
+			if st.Records > 0 {
+				rep.ByType[uint8(t)] = st
+			}
+		}
+	}()
+	// No replayMu: a scrub must not hold up TruncateBefore (a checkpoint's
+	// retention) for as long as it reads. A segment removed meanwhile is
+	// skipped; removal goes oldest first, so it is never followed by one
+	// that was scanned.
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
@@ -66,17 +79,20 @@ func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport
 			return rep, err
 		}
 		res, err := scanSegment(l.fs, seg, 0, func(r Record) error {
-			st := rep.ByType[r.Type]
+			st := &byType[r.Type]
 			st.Records++
 			st.Bytes += int64(len(r.Payload))
-			rep.ByType[r.Type] = st
-			rep.Records++
 			rep.Bytes += int64(len(r.Payload))
 			return nil
 		})
+		if errors.Is(err, fs.ErrNotExist) {
+			rep.Last = seg.first // removed by TruncateBefore meanwhile
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}
+		rep.Records += res.records
 		if res.corrupt != nil {
 			return rep, res.corrupt
 		}

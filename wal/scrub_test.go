@@ -172,3 +172,38 @@ func TestScrubStep(t *testing.T) {
 		t.Fatalf("steps covered %d segments/%d records, full scrub %d/%d", segs, recs, all.Segments, all.Records)
 	}
 }
+
+// A segment that disappears after Scrub listed it (TruncateBefore runs
+// concurrently, without waiting for the scrub) is skipped, not damage.
+func TestScrubSkipsRemovedSegment(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(Options{Dir: dir, SegmentSize: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	payload := make([]byte, 100)
+	var lsn uint64
+	for i := 0; i < 40; i++ {
+		if lsn, err = l.Append(1, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.WaitDurable(lsn); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	first := l.segs[0].path // closed: there are several segments
+	n := len(l.segs)
+	l.mu.Unlock()
+	if n < 3 {
+		t.Fatalf("only %d segments", n)
+	}
+	if err := os.Remove(first); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Scrub(context.Background())
+	if err != nil || rep.Segments != n-2 || !rep.Done {
+		t.Fatalf("Scrub after a removal: %+v, %v", rep, err)
+	}
+}
