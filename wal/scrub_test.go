@@ -176,22 +176,9 @@ func TestScrubStep(t *testing.T) {
 // A segment that disappears after Scrub listed it (TruncateBefore runs
 // concurrently, without waiting for the scrub) is skipped, not damage.
 func TestScrubSkipsRemovedSegment(t *testing.T) {
-	dir := t.TempDir()
-	l, err := Open(Options{Dir: dir, SegmentSize: 512})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := mustOpen(t, Options{Dir: t.TempDir(), SegmentSize: 512})
 	defer l.Close()
-	payload := make([]byte, 100)
-	var lsn uint64
-	for i := 0; i < 40; i++ {
-		if lsn, err = l.Append(1, payload); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.WaitDurable(lsn); err != nil {
-		t.Fatal(err)
-	}
+	writeRecords(t, l, 1, 40)
 	l.mu.Lock()
 	first := l.segs[0].path // closed: there are several segments
 	n := len(l.segs)
