@@ -164,3 +164,11 @@ func (ff *faultFile) Sync() error {
 	}
 	return ff.File.Sync()
 }
+
+// Datasync counts as a sync for FailSync, like Sync.
+func (ff *faultFile) Datasync() error {
+	if err := ff.fs.nextSync(); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: ff.Name(), Err: err}
+	}
+	return SyncData(ff.File)
+}

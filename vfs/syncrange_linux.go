@@ -22,3 +22,22 @@ func (f osFile) SyncRange(off int64) error {
 	}
 	return nil
 }
+
+// Datasync calls fdatasync(2).
+func (f osFile) Datasync() error {
+	if err := ignoringEINTR(func() error { return unix.Fdatasync(int(f.Fd())) }); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// ignoringEINTR retries fn while it fails with EINTR, as package os does
+// for its own system calls.
+func ignoringEINTR(fn func() error) error {
+	for {
+		err := fn()
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
