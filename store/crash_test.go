@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -443,7 +444,8 @@ func (run *childRun) apply(r report, m *crashModel) error {
 
 // tearTail appends a torn write to the last WAL segment in dir: up to 100
 // zeros or random bytes, or a proper prefix of a record frame. It returns
-// how many bytes.
+// how many bytes recovery must cut: none for zeros alone, which read as the
+// unused end of a preallocated segment.
 func tearTail(dir string, rng *rand.Rand) (int64, error) {
 	segs, err := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
 	if err != nil || len(segs) == 0 {
@@ -471,7 +473,11 @@ func tearTail(dir string, rng *rand.Rand) (int64, error) {
 		return 0, err
 	}
 	_, err = f.Write(tail)
-	return int64(len(tail)), errors.Join(err, f.Close())
+	n := int64(len(tail))
+	if !slices.ContainsFunc(tail, func(b byte) bool { return b != 0 }) {
+		n = 0 // zeros after the last record are the clean end of a segment
+	}
+	return n, errors.Join(err, f.Close())
 }
 
 // checkCrash reopens dir after run was killed and compares the store with

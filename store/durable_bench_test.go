@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"github.com/cidstore/cidstore/wal"
 )
 
 // BenchmarkDurableInsert measures acknowledged inserts of new keys with 1,
@@ -36,6 +38,7 @@ func BenchmarkDurableInsert(b *testing.B) {
 					b.Fatal(err)
 				}
 				var next atomic.Uint64
+				warmWAL(b, s, &next)
 				// RunParallel starts parallelism x GOMAXPROCS goroutines.
 				b.SetParallelism(max(1, writers/max(1, cpus())))
 				b.ReportAllocs()
@@ -103,6 +106,30 @@ func BenchmarkBatchAlways(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// warmWAL inserts pairs into a persistent store until its log writes to a
+// preallocated segment, the steady state of a store that has been running
+// for a while, so that the measurement does not depend on how much of it
+// falls before the log's first switch to one.
+func warmWAL(b *testing.B, s *Store, next *atomic.Uint64) {
+	if s.wal == nil {
+		return
+	}
+	pairs := make([]Pair, 1000)
+	for s.wal.Stats().PreallocatedSegments == 0 {
+		if s.wal.Stats().WrittenBytes > 4*wal.DefaultSegmentSize {
+			b.Fatal("the log did not switch to a preallocated segment")
+		}
+		base := next.Add(uint64(len(pairs)))
+		for j := range pairs {
+			i := base + uint64(j)
+			pairs[j] = Pair{benchKey(i), benchKey(i + 1<<40)}
+		}
+		if err := s.InsertBatch(pairs); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

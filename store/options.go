@@ -62,6 +62,13 @@ type Options struct {
 	// SegmentSize is the WAL segment size in bytes; 0 means 64 MiB.
 	SegmentSize int64
 
+	// NoPreallocate turns off WAL segment preallocation: by default a
+	// background goroutine zero-fills the next segment so that syncs
+	// overwrite allocated blocks, which makes each SyncAlways group commit
+	// cheaper on ext4 and XFS at the cost of writing the WAL twice. Set it
+	// on copy-on-write filesystems (btrfs, ZFS), where it gains nothing.
+	NoPreallocate bool
+
 	// SnapshotsKept is how many snapshots Checkpoint keeps (the WAL is
 	// kept back to the oldest of them). 0 means 2; valid range 0..100.
 	SnapshotsKept int

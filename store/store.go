@@ -128,13 +128,14 @@ func (s *Store) openDisk() error {
 	}
 	c := s.cfg.Load()
 	l, err := wal.Open(wal.Options{
-		FS:           fs,
-		Dir:          filepath.Join(s.dir, walDir),
-		SegmentSize:  s.opts.SegmentSize,
-		Sync:         SyncMode(c.Sync),
-		SyncInterval: c.SyncInterval,
-		Repair:       s.opts.Repair,
-		Logger:       s.opts.Logger,
+		FS:            fs,
+		Dir:           filepath.Join(s.dir, walDir),
+		SegmentSize:   s.opts.SegmentSize,
+		NoPreallocate: s.opts.NoPreallocate,
+		Sync:          SyncMode(c.Sync),
+		SyncInterval:  c.SyncInterval,
+		Repair:        s.opts.Repair,
+		Logger:        s.opts.Logger,
 	})
 	if err != nil {
 		return errors.Join(err, lock.Close())

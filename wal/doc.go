@@ -13,7 +13,8 @@
 //
 // A segment named N.wal.tmp is a segment being created; recovery removes it.
 // New segments are written under the temporary name (header), fsynced,
-// renamed into place and the directory is fsynced.
+// renamed into place and the directory is fsynced. spare.wal.tmp is a
+// segment being preallocated (below); Open removes a leftover one.
 //
 // # Segment format
 //
@@ -41,6 +42,28 @@
 // Records are never split across segments; rotation happens at record
 // boundaries before a record that would take the segment past
 // Options.SegmentSize.
+//
+// A segment may continue with zero bytes after its last record, up to the
+// end of the file: the unused rest of a preallocated segment. A reader
+// takes a frame header of 17 zero bytes (or a shorter all-zero remainder
+// at the end of the file) followed only by zeros as the end of the
+// segment, not as damage; zeros followed by anything else are damage like
+// any other.
+//
+// # Preallocation
+//
+// Unless Options.NoPreallocate is set (and for segment sizes of at least
+// 1 MiB), a preparer goroutine writes a spare segment in the background:
+// header, zeros up to SegmentSize, fsync. The flusher renames it into
+// place at the next rotation instead of creating a segment, and a log
+// whose active segment was not preallocated (a new log, once it has
+// written 1 MiB) switches to the spare as soon as it is ready, at the
+// start of a batch. Writes then overwrite allocated blocks and the
+// flusher's fdatasync(2) writes no metadata, which roughly halves the
+// cost of a group commit on ext4. The price is that every segment is
+// written twice. Without a spare ready the flusher creates a segment as
+// before, so appends never wait for the preparer, and a failure to
+// preallocate is logged and otherwise ignored.
 //
 // # Recovery
 //
@@ -71,7 +94,7 @@
 // assigns the next LSN and signals the single flusher goroutine; it never
 // waits for the disk. The flusher swaps the pending buffer with a spare one
 // (double buffering; both are reused), writes the batch (rotating segments
-// where needed), fsyncs under SyncAlways, publishes the new written and
+// where needed), syncs with fdatasync(2) under SyncAlways, publishes the new written and
 // durable LSNs and wakes all waiters of the batch by closing one channel.
 // While it writes and fsyncs, new records accumulate in the other buffer
 // and are taken as one batch as soon as the previous round finishes, so

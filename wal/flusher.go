@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // run is the flusher goroutine: the only goroutine that writes, fsyncs or
@@ -113,6 +115,9 @@ func (l *Log) flush() {
 // writeBatch writes one batch, rotating segments where Append planned it,
 // and fsyncs it under SyncAlways.
 func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode) error {
+	if err := l.maybeSwitch(rots); err != nil {
+		return err
+	}
 	prev := 0
 	for _, r := range rots {
 		if err := l.write(buf[prev:r.off], r.lsn-1); err != nil {
@@ -126,6 +131,9 @@ func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode
 	if err := l.write(buf[prev:], last); err != nil {
 		return err
 	}
+	if l.prep != nil && !l.fPrealloc && l.fSize >= minPrealloc && l.ready.Load() == nil {
+		l.wantSpare()
+	}
 	if mode == SyncAlways {
 		return l.syncActive()
 	}
@@ -138,6 +146,7 @@ func (l *Log) write(b []byte, last uint64) error {
 		return nil
 	}
 	n, err := l.f.Write(b)
+	l.fSize += int64(n)
 	l.writes.Add(1)
 	l.bytesWritten.Add(uint64(n))
 	if err == nil && n < len(b) {
@@ -155,7 +164,7 @@ func (l *Log) syncActive() error {
 	if l.fSynced == l.fWritten {
 		return nil
 	}
-	err := l.f.Sync()
+	err := vfs.SyncData(l.f)
 	l.countFsync(l.fWritten - l.fSynced)
 	if err != nil {
 		return fmt.Errorf("wal: fsync %s: %w", l.fpath, err)
@@ -177,15 +186,38 @@ func (l *Log) rotate(first uint64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.fpath, err)
 	}
-	nf, path, err := createSegment(l.fs, l.dir, first)
+	used, err := l.useSpare(first)
 	if err != nil {
 		return err
 	}
-	l.f, l.fpath = nf, path
+	if !used {
+		nf, path, err := createSegment(l.fs, l.dir, first)
+		if err != nil {
+			return err
+		}
+		l.f, l.fpath, l.fSize, l.fPrealloc = nf, path, SegmentHeaderSize, false
+	}
+	path := l.fpath
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{first: first, path: path})
 	l.mu.Unlock()
 	return nil
+}
+
+// maybeSwitch moves a log whose active segment was not preallocated to a
+// preallocated one at the start of a batch, once the active segment holds
+// at least minPrealloc bytes and the preparer has a spare ready. The
+// batch's first record then starts the new segment (writeBatch asks for a spare after the write that takes the
+// active segment past minPrealloc). Append's projection of the segment size does not know about
+// the switch, so the new segment is rotated somewhat early, once.
+func (l *Log) maybeSwitch(rots []rotation) error {
+	if l.prep == nil || l.fPrealloc || l.fSize < minPrealloc || (len(rots) > 0 && rots[0].off == 0) {
+		return nil
+	}
+	if l.ready.Load() == nil {
+		return nil // writeBatch asks for one
+	}
+	return l.rotate(l.fWritten + 1)
 }
 
 // syncWritten is the periodic fsync of SyncInterval.

@@ -20,7 +20,9 @@ type Record struct {
 // Reader decodes a stream of record frames (the bytes of a segment after its
 // header). Next returns records until the stream ends with one of:
 //
-//   - io.EOF: the stream ended exactly at a frame boundary;
+//   - io.EOF: the stream ended exactly at a frame boundary, or nothing but
+//     zero bytes follow the last frame (the unused, zero-filled rest of a
+//     preallocated segment);
 //   - ErrTorn: the stream ends in a partial or damaged frame that no valid
 //     frame follows (a torn write);
 //   - a *CorruptError (errors.Is(err, ErrCorrupt)): a damaged frame with a
@@ -84,7 +86,13 @@ func (r *Reader) next1() (Record, error) {
 		if err != io.ErrUnexpectedEOF {
 			return Record{}, r.ioErr(err)
 		}
+		if allZero(r.hdr[:n]) {
+			return Record{}, io.EOF
+		}
 		return Record{}, r.classify(r.hdr[:n], nil, "incomplete record header")
+	}
+	if r.hdr == ([HeaderSize]byte{}) {
+		return Record{}, r.zeroTail()
 	}
 	length := binary.LittleEndian.Uint32(r.hdr[4:8])
 	lsn := binary.LittleEndian.Uint64(r.hdr[8:16])
@@ -163,6 +171,32 @@ func (r *Reader) classify(hdr, payload []byte, reason string) error {
 		return ErrTorn
 	}
 	return &CorruptError{File: r.file, Offset: r.base + r.off, LSN: lastGood + 1, Reason: reason}
+}
+
+// zeroTail is called after a header of zeros: it returns io.EOF when only
+// zeros follow up to the end of the stream (the unused rest of a
+// preallocated segment), else the damage as classify decides it. Zeros are
+// checked as they stream past, so a long preallocated tail costs no memory.
+func (r *Reader) zeroTail() error {
+	zeros := int64(HeaderSize)
+	for {
+		b, err := r.r.Peek(r.r.Size())
+		if !allZero(b) {
+			// Damage after all: classify needs the zeros it covers.
+			return r.classify(make([]byte, zeros), nil, "zeros followed by data")
+		}
+		if _, derr := r.r.Discard(len(b)); derr != nil {
+			return r.ioErr(derr)
+		}
+		zeros += int64(len(b))
+		switch err {
+		case nil, bufio.ErrBufferFull:
+		case io.EOF:
+			return io.EOF
+		default:
+			return r.ioErr(err)
+		}
+	}
 }
 
 func (r *Reader) ioErr(err error) error {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,7 @@ type recovered struct {
 	last    uint64    // LSN of the last record (0 if the log is empty)
 	next    uint64    // LSN the next record gets
 	records int64     // records found
+	end     int64     // offset just past the last record of the last segment
 	report  RepairReport
 }
 
@@ -114,10 +116,11 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 			case res.corrupt != nil:
 				ce = res.corrupt
 			case res.torn && isLast:
-				if err := dropTornTail(fs, dir, seg, res, logger); err != nil {
+				dropped, err := dropTornTail(fs, dir, seg, res, logger)
+				if err != nil {
 					return rec, err
 				}
-				rec.report.TornBytes = res.size - res.end
+				rec.report.TornBytes = dropped
 				if res.end == 0 {
 					segs = segs[:i]
 				}
@@ -137,12 +140,16 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 				segs = segs[:i]
 			} else {
 				segs = segs[:i+1]
+				rec.end = ce.Offset
 			}
 			rec.report.LastLSN = ce.LSN - 1
 			expected = ce.LSN
 			break
 		}
 		expected = res.last + 1
+		if res.end >= SegmentHeaderSize { // else the segment was removed
+			rec.end = res.end
+		}
 	}
 	rec.segs = segs
 	rec.next = expected
@@ -155,20 +162,25 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 
 // dropTornTail truncates the torn tail of the last segment, or removes the
 // segment if even its header is torn.
-func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *slog.Logger) error {
+func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *slog.Logger) (int64, error) {
+	tail, err := readFileFrom(fs, seg.path, res.end)
+	if err != nil {
+		return 0, err
+	}
+	dropped := dataLen(tail)
 	if res.end == 0 {
 		if err := fs.Remove(seg.path); err != nil {
-			return fmt.Errorf("wal: remove segment with torn header: %w", err)
+			return 0, fmt.Errorf("wal: remove segment with torn header: %w", err)
 		}
 		if err := fs.SyncDir(dir); err != nil {
-			return fmt.Errorf("wal: sync %s: %w", dir, err)
+			return 0, fmt.Errorf("wal: sync %s: %w", dir, err)
 		}
 	} else if err := truncateFile(fs, seg.path, res.end); err != nil {
-		return err
+		return 0, err
 	}
 	logger.Warn("wal: dropped torn tail of last segment",
-		"file", seg.path, "offset", res.end, "bytes", res.size-res.end, "last_lsn", res.last)
-	return nil
+		"file", seg.path, "offset", res.end, "bytes", dropped, "last_lsn", res.last)
+	return dropped, nil
 }
 
 // cutLog removes everything from the bad spot described by ce onwards:
@@ -184,14 +196,14 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 	if err != nil {
 		return err
 	}
-	rep.BytesDropped += int64(len(data))
+	rep.BytesDropped += dataLen(data)
 	rep.RecordsDropped += countFrames(data, lastGood)
 	for _, s := range segs[1:] {
 		data, err := readFileFrom(fs, s.path, 0)
 		if err != nil {
 			return err
 		}
-		rep.BytesDropped += int64(len(data))
+		rep.BytesDropped += dataLen(data)
 		if len(data) >= SegmentHeaderSize {
 			rep.RecordsDropped += countFrames(data[SegmentHeaderSize:], s.first-1)
 		}
@@ -218,6 +230,22 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 		"bytes_dropped", rep.BytesDropped, "records_dropped", rep.RecordsDropped,
 		"segments_removed", len(rep.SegmentsRemoved))
 	return nil
+}
+
+// zeroTailMin is the shortest run of trailing zeros that dataLen takes
+// for the unused rest of a preallocated segment rather than for data.
+const zeroTailMin = 4096
+
+// dataLen is how many bytes of a dropped segment tail count as data: all
+// of them, less a run of at least zeroTailMin trailing zeros, which is the
+// unused rest of a preallocated segment (or a page that never reached the
+// disk), not records.
+func dataLen(tail []byte) int64 {
+	n := len(bytes.TrimRight(tail, "\x00"))
+	if len(tail)-n < zeroTailMin {
+		n = len(tail)
+	}
+	return int64(n)
 }
 
 func readFileFrom(fs vfs.FS, path string, off int64) ([]byte, error) {

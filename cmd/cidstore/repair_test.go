@@ -119,7 +119,7 @@ func TestRepairCleanAndTornStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(make([]byte, 30)); err != nil {
+	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
