@@ -232,7 +232,7 @@ func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (
 // parallelBatch is the batch size from which publishing is spread over
 // several goroutines (each taking whole shards, whose locks the batch
 // already holds).
-const parallelBatch = 512
+const parallelBatch = 256
 
 // publishBatch applies pairs, visited in shard order, to their shards.
 func (s *Store) publishBatch(pairs []Pair, order, byShard []int32) {
