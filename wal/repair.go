@@ -163,11 +163,10 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 // dropTornTail truncates the torn tail of the last segment, or removes the
 // segment if even its header is torn.
 func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *slog.Logger) (int64, error) {
-	tail, err := readFileFrom(fs, seg.path, res.end)
+	dropped, err := tornBytes(fs, seg, res)
 	if err != nil {
 		return 0, err
 	}
-	dropped := dataLen(tail)
 	if res.end == 0 {
 		if err := fs.Remove(seg.path); err != nil {
 			return 0, fmt.Errorf("wal: remove segment with torn header: %w", err)
@@ -232,6 +231,15 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 	return nil
 }
 
+// tornBytes is the size of the torn tail of seg, as dataLen counts it.
+func tornBytes(fs vfs.FS, seg segment, res scanResult) (int64, error) {
+	tail, err := readFileFrom(fs, seg.path, res.end)
+	if err != nil {
+		return 0, err
+	}
+	return dataLen(tail), nil
+}
+
 // zeroTailMin is the shortest run of trailing zeros that dataLen takes
 // for the unused rest of a preallocated segment rather than for data.
 const zeroTailMin = 4096
@@ -248,18 +256,19 @@ func dataLen(tail []byte) int64 {
 	return int64(n)
 }
 
+// readFileFrom reads path from offset off to its end.
 func readFileFrom(fs vfs.FS, path string, off int64) ([]byte, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("wal: repair: %w", err)
+		return nil, fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("wal: repair: seek %s: %w", path, err)
+		return nil, fmt.Errorf("wal: seek %s: %w", path, err)
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("wal: repair: read %s: %w", path, err)
+		return nil, fmt.Errorf("wal: read %s: %w", path, err)
 	}
 	return data, nil
 }

@@ -13,7 +13,7 @@ type SegmentInfo struct {
 	LastLSN   uint64 // of the last valid record (FirstLSN-1 if none)
 	Records   int64
 	Size      int64 // file size in bytes
-	TornBytes int64 // bytes after the last valid record (last segment only)
+	TornBytes int64 // bytes of a torn tail after the last valid record (last segment only)
 }
 
 // VerifyReport describes a log directory.
@@ -52,7 +52,9 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 		case res.corrupt != nil:
 			return rep, res.corrupt
 		case res.torn && i == len(segs)-1:
-			info.TornBytes = res.size - res.end
+			if info.TornBytes, err = tornBytes(fs, seg, res); err != nil {
+				return rep, err
+			}
 		case res.torn:
 			return rep, &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
 				Reason: "damaged record at the end of a segment that is not the last"}
