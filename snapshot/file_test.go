@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -193,4 +194,35 @@ func TestWithYield(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.check(t, d, false)
+}
+
+// A block is compressed a zstd block at a time with a yield in between,
+// and the frame decodes to the block.
+func TestCompressYieldsPerChunk(t *testing.T) {
+	var calls int
+	e, err := newEncoder(context.Background(), &sink{w: io.Discard}, new(atomic.Bool), BlockTarget, func() { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	src := bytes.Repeat([]byte("compressible "), BlockTarget/13)
+	z, err := e.compress(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (len(src) - 1) / zstdChunk; calls != want {
+		t.Errorf("%d yields compressing %d bytes, want %d", calls, len(src), want)
+	}
+	if len(z)-BlockHeaderSize >= len(src)/10 {
+		t.Errorf("%d bytes compressed to %d", len(src), len(z)-BlockHeaderSize)
+	}
+	d, err := newBlockDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	out, err := d.zdec.DecodeAll(z[BlockHeaderSize:], make([]byte, 0, len(src)))
+	if err != nil || !bytes.Equal(out, src) {
+		t.Fatalf("frame decodes to %d bytes (%v), want the %d compressed", len(out), err, len(src))
+	}
 }
