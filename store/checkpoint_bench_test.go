@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -124,10 +125,19 @@ func BenchmarkCheckpoint(b *testing.B) {
 
 // BenchmarkWriterLatencyDuringCheckpoint measures Insert latency of 64
 // writers under SyncAlways on a store of 1M pairs, first alone, then while
-// checkpoints run back to back, in the same run.
+// checkpoints run back to back, in the same run. Each phase starts right
+// after a garbage collection and runs long enough (10s by default) to span
+// collections of its own; gc-base and gc-ckpt report how many.
 func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 	s := importedStore(b, b.TempDir(), 1_000_000)
 	defer s.Close()
+	// CIDSTORE_BENCH_PHASE sets how long each phase runs (default 10s):
+	// long enough for each to span several garbage collections, so that
+	// both pay for collection in proportion to what they allocate.
+	phaseLen := 10 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("CIDSTORE_BENCH_PHASE")); err == nil && d > 0 {
+		phaseLen = d
+	}
 	// CIDSTORE_BENCH_PACE overrides Config.CheckpointPace (bytes/s).
 	pace, _ := strconv.ParseInt(os.Getenv("CIDSTORE_BENCH_PACE"), 10, 64)
 	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config {
@@ -142,7 +152,17 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 	const writers = 64
 	var next atomic.Uint64 // every phase inserts new keys
 	next.Store(1 << 40)
+	// gcCycles counts completed garbage collections.
+	gcCycles := func() uint64 {
+		m := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+		metrics.Read(m)
+		return m[0].Value.Uint64()
+	}
 	phase := func(d time.Duration, during func(stop <-chan struct{})) []time.Duration {
+		// Each phase starts right after a collection, as each benchmark
+		// does: back to back, the collection that the first phase's
+		// allocation makes due would otherwise fall into the second.
+		runtime.GC()
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		lat := make([][]time.Duration, writers)
@@ -215,11 +235,14 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 		return m[0].Value.Float64Histogram()
 	}
 	for i := 0; i < b.N; i++ {
-		s0 := sched()
-		base := phase(3*time.Second, idle)
-		s1 := sched()
-		during := phase(3*time.Second, checkpoints)
-		s2 := sched()
+		s0, g0 := sched(), gcCycles()
+		base := phase(phaseLen, idle)
+		s1, g1 := sched(), gcCycles()
+		during := phase(phaseLen, checkpoints)
+		s2, g2 := sched(), gcCycles()
+		// runtime.GC at the start of each phase is one cycle of it.
+		b.ReportMetric(float64(g1-g0-1), "gc-base")
+		b.ReportMetric(float64(g2-g1-1), "gc-ckpt")
 		b.ReportMetric(histP99(s0, s1)*1e6, "sched-p99-base-µs")
 		b.ReportMetric(histP99(s1, s2)*1e6, "sched-p99-ckpt-µs")
 		for _, q := range []struct {
@@ -231,8 +254,8 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 			b.ReportMetric(float64(dq.Microseconds()), q.name+"-ckpt-µs")
 			b.ReportMetric(float64(dq)/float64(bq), q.name+"-ratio")
 		}
-		b.ReportMetric(float64(len(base))/3, "base-ops/s")
-		b.ReportMetric(float64(len(during))/3, "ckpt-ops/s")
+		b.ReportMetric(float64(len(base))/phaseLen.Seconds(), "base-ops/s")
+		b.ReportMetric(float64(len(during))/phaseLen.Seconds(), "ckpt-ops/s")
 		b.ReportMetric(float64(s.Checkpoints().Count), "checkpoints")
 	}
 }
