@@ -130,10 +130,16 @@ func TestWorkersAndMetrics(t *testing.T) {
 	var buf bytes.Buffer
 	must(t, s.WritePrometheus(&buf))
 	out := buf.String()
-	for _, want := range []string{"cidstore_keys 97", "cidstore_wal_fsyncs_total", `cidstore_worker_runs_total{worker="audit"} 1`, "cidstore_wal_group_size_bucket{le=\"+Inf\"}"} {
+	for _, want := range []string{"cidstore_keys 97", "cidstore_wal_fsyncs_total", `cidstore_worker_runs_total{worker="audit"} 1`,
+		"cidstore_wal_group_size_bucket{le=\"+Inf\"}", "cidstore_wal_preallocated_segments_total 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// The last bucket of the log's histogram is open-ended: only +Inf
+	// stands for it, so no finite bound reaches 2^31 records.
+	if strings.Contains(out, `le="4294967295"`) || !strings.Contains(out, `le="2147483647"`) {
+		t.Errorf("group size buckets end wrongly:\n%s", out)
 	}
 	mem := openMem(t, Options{})
 	if err := mem.TriggerWorker(ctx, WorkerCheckpoint); !errors.Is(err, maintenance.ErrUnknownWorker) {

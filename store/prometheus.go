@@ -48,14 +48,19 @@ func (s *Store) WritePrometheus(w io.Writer) error {
 		metric("wal_segments", "gauge", "WAL segment files.", one(st.WAL.Segments))
 		metric("wal_last_lsn", "gauge", "Last appended LSN.", one(st.WAL.LastLSN))
 		metric("wal_durable_lsn", "gauge", "Last fsynced LSN.", one(st.WAL.DurableLSN))
+		metric("wal_preallocated_segments_total", "counter", "WAL segments started on a zero-filled spare.", one(st.WAL.PreallocatedSegments))
 		// Records per fsync as a cumulative histogram with power-of-two
-		// upper bounds.
+		// upper bounds. The log's last bucket has no upper bound, so only
+		// +Inf counts it.
 		fmt.Fprintf(bw, "# HELP cidstore_wal_group_size Records made durable per fsync.\n# TYPE cidstore_wal_group_size histogram\n")
 		var cum, sum uint64
+		last := len(st.WAL.RecordsPerFsync) - 1
 		for i, n := range st.WAL.RecordsPerFsync {
 			cum += n
 			sum += n << i // lower bound of the bucket: an underestimate
-			fmt.Fprintf(bw, "cidstore_wal_group_size_bucket{le=\"%d\"} %d\n", uint64(1)<<(i+1)-1, cum)
+			if i < last {
+				fmt.Fprintf(bw, "cidstore_wal_group_size_bucket{le=\"%d\"} %d\n", uint64(1)<<(i+1)-1, cum)
+			}
 		}
 		fmt.Fprintf(bw, "cidstore_wal_group_size_bucket{le=\"+Inf\"} %d\ncidstore_wal_group_size_sum %d\ncidstore_wal_group_size_count %d\n", cum, sum, cum)
 		metric("checkpoints_total", "counter", "Checkpoints written since open.", one(st.Checkpoints.Count))
