@@ -68,14 +68,12 @@ func buntOpener(dir string, policy buntdb.SyncPolicy) bench.Opener {
 		}
 		var cfg buntdb.Config
 		if err := db.ReadConfig(&cfg); err != nil {
-			db.Close()
-			return nil, err
+			return nil, errors.Join(err, db.Close())
 		}
 		cfg.SyncPolicy = policy
 		cfg.AutoShrinkDisabled = true // keep the log from being rewritten mid-run
 		if err := db.SetConfig(cfg); err != nil {
-			db.Close()
-			return nil, err
+			return nil, errors.Join(err, db.Close())
 		}
 		return &buntTarget{db: db, name: "BuntDB", dir: dir}, nil
 	}
@@ -186,8 +184,7 @@ func (t *pebbleTarget) InsertBatch(pairs []bench.Pair) error {
 	b := t.db.NewBatch()
 	for _, p := range pairs {
 		if err := b.Set(composite(p.Key, p.Value), nil, nil); err != nil {
-			b.Close()
-			return err
+			return errors.Join(err, b.Close())
 		}
 	}
 	return b.Commit(t.wo)

@@ -371,8 +371,7 @@ func restartTable(ctx context.Context, stdout io.Writer, w bench.Workload, srv *
 			return err
 		}
 		if s.Pairs() != int(lw.KeySpace)*lw.ValuesPerKey {
-			s.Close()
-			return fmt.Errorf("reopened store has %d pairs, want %d", s.Pairs(), int(lw.KeySpace)*lw.ValuesPerKey)
+			return errors.Join(fmt.Errorf("reopened store has %d pairs, want %d", s.Pairs(), int(lw.KeySpace)*lw.ValuesPerKey), s.Close())
 		}
 		if err := errors.Join(s.Close(), os.RemoveAll(dir)); err != nil {
 			return err

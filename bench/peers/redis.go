@@ -137,9 +137,7 @@ func (s *redisServer) stop() error {
 // until it answers with the data loaded.
 func (s *redisServer) restart(ctx context.Context) (time.Duration, error) {
 	c := redis.NewClient(&redis.Options{Addr: s.addr()})
-	err := c.Save(ctx).Err()
-	c.Close()
-	if err != nil {
+	if err := errors.Join(c.Save(ctx).Err(), c.Close()); err != nil {
 		return 0, err
 	}
 	if err := s.stop(); err != nil {
@@ -168,8 +166,7 @@ func redisOpener(s *redisServer, poolSize int) bench.Opener {
 	return func() (bench.Target, error) {
 		c := redis.NewClient(&redis.Options{Addr: s.addr(), PoolSize: poolSize, MinIdleConns: poolSize})
 		if err := c.FlushAll(context.Background()).Err(); err != nil {
-			c.Close()
-			return nil, err
+			return nil, errors.Join(err, c.Close())
 		}
 		return &redisTarget{c: c}, nil
 	}
