@@ -36,15 +36,16 @@ import (
 var (
 	crashKills = flag.Int("crash.kills", 50, "number of child processes TestCrash kills")
 	crashSeed  = flag.Uint64("crash.seed", 0, "master seed of TestCrash (0 picks one at random)")
-	crashCycle = flag.Int("crash.cycle", 100, "kills per store directory; TestCrash then starts a fresh directory")
+	crashCycle = flag.Int("crash.cycle", 25, "kills per store directory; TestCrash then starts a fresh directory")
 	crashMax   = flag.Int("crash.reports", 500, "largest number of reports TestCrash lets a child send before killing it")
 )
 
 const (
-	crashEnv      = "CIDSTORE_CRASH_CHILD" // "dir,seed" in the child's environment
+	crashEnv      = "CIDSTORE_CRASH_CHILD" // "dir,seed,segsize" in the child's environment
 	crashWriters  = 64                     // concurrent writer goroutines in the child
 	crashMaxBatch = 5                      // largest InsertBatch the child issues
 	crashSegSize  = 64 << 10               // small segments, so rotation happens often
+	crashPrealloc = 1 << 20                // every other directory: the smallest segments the WAL preallocates
 	crashMagic    = 0xC1D5_70BE_C4A5_4ED0  // first word of every value the child writes
 	crashRecSize  = 16                     // bytes per report
 	crashRecMagic = 0xC5                   // byte 3 of every report
@@ -121,13 +122,18 @@ func TestCrashChild(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
 		os.Exit(3)
 	}
-	dir, seedText, _ := strings.Cut(env, ",")
-	seed, err := strconv.ParseUint(seedText, 10, 64)
-	if err != nil {
+	f := strings.Split(env, ",")
+	if len(f) != 3 {
+		die("bad %s=%q", crashEnv, env)
+	}
+	dir := f[0]
+	seed, err := strconv.ParseUint(f[1], 10, 64)
+	segSize, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || err2 != nil {
 		die("bad %s=%q", crashEnv, env)
 	}
 	out := os.NewFile(3, "reports")
-	s, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: crashSegSize})
+	s, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: segSize})
 	if err != nil {
 		die("open: %v", err)
 	}
@@ -231,6 +237,10 @@ type crashModel struct {
 	gone  int64           // in-flight deletes found applied after a crash
 	check int64           // pair checks made after crashes, in total
 	segs  int             // most WAL segments seen in the directory
+	// segSize is the directory's WAL segment size: crashSegSize or
+	// crashPrealloc, every other directory.
+	segSize  int64
+	prealloc int // most preallocated (full-size) WAL segments seen
 }
 
 // childRun is the parent's view of one child while it runs.
@@ -268,7 +278,10 @@ func TestCrash(t *testing.T) {
 				total.add(m)
 			}
 			dir = filepath.Join(t.TempDir(), "db")
-			m = &crashModel{seeds: map[uint64]bool{}, pairs: map[pairID]int8{}}
+			m = &crashModel{seeds: map[uint64]bool{}, pairs: map[pairID]int8{}, segSize: crashSegSize}
+			if kill/max(*crashCycle, 1)%2 == 1 {
+				m.segSize = crashPrealloc
+			}
 		}
 		seed := rng.Uint64() | 1
 		for m.seeds[seed] {
@@ -308,9 +321,13 @@ func TestCrash(t *testing.T) {
 	}
 	t.Logf("crash test: %d kills in %v; %d acknowledged writes (%d pairs present, %d deleted at the end); "+
 		"%d pair checks after kills, %d acknowledged pairs lost; %d in-flight inserts and %d in-flight deletes "+
-		"found applied; %d recoveries cut a torn tail; up to %d WAL segments per directory",
+		"found applied; %d recoveries cut a torn tail; up to %d WAL segments per directory, "+
+		"up to %d of them preallocated",
 		*crashKills, time.Since(start).Round(time.Millisecond), total.acks, present, len(total.pairs)-present,
-		total.check, total.lost, total.extra, total.gone, tornRecoveries, total.segs)
+		total.check, total.lost, total.extra, total.gone, tornRecoveries, total.segs, total.prealloc)
+	if *crashKills >= 2**crashCycle && total.prealloc == 0 {
+		t.Error("no directory got as far as a preallocated WAL segment")
+	}
 }
 
 func (m *crashModel) add(o *crashModel) {
@@ -326,6 +343,7 @@ func (m *crashModel) add(o *crashModel) {
 	m.gone += o.gone
 	m.check += o.check
 	m.segs = max(m.segs, o.segs)
+	m.prealloc = max(m.prealloc, o.prealloc)
 }
 
 // runCrashChild starts a child writing to dir, reads its reports into the
@@ -346,7 +364,7 @@ func runCrashChild(dir string, seed uint64, rng *rand.Rand, m *crashModel) (*chi
 	}
 	defer pr.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", crashEnv, dir, seed))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%d", crashEnv, dir, seed, m.segSize))
 	cmd.ExtraFiles = []*os.File{pw}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -487,7 +505,7 @@ func tearTail(dir string, rng *rand.Rand) (int64, error) {
 // present. What the store shows for in-flight writes becomes the model's
 // state, as the next child builds on it. It returns the torn bytes cut.
 func checkCrash(dir string, run *childRun, m *crashModel) (int64, error) {
-	s, err := Open(dir, Options{SegmentSize: crashSegSize})
+	s, err := Open(dir, Options{SegmentSize: m.segSize})
 	if err != nil {
 		return 0, fmt.Errorf("reopen after kill: %w", err)
 	}
@@ -495,6 +513,13 @@ func checkCrash(dir string, run *childRun, m *crashModel) (int64, error) {
 	torn := s.Recovery().TornBytes
 	segs, _ := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
 	m.segs = max(m.segs, len(segs))
+	full := 0
+	for _, p := range segs {
+		if fi, err := os.Stat(p); err == nil && m.segSize == crashPrealloc && fi.Size() == crashPrealloc {
+			full++
+		}
+	}
+	m.prealloc = max(m.prealloc, full)
 
 	// In-flight deletes: both outcomes are fine; adopt what recovery shows.
 	for g := range uint8(crashWriters) {

@@ -131,7 +131,7 @@ func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode
 	if err := l.write(buf[prev:], last); err != nil {
 		return err
 	}
-	if l.prep != nil && !l.fPrealloc && l.fSize >= minPrealloc && l.ready.Load() == nil {
+	if l.prep != nil && !l.fPrealloc && l.fSize >= l.prepAfter() && l.ready.Load() == nil {
 		l.wantSpare()
 	}
 	if mode == SyncAlways {
@@ -206,12 +206,13 @@ func (l *Log) rotate(first uint64) error {
 
 // maybeSwitch moves a log whose active segment was not preallocated to a
 // preallocated one at the start of a batch, once the active segment holds
-// at least minPrealloc bytes and the preparer has a spare ready. The
-// batch's first record then starts the new segment (writeBatch asks for a spare after the write that takes the
-// active segment past minPrealloc). Append's projection of the segment size does not know about
-// the switch, so the new segment is rotated somewhat early, once.
+// at least prepAfter bytes and the preparer has a spare ready; the batch's
+// first record then starts the new segment. (writeBatch asks for the spare
+// after the write that takes the segment past prepAfter.) Append's
+// projection of the segment size does not know about the switch, so the
+// new segment is rotated somewhat early, once.
 func (l *Log) maybeSwitch(rots []rotation) error {
-	if l.prep == nil || l.fPrealloc || l.fSize < minPrealloc || (len(rots) > 0 && rots[0].off == 0) {
+	if l.prep == nil || l.fPrealloc || l.fSize < l.prepAfter() || (len(rots) > 0 && rots[0].off == 0) {
 		return nil
 	}
 	if l.ready.Load() == nil {

@@ -26,11 +26,18 @@ const (
 	spareName = "spare.wal.tmp"
 	// zeroChunk is the size of the preparer's writes.
 	zeroChunk = 1 << 20
-	// minPrealloc is the smallest SegmentSize that is preallocated, and the
-	// amount written to a segment that was not before the preparer is
-	// asked for a spare: a log that never writes a MiB never pays for one.
+	// minPrealloc is the smallest SegmentSize that is preallocated, and at
+	// most the amount written to a segment that was not before the
+	// preparer is asked for a spare (see prepAfter): a log that never
+	// writes a MiB never pays for one.
 	minPrealloc = 1 << 20
 )
+
+// prepAfter is how much a segment that was not preallocated holds before
+// the flusher asks for a spare: minPrealloc, or half the segment size when
+// that is smaller, so that a segment rotates only after the spare was asked
+// for.
+func (l *Log) prepAfter() int64 { return min(minPrealloc, l.segSize/2) }
 
 var zeros [zeroChunk]byte
 
