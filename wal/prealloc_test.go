@@ -1,10 +1,16 @@
 package wal
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // waitSpare waits until a spare segment is ready. Only the flusher takes
@@ -155,4 +161,79 @@ func TestNoPreallocate(t *testing.T) {
 			t.Fatalf("%s: %v, looks preallocated", p, err)
 		}
 	}
+}
+
+// spareFailFS fails every write to the spare segment with ENOSPC.
+type spareFailFS struct{ vfs.FS }
+
+func (fs spareFailFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil || filepath.Base(name) != spareName {
+		return f, err
+	}
+	return spareFailFile{f}, nil
+}
+
+type spareFailFile struct{ vfs.File }
+
+func (f spareFailFile) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+}
+
+// A spare that cannot be written is logged and given up; the log goes on
+// in ordinary segments, loses nothing and leaves no spare file behind.
+func TestPreallocationFailureIsNotFatal(t *testing.T) {
+	const segSize = 2 << 20
+	dir := t.TempDir()
+	seen := make(chan struct{})
+	logBuf := syncBuffer{want: "preallocating a segment failed", seen: seen}
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: spareFailFS{vfs.Default},
+		Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	writeRecords(t, l, 1, 40000) // over 1 MiB: a spare is asked for, and fails
+	select {
+	case <-seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("no warning logged:\n%s", logBuf.String())
+	}
+	writeRecords(t, l, 40001, 80000) // past two segments
+	if err := l.Err(); err != nil {
+		t.Fatalf("log failed: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("failed spare left behind: %v", err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	defer l.Close()
+	if n := len(segmentFiles(t, dir)); n < 3 {
+		t.Fatalf("%d segments, want at least 3", n)
+	}
+	checkRecords(t, replayAll(t, l, 1), 1, 120000)
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes
+// that closes seen once a write contains want.
+type syncBuffer struct {
+	mu   sync.Mutex
+	b    bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen != nil && bytes.Contains(p, []byte(b.want)) {
+		close(b.seen)
+		b.seen = nil
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
