@@ -443,8 +443,7 @@ func (l *Log) Replay(fromLSN uint64, fn func(lsn uint64, typ uint8, payload []by
 			break
 		}
 		if seg.first != expected {
-			return &CorruptError{File: seg.path, Offset: 0, LSN: expected,
-				Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+			return misnamed(seg, expected)
 		}
 		res, err := scanSegment(l.fs, seg, limit, func(r Record) error {
 			if r.LSN < fromLSN {
@@ -462,8 +461,7 @@ func (l *Log) Replay(fromLSN uint64, fn func(lsn uint64, typ uint8, payload []by
 			return nil
 		}
 		if res.torn {
-			return &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
-				Reason: "damaged record before the end of the log"}
+			return tornInside(seg, res, "damaged record before the end of the log")
 		}
 		expected = res.last + 1
 	}

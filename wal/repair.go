@@ -104,8 +104,7 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 		var ce *CorruptError
 		var res scanResult
 		if seg.first != expected {
-			ce = &CorruptError{File: seg.path, Offset: 0, LSN: expected,
-				Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+			ce = misnamed(seg, expected)
 		} else {
 			res, err = scanSegment(fs, seg, 0, nil)
 			if err != nil {
@@ -125,8 +124,7 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 					segs = segs[:i]
 				}
 			case res.torn:
-				ce = &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
-					Reason: "damaged record at the end of a segment that is not the last"}
+				ce = tornInside(seg, res, "damaged record at the end of a segment that is not the last")
 			}
 		}
 		if ce != nil {

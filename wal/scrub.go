@@ -97,8 +97,7 @@ func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport
 			return rep, res.corrupt
 		}
 		if res.torn {
-			return rep, &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
-				Reason: "damaged record in a closed segment"}
+			return rep, tornInside(seg, res, "damaged record in a closed segment")
 		}
 		if i+1 < len(segs) && res.last+1 != segs[i+1].first {
 			return rep, &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,

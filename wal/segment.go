@@ -120,6 +120,19 @@ type scanResult struct {
 	corrupt *CorruptError
 }
 
+// misnamed describes a segment whose name does not carry the LSN that
+// follows the previous segment's last record.
+func misnamed(seg segment, expected uint64) *CorruptError {
+	return &CorruptError{File: seg.path, Offset: 0, LSN: expected,
+		Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+}
+
+// tornInside describes a segment that ends in a damaged record where the
+// log must go on: reason says why it must.
+func tornInside(seg segment, res scanResult, reason string) *CorruptError {
+	return &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1, Reason: reason}
+}
+
 // errBadHeader marks a segment whose header is missing or wrong.
 var errBadHeader = errors.New("bad segment header")
 

@@ -40,8 +40,7 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 	var expected uint64
 	for i, seg := range segs {
 		if i > 0 && seg.first != expected {
-			return rep, &CorruptError{File: seg.path, Offset: 0, LSN: expected,
-				Reason: fmt.Sprintf("segment name says first LSN %d", seg.first)}
+			return rep, misnamed(seg, expected)
 		}
 		res, err := scanSegment(fs, seg, 0, nil)
 		if err != nil {
@@ -56,8 +55,7 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 				return rep, err
 			}
 		case res.torn:
-			return rep, &CorruptError{File: seg.path, Offset: res.end, LSN: res.last + 1,
-				Reason: "damaged record at the end of a segment that is not the last"}
+			return rep, tornInside(seg, res, "damaged record at the end of a segment that is not the last")
 		}
 		rep.Segments = append(rep.Segments, info)
 		rep.Records += res.records
