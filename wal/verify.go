@@ -13,6 +13,7 @@ type SegmentInfo struct {
 	LastLSN   uint64 // of the last valid record (FirstLSN-1 if none)
 	Records   int64
 	Size      int64 // file size in bytes
+	Used      int64 // bytes up to the end of the last valid record (the rest is a torn tail or preallocated zeros)
 	TornBytes int64 // bytes of a torn tail after the last valid record (last segment only)
 }
 
@@ -46,7 +47,7 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		info := SegmentInfo{Path: seg.path, FirstLSN: seg.first, LastLSN: res.last, Records: res.records, Size: res.size}
+		info := SegmentInfo{Path: seg.path, FirstLSN: seg.first, LastLSN: res.last, Records: res.records, Size: res.size, Used: res.end}
 		switch {
 		case res.corrupt != nil:
 			return rep, res.corrupt

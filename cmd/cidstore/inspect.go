@@ -81,19 +81,22 @@ func printDirInfo(w io.Writer, dir string, info store.DirInfo, full bool) {
 		}
 	}
 	tw.Flush()
-	var total int64
+	var total, used int64
 	for _, sg := range info.WAL.Segments {
 		total += sg.Size
+		used += sg.Used
 	}
-	fmt.Fprintf(w, "\nWAL segments (%d, %d bytes, %d records):\n", len(info.WAL.Segments), total, info.WAL.Records)
+	fmt.Fprintf(w, "\nWAL segments (%d, %d bytes in use of %d on disk, %d records):\n", len(info.WAL.Segments), used, total, info.WAL.Records)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  file\tLSNs\trecords\tbytes\ttorn tail")
+	// "bytes" is what the records use; a preallocated segment's file is
+	// larger by its zeros ("file bytes").
+	fmt.Fprintln(tw, "  file\tLSNs\trecords\tbytes\tfile bytes\ttorn tail")
 	for _, sg := range info.WAL.Segments {
 		lsns := "-"
 		if sg.Records > 0 {
 			lsns = fmt.Sprintf("%d..%d", sg.FirstLSN, sg.LastLSN)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", filepath.Base(sg.Path), lsns, sg.Records, sg.Size, sg.TornBytes)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\n", filepath.Base(sg.Path), lsns, sg.Records, sg.Used, sg.Size, sg.TornBytes)
 	}
 	tw.Flush()
 	if info.WALErr != nil {
