@@ -131,7 +131,7 @@ func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode
 	if err := l.write(buf[prev:], last); err != nil {
 		return err
 	}
-	if l.prep != nil && !l.fPrealloc && l.fSize >= l.prepAfter() && l.ready.Load() == nil {
+	if l.switchDue() && l.ready.Load() == nil {
 		l.wantSpare()
 	}
 	if mode == SyncAlways {
@@ -212,7 +212,7 @@ func (l *Log) rotate(first uint64) error {
 // projection of the segment size does not know about the switch, so the
 // new segment is rotated somewhat early, once.
 func (l *Log) maybeSwitch(rots []rotation) error {
-	if l.prep == nil || l.fPrealloc || l.fSize < l.prepAfter() || (len(rots) > 0 && rots[0].off == 0) {
+	if !l.switchDue() || (len(rots) > 0 && rots[0].off == 0) {
 		return nil
 	}
 	if l.ready.Load() == nil {

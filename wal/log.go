@@ -640,11 +640,12 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.closeCh)
 	<-l.doneCh
+	err := l.closeErr
 	if l.prep != nil {
 		close(l.prep.stop)
 		<-l.prep.done
+		err = errors.Join(err, l.prep.err)
 	}
-	err := l.closeErr
 	if lerr := l.lock.Close(); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("wal: release lock: %w", lerr))
 	}

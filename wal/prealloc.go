@@ -39,6 +39,12 @@ const (
 // for.
 func (l *Log) prepAfter() int64 { return min(minPrealloc, l.segSize/2) }
 
+// switchDue reports whether the active segment was not preallocated and
+// holds prepAfter bytes: the log wants a spare to move to. Flusher only.
+func (l *Log) switchDue() bool {
+	return l.prep != nil && !l.fPrealloc && l.fSize >= l.prepAfter()
+}
+
 var zeros [zeroChunk]byte
 
 // spareFile is a zero-filled segment file ready to be renamed into place.
@@ -52,6 +58,7 @@ type preparer struct {
 	req  chan struct{} // capacity 1: a spare is wanted
 	stop chan struct{} // closed by Close after the flusher has exited
 	done chan struct{} // closed when the preparer goroutine returns
+	err  error         // from cleaning up at stop; read by Close after done
 }
 
 // wantSpare asks the preparer for a spare segment, without blocking.
@@ -71,7 +78,7 @@ func (l *Log) prepare() {
 	for {
 		select {
 		case <-l.prep.stop:
-			l.dropSpare()
+			l.prep.err = l.dropSpare()
 			return
 		case <-l.prep.req:
 		}
@@ -81,6 +88,9 @@ func (l *Log) prepare() {
 		sp, err := l.zeroFill()
 		switch {
 		case errors.Is(err, errStopped):
+			if err != errStopped { // the partial spare's cleanup failed
+				l.prep.err = err
+			}
 			return
 		case err != nil:
 			// Nothing acknowledged depends on a spare: carry on without.
@@ -106,8 +116,11 @@ func (l *Log) zeroFill() (sp *spareFile, err error) {
 		return nil, fmt.Errorf("wal: create %s: %w", path, err)
 	}
 	defer func() {
-		if err != nil {
-			err = errors.Join(err, f.Close(), l.fs.Remove(path))
+		if err == nil {
+			return
+		}
+		if cerr := errors.Join(f.Close(), l.fs.Remove(path)); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}()
 	if _, err := f.Write(segmentHeader[:]); err != nil {
@@ -143,14 +156,15 @@ func (l *Log) zeroFill() (sp *spareFile, err error) {
 }
 
 // dropSpare closes and removes a spare that was never used.
-func (l *Log) dropSpare() {
+func (l *Log) dropSpare() error {
 	sp := l.ready.Swap(nil)
 	if sp == nil {
-		return
+		return nil
 	}
 	if err := errors.Join(sp.f.Close(), l.fs.Remove(sp.path)); err != nil {
-		l.logger.Warn("wal: removing the unused spare segment failed", "file", sp.path, "err", err)
+		return fmt.Errorf("wal: remove unused spare %s: %w", sp.path, err)
 	}
+	return nil
 }
 
 // useSpare makes the ready spare, if any, the segment whose first record

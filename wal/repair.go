@@ -1,11 +1,11 @@
 package wal
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -193,14 +193,14 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 	if err != nil {
 		return err
 	}
-	rep.BytesDropped += dataLen(data)
+	rep.BytesDropped += tailData(data)
 	rep.RecordsDropped += countFrames(data, lastGood)
 	for _, s := range segs[1:] {
 		data, err := readFileFrom(fs, s.path, 0)
 		if err != nil {
 			return err
 		}
-		rep.BytesDropped += dataLen(data)
+		rep.BytesDropped += tailData(data)
 		if len(data) >= SegmentHeaderSize {
 			rep.RecordsDropped += countFrames(data[SegmentHeaderSize:], s.first-1)
 		}
@@ -229,29 +229,58 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 	return nil
 }
 
-// tornBytes is the size of the torn tail of seg, as dataLen counts it.
+// tornBytes is the size of the torn tail of seg, as tailCounter counts
+// it, read in chunks: the tail of a preallocated segment can be most of it.
 func tornBytes(fs vfs.FS, seg segment, res scanResult) (int64, error) {
-	tail, err := readFileFrom(fs, seg.path, res.end)
+	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("wal: %w", err)
 	}
-	return dataLen(tail), nil
+	defer f.Close()
+	var tc tailCounter
+	if _, err := io.Copy(&tc, io.NewSectionReader(f, res.end, math.MaxInt64-res.end)); err != nil {
+		return 0, fmt.Errorf("wal: read %s: %w", seg.path, err)
+	}
+	return tc.data(), nil
 }
 
-// zeroTailMin is the shortest run of trailing zeros that dataLen takes
+// zeroTailMin is the shortest run of trailing zeros that tailCounter takes
 // for the unused rest of a preallocated segment rather than for data.
 const zeroTailMin = 4096
 
-// dataLen is how many bytes of a dropped segment tail count as data: all
-// of them, less a run of at least zeroTailMin trailing zeros, which is the
-// unused rest of a preallocated segment (or a page that never reached the
-// disk), not records.
-func dataLen(tail []byte) int64 {
-	n := len(bytes.TrimRight(tail, "\x00"))
-	if len(tail)-n < zeroTailMin {
-		n = len(tail)
+// tailCounter counts how many bytes of a dropped segment tail, written to
+// it in order, are data: all of them, less a run of at least zeroTailMin
+// trailing zeros, which is the unused rest of a preallocated segment (or a
+// page that never reached the disk), not records.
+type tailCounter struct {
+	size    int64 // bytes written
+	nonZero int64 // offset just past the last non-zero byte
+}
+
+func (t *tailCounter) Write(p []byte) (int, error) {
+	if !allZero(p) {
+		i := len(p) - 1
+		for p[i] == 0 {
+			i--
+		}
+		t.nonZero = t.size + int64(i) + 1
 	}
-	return int64(n)
+	t.size += int64(len(p))
+	return len(p), nil
+}
+
+func (t *tailCounter) data() int64 {
+	if t.size-t.nonZero < zeroTailMin {
+		return t.size
+	}
+	return t.nonZero
+}
+
+// tailData is tailCounter's count of b.
+func tailData(b []byte) int64 {
+	var tc tailCounter
+	tc.Write(b) // cannot fail
+	return tc.data()
 }
 
 // readFileFrom reads path from offset off to its end.
