@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -41,14 +42,16 @@ func (s *Store) recover() error {
 		// while the snapshot is decoded.
 		var wal walRead
 		var walErr error
+		var failed atomic.Bool // the snapshot did not load: stop reading
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			if sf.lsn+1 >= first && last >= sf.lsn {
-				wal, walErr = s.mergeWAL(ls, sf.lsn)
+				wal, walErr = s.mergeWAL(ls, sf.lsn, &failed)
 			}
 		}()
 		pairs, err := s.readSnapshot(sf, ls)
+		failed.Store(err != nil)
 		<-done
 		if err != nil {
 			if !errors.Is(err, snapshot.ErrCorrupt) {
@@ -80,21 +83,23 @@ func (s *Store) recover() error {
 	s.snapLSN.Store(from)
 	if loaders == nil { // no snapshot: the WAL alone
 		loaders = s.newLoaders()
-		if merged, err = s.mergeWAL(loaders, 0); err != nil {
+		if merged, err = s.mergeWAL(loaders, 0, nil); err != nil {
 			return err
 		}
 	}
 	through = max(merged.through, from)
-	s.recovery.Records, s.recovery.Ops = merged.records, merged.ops
-	// The checkpointer counts WAL growth since the snapshot, including
-	// what recovery read.
-	s.walAtSnap.Store(-merged.bytes)
 	if err := s.loadShards(loaders, through); err != nil {
 		return err
 	}
-	if err := s.replay(through + 1); err != nil {
+	replayed, err := s.replay(through + 1)
+	if err != nil {
 		return err
 	}
+	s.recovery.Records = merged.records + replayed.records
+	s.recovery.Ops = merged.ops + replayed.ops
+	// The checkpointer counts WAL growth since the snapshot, including
+	// what recovery read.
+	s.walAtSnap.Store(-(merged.bytes + replayed.bytes))
 	s.recovery.Duration = time.Since(start)
 	s.recovery.TornBytes = s.wal.RepairReport().TornBytes
 	if s.recovery.Records > 0 || from > 0 || s.recovery.TornBytes > 0 {
@@ -139,28 +144,28 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error
 // one afterwards.
 var mergeOpsMax int64 = 1 << 22 // a variable so tests can shrink it
 
-// errMergeFull stops the WAL read once mergeOpsMax operations are held.
-var errMergeFull = errors.New("merge budget reached")
+// errStopRead stops readWAL when its caller wants no more records.
+var errStopRead = errors.New("WAL read stopped")
 
-// walRead is what mergeWAL read.
+// walRead is what readWAL read.
 type walRead struct {
 	through             uint64 // LSN of the last record taken (0: none)
 	records, ops, bytes int64
 }
 
-// mergeWAL reads the WAL records after LSN from into the loaders, up to
-// mergeOpsMax operations (whole records only). Folding them into the bulk
-// load sorts them with the snapshot's entries instead of inserting each
-// into a large index at random.
-func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64) (walRead, error) {
+// readWAL decodes the WAL records from LSN from on, in log order, and calls
+// fn for each operation with its record's LSN. Before each record it asks
+// more (if not nil) whether to go on; a false answer ends the read without
+// an error. A record that does not decode is corruption.
+func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64, o op)) (walRead, error) {
 	var rd walRead
-	err := s.wal.Replay(from+1, func(lsn uint64, typ uint8, payload []byte) error {
-		if rd.ops >= mergeOpsMax {
-			return errMergeFull
+	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
+		if more != nil && !more(rd) {
+			return errStopRead
 		}
 		err := decodeOps(typ, payload, func(o op) {
 			rd.ops++
-			loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
+			fn(lsn, o)
 		})
 		if err != nil {
 			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
@@ -170,10 +175,24 @@ func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64) (walRead, error) 
 		rd.through = lsn
 		return nil
 	})
-	if errors.Is(err, errMergeFull) {
+	if errors.Is(err, errStopRead) {
 		err = nil
 	}
 	return rd, err
+}
+
+// mergeWAL reads the WAL records after LSN from into the loaders, up to
+// mergeOpsMax operations (whole records only), and stops early once
+// abandon (if not nil) is set. Folding them into the bulk load sorts them
+// with the snapshot's entries instead of inserting each into a large index
+// at random.
+func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64, abandon *atomic.Bool) (walRead, error) {
+	more := func(rd walRead) bool {
+		return rd.ops < mergeOpsMax && (abandon == nil || !abandon.Load())
+	}
+	return s.readWAL(from+1, more, func(_ uint64, o op) {
+		loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
+	})
 }
 
 // loadKind maps an operation record type to the loader's.
@@ -216,13 +235,13 @@ type lsnOp struct {
 	op
 }
 
-// replay applies the WAL records from LSN from on. One goroutine reads and
+// replay applies the WAL records from LSN from on and returns what it read. One goroutine reads and
 // decodes records in LSN order; operations are routed by shard to a fixed
 // set of workers (shard i goes to worker i mod W), so each shard's
 // operations, and therefore each key's, are applied in log order while
 // different shards load in parallel. Operations are idempotent, so records
 // the snapshot already holds would also be harmless.
-func (s *Store) replay(from uint64) error {
+func (s *Store) replay(from uint64) (walRead, error) {
 	workers := min(runtime.GOMAXPROCS(0), len(s.shards))
 	chans := make([]chan []lsnOp, workers)
 	pending := make([][]lsnOp, workers)
@@ -243,26 +262,16 @@ func (s *Store) replay(from uint64) error {
 			}
 		}(chans[w])
 	}
-	var records, ops, bytes int64
-	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
-		records++
-		bytes += int64(len(payload))
-		err := decodeOps(typ, payload, func(o op) {
-			ops++
-			w := s.shardOf(o.key) % workers
-			if pending[w] == nil {
-				pending[w] = make([]lsnOp, 0, replayChunk)
-			}
-			pending[w] = append(pending[w], lsnOp{lsn, o})
-			if len(pending[w]) == replayChunk {
-				chans[w] <- pending[w]
-				pending[w] = nil
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
+	rd, err := s.readWAL(from, nil, func(lsn uint64, o op) {
+		w := s.shardOf(o.key) % workers
+		if pending[w] == nil {
+			pending[w] = make([]lsnOp, 0, replayChunk)
 		}
-		return nil
+		pending[w] = append(pending[w], lsnOp{lsn, o})
+		if len(pending[w]) == replayChunk {
+			chans[w] <- pending[w]
+			pending[w] = nil
+		}
 	})
 	for w, ch := range chans {
 		if len(pending[w]) > 0 {
@@ -271,12 +280,7 @@ func (s *Store) replay(from uint64) error {
 		close(ch)
 	}
 	wg.Wait()
-	s.recovery.Records += records
-	s.recovery.Ops += ops
-	// The checkpointer counts WAL growth since the snapshot, including
-	// what was replayed.
-	s.walAtSnap.Add(-bytes)
-	return err
+	return rd, err
 }
 
 // Recovery returns what Open recovered from disk.
