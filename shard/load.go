@@ -132,14 +132,15 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	if s.keys.Load() != 0 {
 		return errors.New("shard: Load into a non-empty shard")
 	}
+	l.mu.Lock() // no Add may race with the load
+	defer l.mu.Unlock()
 	if uint64(len(l.recs)) > maxLoaderRecords || uint64(len(l.ops)) > maxLoaderRecords {
 		return errors.New("shard: too many entries for one bulk load")
 	}
-	l.mu.Lock() // no Add may race with the load
-	defer l.mu.Unlock()
 	recs, ops := l.recs, l.ops
-	order := sortKeys(l.order, func(ref uint32) *cid.CID { return &recs[ref].r.key })
-	opOrder := sortKeys(l.opOrder, func(ref uint32) *cid.CID { return &ops[ref].key })
+	scratch := make([]loadKey, max(len(l.order), len(l.opOrder))) // for both sorts
+	order := sortKeys(l.order, scratch, func(ref uint32) *cid.CID { return &recs[ref].r.key })
+	opOrder := sortKeys(l.opOrder, scratch, func(ref uint32) *cid.CID { return &ops[ref].key })
 	// A presized map avoids growing it key by key; keys arrive in order,
 	// so the index only ever grows at its right edge.
 	s.m = newPrimary(xsync.WithPresize(len(order) + len(opOrder)))
@@ -169,11 +170,11 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 		}
 		if fromEntry {
 			hi = order[i].hi
-			if ref := order[i].ref; i+1 < len(order) && order[i+1].hi == hi && recs[order[i+1].ref].r.key == recs[ref].r.key {
-				r, i = s.mergeEntries(order, recs, i)
+			if end := runEnd(order, recs, i); end > i+1 {
+				r, i = s.mergeEntries(order[i:end], recs), end
 				derived = true
 			} else {
-				e := &recs[ref]
+				e := &recs[order[i].ref]
 				r, h, n = e.r, e.hash, int(order[i].n)
 				i++
 			}
@@ -236,8 +237,9 @@ type finalRec struct {
 
 // bucketMask predicts the bucket index mask of an xsync map presized for
 // n entries (5 entries a bucket, load factor 0.75, a power-of-two table;
-// a key's bucket is (hash>>7)&mask). Only the speed of a bulk load
-// depends on the prediction being right.
+// a key's bucket is (hash>>7)&mask), as xsync/v3 v3.5.1 lays out its
+// table; re-check on an upgrade. Only the speed of a bulk load depends on
+// the prediction being right.
 func bucketMask(n int) uint64 {
 	buckets := uint64(1)
 	for float64(buckets) < float64(n)/5/0.75 {
@@ -246,28 +248,33 @@ func bucketMask(n int) uint64 {
 	return buckets - 1
 }
 
-// mergeEntries returns the record of the key at order[i], merging the
-// value sets of the consecutive entries with that key (Load calls it only
-// when there are several), and the index after them.
-func (s *Shard) mergeEntries(order []loadKey, recs []loadEntry, i int) (*record, int) {
-	r := recs[order[i].ref].r
+// runEnd returns the index after the run of consecutive entries of order,
+// from i on, that hold the key of order[i]: i+1 unless the key's value set
+// was split over several entries.
+func runEnd(order []loadKey, recs []loadEntry, i int) int {
 	j := i + 1
-	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].r.key == r.key {
+	for j < len(order) && order[j].hi == order[i].hi && recs[order[j].ref].r.key == recs[order[i].ref].r.key {
 		j++
 	}
+	return j
+}
+
+// mergeEntries returns the record of the key of run, a run of entries
+// with the same key (see runEnd), merging their value sets.
+func (s *Shard) mergeEntries(run []loadKey, recs []loadEntry) *record {
 	var vals []cid.CID // a value set split over several entries
-	for _, x := range order[i:j] {
+	for _, x := range run {
 		vals = recs[x.ref].r.appendValues(vals)
 	}
 	slices.SortFunc(vals, cid.Compare)
-	return fromSorted(r.key, slices.Compact(vals), s.inlineMax), j
+	return fromSorted(recs[run[0].ref].r.key, slices.Compact(vals), s.inlineMax)
 }
 
 // sortKeys sorts keys by key and, among equal keys, by ref (arrival
 // order, which keys are in on entry). key returns the full key of a ref:
 // it settles the order of the rare keys that share their first 8 bytes.
-func sortKeys(keys []loadKey, key func(ref uint32) *cid.CID) []loadKey {
-	radixSort(keys, nil, 64, hiKey) // stable: equal his stay in arrival order
+func sortKeys(keys, scratch []loadKey, key func(ref uint32) *cid.CID) []loadKey {
+	radixSort(keys, scratch, 64, hiKey) // stable: equal his stay in arrival order
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j].hi == keys[i].hi {
