@@ -34,3 +34,25 @@ func TestSyncAheadReportsBackgroundFailure(t *testing.T) {
 		t.Fatalf("%d fsyncs", ffs.Syncs())
 	}
 }
+
+// On a file that can sync a range, the background step is a range sync;
+// its failure is reported like a failed fsync.
+func TestSyncAheadRangeFailure(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.Default)
+	f, err := ffs.OpenFile(filepath.Join(t.TempDir(), "x"), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sa := newSyncAhead(t.Context(), f, nil)
+	if sa.every != rangeEvery {
+		t.Fatalf("every %d on a range syncer, want %d", sa.every, rangeEvery)
+	}
+	ffs.FailSync(1, syscall.EIO)
+	if _, err := sa.Write(make([]byte, rangeEvery)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.wait(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("wait = %v, want EIO", err)
+	}
+}

@@ -93,8 +93,9 @@ func WithPacer(pace func(ctx context.Context, n int) error) Option {
 }
 
 // WithYield has the encoders call yield, instead of runtime.Gosched, at
-// the points where they give other goroutines a turn (every 1024 entries
-// and after each block). A store passes a function that waits while its
+// the points where they give other goroutines a turn (every 1024 keys,
+// between the 128 KiB pieces of a block's compression, and after each
+// block). A store passes a function that waits while its
 // WAL flusher is in fsync, so that the encoders do not hold the processor
 // the flusher's writers need.
 func WithYield(yield func()) Option { return func(o *writeOptions) { o.yield = yield } }
@@ -207,7 +208,7 @@ func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Pa
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sa := &syncAhead{f: f, every: syncEvery, ctx: ctx, pace: o.pace}
+	sa := newSyncAhead(ctx, f, o.pace)
 	sum, err = Write(ctx, sa, h, parts, opts...)
 	if werr := sa.wait(); err == nil {
 		err = werr
@@ -314,7 +315,8 @@ type encoder struct {
 	pairs   uint32
 }
 
-// yieldEntries is how many entries an encoder adds between yields: about
+// yieldEntries is how many keys an encoder adds between checks for
+// cancellation and yields: about
 // 64 KiB, a few hundred microseconds.
 const yieldEntries = 1024
 
@@ -410,10 +412,14 @@ func (e *encoder) encodePart(part uint32, p Part) error {
 			break
 		}
 		prev, hasPrev = k, true
-		if n++; n&1023 == 0 {
+		if n++; n%yieldEntries == 0 {
 			if err = e.check(); err != nil {
 				break
 			}
+			// See flush: a block takes milliseconds to fill, and while
+			// the store's WAL flusher sits in fsync this encoder may hold
+			// the only other P.
+			e.yield()
 		}
 		if err = e.addKey(k, vals); err != nil {
 			break
@@ -468,12 +474,6 @@ func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 		}
 		e.entries++
 		e.pairs += uint32(n)
-		if e.entries%yieldEntries == 0 {
-			// See flush: a block takes milliseconds to fill, and while the
-			// store's WAL flusher sits in fsync this encoder may hold the
-			// only other P.
-			e.yield()
-		}
 		vals = vals[n:]
 		if len(vals) > 0 {
 			if err := e.flush(flagCont); err != nil {

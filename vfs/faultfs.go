@@ -60,8 +60,8 @@ func (f *FaultFS) ShortWrite(n int64) {
 	f.writeFaults[n] = writeFault{short: true, err: io.ErrShortWrite}
 }
 
-// FailSync arms the nth File.Sync call (1-based, counted across all files) to
-// fail with err without syncing.
+// FailSync arms the nth sync call (1-based, counted across all files; Sync,
+// Datasync and SyncRange all count) to fail with err without syncing.
 func (f *FaultFS) FailSync(n int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -163,6 +163,18 @@ func (ff *faultFile) Sync() error {
 		return &os.PathError{Op: "sync", Path: ff.Name(), Err: err}
 	}
 	return ff.File.Sync()
+}
+
+// SyncRange counts as a sync for FailSync, like Sync; on a file that
+// cannot sync a range it only counts.
+func (ff *faultFile) SyncRange(off int64) error {
+	if err := ff.fs.nextSync(); err != nil {
+		return &os.PathError{Op: "sync_file_range", Path: ff.Name(), Err: err}
+	}
+	if rs, ok := ff.File.(RangeSyncer); ok {
+		return rs.SyncRange(off)
+	}
+	return nil
 }
 
 // Datasync counts as a sync for FailSync, like Sync.
