@@ -102,7 +102,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
 	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
 		"duration", d, "stall", stall)
-	return s.retain()
+	return s.retain(ctx)
 }
 
 // cut takes a consistent point-in-time view of every shard and the LSN it
@@ -121,7 +121,8 @@ func (s *Store) cut() ([]*shard.View, walMark) {
 			views[i] = sh.View()
 		}
 		if s.wal != nil {
-			mark = walMark{s.wal.LastLSN(), int64(s.wal.Stats().AppendedBytes)}
+			lsn, bytes := s.wal.Appended()
+			mark = walMark{lsn, int64(bytes)}
 		}
 	}
 	for _, sh := range s.shards {
@@ -187,7 +188,7 @@ func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 // retain removes snapshots beyond the newest SnapshotsKept and WAL
 // segments wholly below the oldest kept snapshot, so every kept snapshot
 // can still be brought up to date from the WAL.
-func (s *Store) retain() error {
+func (s *Store) retain(ctx context.Context) error {
 	snaps, _, err := s.listSnapshots()
 	if err != nil {
 		return err
@@ -199,7 +200,7 @@ func (s *Store) retain() error {
 	var errs []error
 	removed := 0
 	for _, sf := range snaps[min(keep, len(snaps)):] {
-		if err := s.removeGradually(sf.path); err != nil {
+		if err := s.removeGradually(ctx, sf.path); err != nil {
 			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
 			continue
 		}
@@ -222,13 +223,9 @@ const removeChunk = 8 << 20
 
 // removeGradually deletes the snapshot at path. It is first renamed to a
 // temporary name (made durable), so that it stops being a snapshot before
-// any of it goes, and then a large one is shrunk removeChunk bytes at a
-// time before the remove. Freeing a large file's blocks in one go holds
-// the filesystem's journal, and every WAL fsync meanwhile waits behind it;
-// in steps, each fsync carries only a little of the work. Between steps it
-// lets an in-flight WAL batch finish first, as the snapshot encoders do.
-// A crash part way leaves a temporary file, which Open and GC remove.
-func (s *Store) removeGradually(path string) error {
+// any of it goes, and then freed with freeGradually. A crash part way
+// leaves a temporary file, which Open and GC remove.
+func (s *Store) removeGradually(ctx context.Context, path string) error {
 	tmp := path + ".del.tmp"
 	if err := s.opts.FS.Rename(path, tmp); err != nil {
 		return err
@@ -236,19 +233,29 @@ func (s *Store) removeGradually(path string) error {
 	if err := s.opts.FS.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	f, err := s.opts.FS.OpenFile(tmp, os.O_RDWR, 0)
+	return s.freeGradually(ctx, tmp)
+}
+
+// freeGradually removes the file at path, shrinking a large one
+// removeChunk bytes at a time first. Freeing a large file's blocks in one
+// go holds the filesystem's journal, and every WAL fsync meanwhile waits
+// behind it; in steps, each fsync carries only a little of the work.
+// Between steps it lets an in-flight WAL batch finish first, as the
+// snapshot encoders do. Once ctx is done it removes the rest at once.
+func (s *Store) freeGradually(ctx context.Context, path string) error {
+	f, err := s.opts.FS.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	if st, err := f.Stat(); err == nil {
-		for size := st.Size() - removeChunk; size > 0; size -= removeChunk {
+		for size := st.Size() - removeChunk; size > 0 && ctx.Err() == nil; size -= removeChunk {
 			s.waitWAL()
 			if f.Truncate(size) != nil {
 				break // the remove below frees the rest
 			}
 		}
 	}
-	return errors.Join(f.Close(), s.opts.FS.Remove(tmp))
+	return errors.Join(f.Close(), s.opts.FS.Remove(path))
 }
 
 func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }

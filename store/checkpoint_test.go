@@ -120,12 +120,12 @@ func TestRemoveGradually(t *testing.T) {
 	for _, size := range []int64{3*removeChunk + 12345, 100} {
 		path := filepath.Join(dir, fmt.Sprint(size))
 		must(t, os.WriteFile(path, make([]byte, size), 0o600))
-		must(t, s.removeGradually(path))
+		must(t, s.removeGradually(context.Background(), path))
 		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("size %d: file still there: %v", size, err)
 		}
 	}
-	if err := s.removeGradually(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+	if err := s.removeGradually(context.Background(), filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 }

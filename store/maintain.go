@@ -309,11 +309,13 @@ func (s *Store) runGC(ctx context.Context, _ maintenance.Config, _ *maintenance.
 	}
 	var errs []error
 	for _, t := range temps {
-		if err := s.opts.FS.Remove(t); err != nil {
+		// A temporary file may be a whole snapshot (a checkpoint or a
+		// removal cut short): free it in steps, as retain does.
+		if err := s.freeGradually(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("cidstore: gc: %w", err))
 			continue
 		}
 		s.maint.gcRemoved.Add(1)
 	}
-	return errors.Join(append(errs, s.retain())...)
+	return errors.Join(append(errs, s.retain(ctx))...)
 }

@@ -523,6 +523,14 @@ func (l *Log) LastLSN() uint64 {
 	return l.nextLSN - 1
 }
 
+// Appended returns the LSN of the last record appended and the payload
+// bytes appended since Open, read together.
+func (l *Log) Appended() (last, bytes uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nextLSN - 1, l.appendBytes
+}
+
 // DurableLSN returns the highest LSN known to be written and fsynced.
 // It never covers data that was not successfully written and synced.
 func (l *Log) DurableLSN() uint64 { return l.synced.Load() }
