@@ -261,14 +261,22 @@ func (s *Store) runCompact(ctx context.Context, _ maintenance.Config, p *mainten
 // from the map, which is counted and logged.
 func (s *Store) runAudit(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
 	stop := pauser(ctx, p)
-	for i, sh := range s.shards {
-		if res := sh.Audit(stop); res.Rebuilt {
-			s.maint.auditMismatches.Add(int64(res.Mismatches))
-			s.maint.auditRepairs.Add(1)
-			s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", res.Mismatches)
-		}
+	for i := range s.shards {
+		s.auditShard(i, stop)
 	}
 	return ctx.Err()
+}
+
+// auditShard audits shard i (see Shard.Audit) and counts and logs a
+// rebuilt index. It reports whether the index was rebuilt.
+func (s *Store) auditShard(i int, stop func() bool) bool {
+	res := s.shards[i].Audit(stop)
+	if res.Rebuilt {
+		s.maint.auditMismatches.Add(int64(res.Mismatches))
+		s.maint.auditRepairs.Add(1)
+		s.opts.Logger.Warn("cidstore: shard index disagreed with its map; rebuilt", "shard", i, "mismatches", res.Mismatches)
+	}
+	return res.Rebuilt
 }
 
 // pauser adapts a worker's Pacer to the stop callback of the shards'
@@ -281,15 +289,13 @@ func pauser(ctx context.Context, p *maintenance.Pacer) func() bool {
 // Audit checks every shard's map against its B-tree in full, in parallel
 // over Config.Parallelism shards, rebuilding any index that disagrees, and
 // returns the number of shards repaired. The audit worker does the same
-// work incrementally.
+// work one shard at a time, pausing to keep to its share of the CPU.
 func (s *Store) Audit(ctx context.Context) (int, error) {
 	var repaired atomic.Int64
 	stop := func() bool { return ctx.Err() != nil }
 	err := maintenance.ForEach(ctx, len(s.shards), s.cfg.Load().Parallelism, func(_ context.Context, i int) error {
-		if res := s.shards[i].Audit(stop); res.Rebuilt {
+		if s.auditShard(i, stop) {
 			repaired.Add(1)
-			s.maint.auditRepairs.Add(1)
-			s.maint.auditMismatches.Add(int64(res.Mismatches))
 		}
 		return nil
 	})
