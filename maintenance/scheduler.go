@@ -146,6 +146,8 @@ func (s *Scheduler) loop(wk *worker) {
 			}
 			t = s.clock.NewTimer(d)
 			tick = t.C()
+		} else {
+			dueSince = time.Time{} // turned off: no run is due any more
 		}
 		select {
 		case <-s.ctx.Done():
