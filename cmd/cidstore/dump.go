@@ -43,17 +43,20 @@ type summary struct{ Entries, Pairs, Bytes int64 }
 
 // exportTo writes the export to a temporary file, fsyncs it and renames
 // it into place, so FILE is either complete or absent.
-func exportTo(ctx context.Context, s *store.Store, file string) (summary, error) {
+func exportTo(ctx context.Context, s *store.Store, file string) (_ summary, err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
 	if err != nil {
 		return summary{}, err
 	}
-	ok := false
+	closed, renamed := false, false
 	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+		if err == nil || renamed {
+			return
 		}
+		if !closed {
+			err = errors.Join(err, tmp.Close())
+		}
+		err = errors.Join(err, os.Remove(tmp.Name()))
 	}()
 	p := newProgress(-1, "dumping")
 	bw := bufio.NewWriterSize(tmp, 1<<20)
@@ -68,13 +71,14 @@ func exportTo(ctx context.Context, s *store.Store, file string) (summary, error)
 	if err := tmp.Sync(); err != nil {
 		return summary{}, err
 	}
+	closed = true
 	if err := tmp.Close(); err != nil {
 		return summary{}, err
 	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return summary{}, err
 	}
-	ok = true
+	renamed = true
 	return summary{sum.Entries, sum.Pairs, sum.Bytes}, vfs.Default.SyncDir(filepath.Dir(file))
 }
 
