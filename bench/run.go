@@ -13,7 +13,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/store"
 )
 
 // Histogram bounds: latencies are recorded in nanoseconds, from 1ns to
@@ -96,7 +95,7 @@ func Run(ctx context.Context, w Workload) (Result, error) {
 	}
 	open := w.Target
 	if open == nil {
-		open = StoreTarget(w.Dir, store.Options{Shards: w.Shards, Sync: w.Sync})
+		open = StoreTarget(w.Dir, w.StoreOptions())
 	}
 	t, err := open()
 	if err != nil {

@@ -84,6 +84,14 @@ func (w Workload) Mode() string {
 	return w.Sync.String()
 }
 
+// StoreOptions are the options of the workload's CIDStore target: Shards,
+// and Sync over the default configuration.
+func (w Workload) StoreOptions() store.Options {
+	c := store.DefaultConfig()
+	c.Sync = w.Sync
+	return store.Options{Shards: w.Shards, Config: &c}
+}
+
 // InsertPct is the percentage of operations that are inserts.
 func (w Workload) InsertPct() int { return 100 - w.ReadPct - w.DeletePct }
 

@@ -53,7 +53,7 @@ func TestTargets(t *testing.T) {
 	dir := t.TempDir()
 	targets := []Opener{
 		StoreTarget("", store.Options{Shards: 2}),
-		StoreTarget(dir, store.Options{Shards: 2, Sync: store.SyncNever}),
+		StoreTarget(dir, Workload{Shards: 2, Sync: store.SyncNever}.StoreOptions()),
 		XSyncTarget(),
 		SyncMapTarget(),
 	}

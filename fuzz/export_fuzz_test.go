@@ -23,9 +23,11 @@ func FuzzExportImport(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 2, 1, 1, 3, 0}, uint16(5))
 	f.Add(bytes.Repeat([]byte{0, 7, 0, 9, 0, 11}, 40), uint16(100))
 	f.Add([]byte{}, uint16(0))
+	inline2 := store.DefaultConfig()
+	inline2.InlineValues = 2
 	f.Fuzz(func(t *testing.T, ops []byte, flip uint16) {
 		ctx := context.Background()
-		src, err := store.Open("", store.Options{InMemory: true, Shards: 4, InlineValues: 2})
+		src, err := store.Open("", store.Options{InMemory: true, Shards: 4, Config: &inline2})
 		if err != nil {
 			t.Fatal(err)
 		}

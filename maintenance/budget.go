@@ -11,27 +11,36 @@ import (
 // so a quiet period never buys a long burst of background work.
 const budgetBurst = 20 * time.Millisecond
 
+// minDuty is the smallest duty a budget applies; a smaller one (or NaN)
+// counts as minDuty, so a debt is always repaid in bounded time.
+const minDuty = 0.001
+
 // budget is a Scheduler's shared allowance of worker running time: a
-// token bucket filled at Config.WorkerDuty seconds per second of wall
-// clock (capped at budgetBurst) and drained by the time workers spend
-// running. It measures and waits in real time whatever the Scheduler's
-// Clock, because it bounds real CPU use.
+// token bucket filled at Options.Duty seconds per second of wall clock
+// (capped at budgetBurst) and drained by the time workers spend running.
+// It measures and waits in real time whatever the Scheduler's Clock,
+// because it bounds real CPU use.
 type budget struct {
-	h      *Holder
+	duty   func() float64   // nil: no pacing
 	now    func() time.Time // time.Now; tests substitute their own
 	mu     sync.Mutex
 	last   time.Time     // when tokens was last brought up to date
 	tokens time.Duration // running time available; negative is debt
 }
 
-func newBudget(h *Holder) *budget {
-	return &budget{h: h, now: time.Now, last: time.Now(), tokens: budgetBurst}
+func newBudget(duty func() float64) *budget {
+	return &budget{duty: duty, now: time.Now, last: time.Now(), tokens: budgetBurst}
 }
 
 // refill brings tokens up to now and returns the duty in force; a duty of
 // 1 or more means no pacing. b.mu must be held.
 func (b *budget) refill(now time.Time) float64 {
-	duty := b.h.Load().WorkerDuty
+	duty := 1.0
+	if b.duty != nil {
+		if duty = b.duty(); !(duty >= minDuty) { // also catches NaN
+			duty = minDuty
+		}
+	}
 	if now.After(b.last) {
 		b.tokens += time.Duration(float64(now.Sub(b.last)) * duty)
 		b.last = now
@@ -82,7 +91,7 @@ func (b *budget) wait(ctx context.Context) (time.Duration, error) {
 }
 
 // Pacer keeps a worker's run within the Scheduler's share of running time
-// (Config.WorkerDuty). A worker doing a long pass calls Pause between
+// (Options.Duty). A worker doing a long pass calls Pause between
 // bounded steps: the time since the last Pause is charged, and Pause
 // sleeps while the workers together are over their share. A nil *Pacer
 // (what a triggered run gets) never sleeps.

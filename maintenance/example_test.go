@@ -2,44 +2,57 @@ package maintenance_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cidstore/cidstore/maintenance"
 )
 
+// config is the immutable configuration the example's workers read.
+type config struct {
+	CompactEvery time.Duration
+	Threshold    int
+}
+
+func (c config) validate() error {
+	if c.Threshold < 1 {
+		return errors.New("threshold must be positive")
+	}
+	return nil
+}
+
 func Example() {
-	h, err := maintenance.NewHolder(maintenance.Default())
+	h, err := maintenance.NewHolder(config{CompactEvery: time.Minute, Threshold: 32}, config.validate)
 	if err != nil {
 		panic(err)
 	}
-	s := maintenance.NewScheduler(h, maintenance.Options{})
-	s.Add(maintenance.Worker{
+	s := maintenance.NewScheduler(h, maintenance.Options{
+		Duty: func() float64 { return 0.05 }, // periodic runs use at most 5% of one CPU
+	})
+	s.Add(maintenance.Worker[config]{
 		Name:     "compact",
-		Interval: func(c maintenance.Config) time.Duration { return c.CompactInterval },
-		Run: func(ctx context.Context, c maintenance.Config, p *maintenance.Pacer) error {
-			fmt.Println("compacting with inline threshold", c.InlineValues)
+		Interval: func(c config) time.Duration { return c.CompactEvery },
+		Run: func(ctx context.Context, c config, p *maintenance.Pacer) error {
+			fmt.Println("compacting with threshold", c.Threshold)
 			// A long pass works in bounded steps and calls p.Pause
-			// between them to keep to Config.WorkerDuty.
+			// between them to keep to Options.Duty.
 			return p.Pause(ctx)
 		},
 	})
 	s.Start()
 	defer s.Close()
 
-	// Replace the config: validated, swapped atomically, applied live.
-	if _, err := h.Update(func(c maintenance.Config) maintenance.Config {
-		c.InlineValues = 64
-		return c
-	}); err != nil {
+	// Replace the value: validated, swapped atomically, applied live.
+	if _, err := h.Update(func(c config) config { c.Threshold = 64; return c }); err != nil {
 		panic(err)
 	}
 	// An invalid value is rejected and the old one stays.
-	_, err = h.Update(func(c maintenance.Config) maintenance.Config { c.SnapshotsKept = 0; return c })
-	fmt.Println(err != nil, h.Load().SnapshotsKept)
+	_, err = h.Update(func(c config) config { c.Threshold = 0; return c })
+	fmt.Println(err != nil, h.Load().Threshold)
 
 	s.Trigger(context.Background(), "compact")
 	// Output:
-	// true 2
-	// compacting with inline threshold 64
+	// true 64
+	// compacting with threshold 64
 }

@@ -3,6 +3,7 @@ package maintenance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -14,62 +15,61 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestDefaultIsValid(t *testing.T) {
-	if err := Default().Validate(); err != nil {
-		t.Fatal(err)
-	}
+// testConfig stands for the configuration a user of the package keeps in
+// a Holder.
+type testConfig struct {
+	Count    int64
+	Kept     int // must be positive
+	Interval time.Duration
+	Duty     float64
 }
 
-func TestValidate(t *testing.T) {
-	tests := []struct {
-		name string
-		mod  func(*Config)
-		ok   bool
-	}{
-		{"default", func(*Config) {}, true},
-		{"size trigger off", func(c *Config) { c.CheckpointWALBytes = 0 }, true},
-		{"size trigger tiny", func(c *Config) { c.CheckpointWALBytes = 1000 }, false},
-		{"negative interval", func(c *Config) { c.CheckpointInterval = -1 }, false},
-		{"interval off", func(c *Config) { c.CheckpointInterval = 0 }, true},
-		{"interval too short", func(c *Config) { c.CheckpointInterval = time.Millisecond }, false},
-		{"no snapshots", func(c *Config) { c.SnapshotsKept = 0 }, false},
-		{"many snapshots", func(c *Config) { c.SnapshotsKept = 101 }, false},
-		{"bad sync", func(c *Config) { c.Sync = 9 }, false},
-		{"sync interval zero", func(c *Config) { c.SyncInterval = 0 }, false},
-		{"inline zero", func(c *Config) { c.InlineValues = 0 }, false},
-		{"inline max", func(c *Config) { c.InlineValues = 4096 }, true},
-		{"compact off", func(c *Config) { c.CompactInterval = 0 }, true},
-		{"compact too fast", func(c *Config) { c.CompactInterval = time.Millisecond }, false},
-		{"scrub negative", func(c *Config) { c.ScrubInterval = -time.Second }, false},
-		{"parallelism zero", func(c *Config) { c.Parallelism = 0 }, false},
-		{"duty zero", func(c *Config) { c.WorkerDuty = 0 }, false},
-		{"duty above one", func(c *Config) { c.WorkerDuty = 1.5 }, false},
-		{"duty NaN", func(c *Config) { c.WorkerDuty = math.NaN() }, false},
-		{"duty off", func(c *Config) { c.WorkerDuty = 1 }, true},
+var errInvalid = errors.New("invalid test config")
+
+func validate(c testConfig) error {
+	if c.Kept < 1 {
+		return fmt.Errorf("%w: Kept = %d", errInvalid, c.Kept)
 	}
-	for _, tt := range tests {
-		c := Default()
-		tt.mod(&c)
-		err := c.Validate()
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
-			t.Errorf("%s: Validate = %v", tt.name, err)
-		}
+	return nil
+}
+
+func defaultConfig() testConfig { return testConfig{Kept: 2, Interval: 10 * time.Minute, Duty: 0.05} }
+
+func newHolder(t *testing.T, c testConfig) *Holder[testConfig] {
+	t.Helper()
+	h, err := NewHolder(c, validate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// duty is the Options.Duty of a Scheduler over h.
+func duty(h *Holder[testConfig]) func() float64 { return func() float64 { return h.Load().Duty } }
+
+func TestNewHolderValidates(t *testing.T) {
+	if _, err := NewHolder(testConfig{}, validate); !errors.Is(err, errInvalid) {
+		t.Fatalf("NewHolder(invalid) = %v", err)
+	}
+	h, err := NewHolder(testConfig{}, nil) // nil: everything is valid
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Update(func(c testConfig) testConfig { c.Kept = -1; return c }); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // 16 goroutines each apply 1000 increments through Update: none is lost.
 func TestConcurrentUpdatesNeverLost(t *testing.T) {
-	hp, err := NewHolder(Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	hp := newHolder(t, defaultConfig())
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 1000; i++ {
-				if _, err := hp.Update(func(c Config) Config { c.CheckpointWALBytes++; return c }); err != nil {
+				if _, err := hp.Update(func(c testConfig) testConfig { c.Count++; return c }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -77,19 +77,19 @@ func TestConcurrentUpdatesNeverLost(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := hp.Load().CheckpointWALBytes - Default().CheckpointWALBytes; got != 16000 {
+	if got := hp.Load().Count - defaultConfig().Count; got != 16000 {
 		t.Fatalf("increments applied: %d, want 16000", got)
 	}
 }
 
 func TestInvalidUpdateKeepsOld(t *testing.T) {
-	h, _ := NewHolder(Default())
+	h := newHolder(t, defaultConfig())
 	ch, cancel := h.Subscribe()
 	defer cancel()
-	if _, err := h.Update(func(c Config) Config { c.SnapshotsKept = 0; return c }); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := h.Update(func(c testConfig) testConfig { c.Kept = 0; return c }); !errors.Is(err, errInvalid) {
 		t.Fatalf("Update = %v", err)
 	}
-	if h.Load() != Default() {
+	if h.Load() != defaultConfig() {
 		t.Fatal("invalid update changed the config")
 	}
 	select {
@@ -97,11 +97,11 @@ func TestInvalidUpdateKeepsOld(t *testing.T) {
 		t.Fatal("subscriber notified of a rejected update")
 	default:
 	}
-	if _, err := h.Update(func(c Config) Config { c.SnapshotsKept = 5; return c }); err != nil {
+	if _, err := h.Update(func(c testConfig) testConfig { c.Kept = 5; return c }); err != nil {
 		t.Fatal(err)
 	}
 	<-ch // notified
-	if h.Load().SnapshotsKept != 5 {
+	if h.Load().Kept != 5 {
 		t.Fatal("update not applied")
 	}
 }
@@ -125,10 +125,10 @@ func (t *fakeTimer) Stop() bool          { return !t.stopped.Swap(true) }
 
 // fakeScheduler starts a Scheduler over h with one worker and a fake
 // clock whose timers the test fires.
-func fakeScheduler(t *testing.T, h *Holder, w Worker) (*Scheduler, *fakeClock) {
+func fakeScheduler(t *testing.T, h *Holder[testConfig], w Worker[testConfig]) (*Scheduler[testConfig], *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
-	s := NewScheduler(h, Options{Clock: clock})
+	s := NewScheduler(h, Options{Clock: clock, Duty: duty(h)})
 	must(t, s.Add(w))
 	s.Start()
 	return s, clock
@@ -137,21 +137,21 @@ func fakeScheduler(t *testing.T, h *Holder, w Worker) (*Scheduler, *fakeClock) {
 // An interval change applies without a restart: the worker drops its
 // 1h timer and arms one with the new interval, which then runs it.
 func TestIntervalChangeAppliesLive(t *testing.T) {
-	c := Default()
-	c.CompactInterval = time.Hour
-	h, _ := NewHolder(c)
-	ran := make(chan Config, 8)
-	s, clock := fakeScheduler(t, h, Worker{
+	c := defaultConfig()
+	c.Interval = time.Hour
+	h := newHolder(t, c)
+	ran := make(chan testConfig, 8)
+	s, clock := fakeScheduler(t, h, Worker[testConfig]{
 		Name:     "compact",
-		Interval: func(c Config) time.Duration { return c.CompactInterval },
-		Run:      func(_ context.Context, c Config, _ *Pacer) error { ran <- c; return nil },
+		Interval: func(c testConfig) time.Duration { return c.Interval },
+		Run:      func(_ context.Context, c testConfig, _ *Pacer) error { ran <- c; return nil },
 	})
 	defer s.Close()
 
 	if tm := <-clock.timers; tm.d != time.Hour {
 		t.Fatalf("first timer %v, want 1h", tm.d)
 	}
-	if _, err := h.Update(func(c Config) Config { c.CompactInterval = 20 * time.Millisecond; return c }); err != nil {
+	if _, err := h.Update(func(c testConfig) testConfig { c.Interval = 20 * time.Millisecond; return c }); err != nil {
 		t.Fatal(err)
 	}
 	tm := <-clock.timers
@@ -159,8 +159,8 @@ func TestIntervalChangeAppliesLive(t *testing.T) {
 		t.Fatalf("timer after update %v, want 20ms", tm.d)
 	}
 	tm.c <- time.Now()
-	if got := <-ran; got.CompactInterval != 20*time.Millisecond {
-		t.Fatalf("run saw interval %v", got.CompactInterval)
+	if got := <-ran; got.Interval != 20*time.Millisecond {
+		t.Fatalf("run saw interval %v", got.Interval)
 	}
 	<-clock.timers // re-armed, so the run's stats are recorded
 	if st := s.Stats(); len(st) != 1 || st[0].Runs != 1 || st[0].Errors != 0 {
@@ -169,13 +169,12 @@ func TestIntervalChangeAppliesLive(t *testing.T) {
 }
 
 func TestTriggerErrorsAndPanics(t *testing.T) {
-	h, _ := NewHolder(Default())
-	s := NewScheduler(h, Options{})
+	s := NewScheduler(newHolder(t, defaultConfig()), Options{})
 	boom := errors.New("boom")
-	must(t, s.Add(Worker{Name: "fails", Run: func(context.Context, Config, *Pacer) error { return boom }}))
-	must(t, s.Add(Worker{Name: "panics", Run: func(context.Context, Config, *Pacer) error { panic("kaboom") }}))
-	must(t, s.Add(Worker{Name: "ok", Run: func(context.Context, Config, *Pacer) error { return nil }}))
-	if err := s.Add(Worker{Name: "ok", Run: func(context.Context, Config, *Pacer) error { return nil }}); err == nil {
+	must(t, s.Add(Worker[testConfig]{Name: "fails", Run: func(context.Context, testConfig, *Pacer) error { return boom }}))
+	must(t, s.Add(Worker[testConfig]{Name: "panics", Run: func(context.Context, testConfig, *Pacer) error { panic("kaboom") }}))
+	must(t, s.Add(Worker[testConfig]{Name: "ok", Run: func(context.Context, testConfig, *Pacer) error { return nil }}))
+	if err := s.Add(Worker[testConfig]{Name: "ok", Run: func(context.Context, testConfig, *Pacer) error { return nil }}); err == nil {
 		t.Fatal("duplicate worker accepted")
 	}
 	s.Start()
@@ -210,11 +209,10 @@ func TestTriggerErrorsAndPanics(t *testing.T) {
 // Close with every worker busy returns once they observe cancellation,
 // and leaks nothing (goleak in TestMain).
 func TestCloseWithBusyWorkers(t *testing.T) {
-	h, _ := NewHolder(Default())
-	s := NewScheduler(h, Options{})
+	s := NewScheduler(newHolder(t, defaultConfig()), Options{})
 	started := make(chan struct{}, 4)
 	for _, name := range []string{"a", "b", "c", "d"} {
-		must(t, s.Add(Worker{Name: name, Run: func(ctx context.Context, _ Config, _ *Pacer) error {
+		must(t, s.Add(Worker[testConfig]{Name: name, Run: func(ctx context.Context, _ testConfig, _ *Pacer) error {
 			started <- struct{}{}
 			<-ctx.Done() // busy until cancelled
 			return ctx.Err()
@@ -273,14 +271,14 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// The budget lets workers run WorkerDuty of the time: work beyond the
-// burst becomes debt, repaid at WorkerDuty seconds per second.
+// The budget lets workers run Duty of the time: work beyond the burst
+// becomes debt, repaid at Duty seconds per second.
 func TestBudgetKeepsToDuty(t *testing.T) {
-	c := Default()
-	c.WorkerDuty = 0.25
-	h, _ := NewHolder(c)
+	c := defaultConfig()
+	c.Duty = 0.25
+	h := newHolder(t, c)
 	now := time.Unix(1000, 0)
-	b := newBudget(h)
+	b := newBudget(duty(h))
 	b.now, b.last = func() time.Time { return now }, now
 	b.charge(budgetBurst + 100*time.Millisecond) // 100ms of debt
 	for _, step := range []struct {
@@ -309,7 +307,7 @@ func TestBudgetKeepsToDuty(t *testing.T) {
 		t.Fatalf("after a 1s step: delay %v", d)
 	}
 	// Pacing off: no delay whatever the debt, and Pause returns at once.
-	if _, err := h.Update(func(c Config) Config { c.WorkerDuty = 1; return c }); err != nil {
+	if _, err := h.Update(func(c testConfig) testConfig { c.Duty = 1; return c }); err != nil {
 		t.Fatal(err)
 	}
 	b.charge(time.Hour)
@@ -330,10 +328,9 @@ func TestBudgetKeepsToDuty(t *testing.T) {
 
 // Close interrupts a worker paused for its budget.
 func TestCloseInterruptsPause(t *testing.T) {
-	c := Default()
-	c.WorkerDuty = 0.001
-	h, _ := NewHolder(c)
-	b := newBudget(h)
+	c := defaultConfig()
+	c.Duty = 0.001
+	b := newBudget(duty(newHolder(t, c)))
 	b.charge(time.Hour) // a thousand hours of debt
 	p := newPacer(b)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -347,12 +344,11 @@ func TestCloseInterruptsPause(t *testing.T) {
 
 // Periodic runs get a Pacer; triggered runs get nil and are not paced.
 func TestPeriodicRunsArePaced(t *testing.T) {
-	h, _ := NewHolder(Default())
 	got := make(chan bool, 2)
-	s, clock := fakeScheduler(t, h, Worker{
+	s, clock := fakeScheduler(t, newHolder(t, defaultConfig()), Worker[testConfig]{
 		Name:     "audit",
-		Interval: func(c Config) time.Duration { return c.AuditInterval },
-		Run: func(ctx context.Context, _ Config, p *Pacer) error {
+		Interval: func(c testConfig) time.Duration { return c.Interval },
+		Run: func(ctx context.Context, _ testConfig, p *Pacer) error {
 			got <- p != nil
 			return p.Pause(ctx)
 		},
@@ -372,11 +368,11 @@ func TestPeriodicRunsArePaced(t *testing.T) {
 
 // Time reported idle is not charged; the rest of a run's time is.
 func TestPacerIdleNotCharged(t *testing.T) {
-	c := Default()
-	c.WorkerDuty = 0.001
-	h, _ := NewHolder(c)
+	c := defaultConfig()
+	c.Duty = 0.001
+	h := newHolder(t, c)
 	for _, idle := range []time.Duration{time.Second, 0} {
-		b := newBudget(h)
+		b := newBudget(duty(h))
 		p := newPacer(b)
 		p.mark = p.mark.Add(-time.Second) // the run has taken a second
 		p.Idle(idle)
@@ -390,22 +386,22 @@ func TestPacerIdleNotCharged(t *testing.T) {
 // A run that comes due while the budget is in debt waits only for the
 // debt, not for another whole interval.
 func TestDueRunWaitsOnlyForTheBudget(t *testing.T) {
-	c := Default()
-	c.AuditInterval = time.Hour
-	c.WorkerDuty = 0.5
-	h, _ := NewHolder(c)
+	c := defaultConfig()
+	c.Interval = time.Hour
+	c.Duty = 0.5
+	h := newHolder(t, c)
 	var mu sync.Mutex
 	now := time.Unix(1000, 0)
 	ran := make(chan struct{}, 1)
 	clock := &fakeClock{timers: make(chan *fakeTimer, 8)}
-	s := NewScheduler(h, Options{Clock: clock})
+	s := NewScheduler(h, Options{Clock: clock, Duty: duty(h)})
 	s.budget.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	s.budget.last = now
 	s.budget.charge(budgetBurst + time.Second) // 1s of debt: 2s to repay
-	must(t, s.Add(Worker{
+	must(t, s.Add(Worker[testConfig]{
 		Name:     "audit",
-		Interval: func(c Config) time.Duration { return c.AuditInterval },
-		Run:      func(context.Context, Config, *Pacer) error { ran <- struct{}{}; return nil },
+		Interval: func(c testConfig) time.Duration { return c.Interval },
+		Run:      func(context.Context, testConfig, *Pacer) error { ran <- struct{}{}; return nil },
 	}))
 	s.Start()
 	defer s.Close()
@@ -424,4 +420,21 @@ func TestDueRunWaitsOnlyForTheBudget(t *testing.T) {
 	mu.Unlock()
 	tm.c <- time.Now()
 	<-ran
+}
+
+// A duty outside the useful range is clamped: NaN or zero still repays a
+// debt in bounded time, and no Duty function means no pacing.
+func TestBudgetDutyBounds(t *testing.T) {
+	for _, d := range []float64{0, -1, math.NaN()} {
+		b := newBudget(func() float64 { return d })
+		b.charge(budgetBurst + time.Millisecond)
+		if got, want := b.delay(), time.Duration(float64(time.Millisecond)/minDuty); got <= 0 || got > want {
+			t.Fatalf("duty %v: delay %v, want (0, %v]", d, got, want)
+		}
+	}
+	b := newBudget(nil)
+	b.charge(time.Hour)
+	if d := b.delay(); d != 0 {
+		t.Fatalf("no Duty: delay %v", d)
+	}
 }

@@ -19,18 +19,19 @@ var (
 	ErrStopped = errors.New("maintenance: scheduler stopped")
 )
 
-// Worker is one kind of background work.
-type Worker struct {
+// Worker is one kind of background work, configured by a value of type T
+// (the Scheduler's Holder holds the current one).
+type Worker[T any] struct {
 	// Name identifies the worker in Trigger, Stats and logs.
 	Name string
 	// Interval returns the wait between runs under c. 0 means the worker
 	// runs only when triggered.
-	Interval func(c Config) time.Duration
-	// Run does one pass under the config current when it starts. It must
+	Interval func(c T) time.Duration
+	// Run does one pass under the value current when it starts. It must
 	// return promptly once ctx is cancelled. A long pass calls p.Pause
-	// between bounded steps so that it keeps to Config.WorkerDuty; p is
-	// nil for a triggered run, which is not paced (Pause on nil is fine).
-	Run func(ctx context.Context, c Config, p *Pacer) error
+	// between bounded steps so that it keeps to Options.Duty; p is nil
+	// for a triggered run, which is not paced (Pause on nil is fine).
+	Run func(ctx context.Context, c T, p *Pacer) error
 }
 
 // WorkerStats describe one worker's runs.
@@ -41,7 +42,7 @@ type WorkerStats struct {
 	LastRun      time.Time     // start of the last completed run
 	LastDuration time.Duration // duration of the last completed run
 	// Paused is the total time runs spent waiting for the shared running
-	// time allowance (Config.WorkerDuty), inside Pause or before starting.
+	// time allowance (Options.Duty), inside Pause or before starting.
 	Paused    time.Duration
 	LastError string // error of the last failed run
 }
@@ -50,11 +51,18 @@ type WorkerStats struct {
 type Options struct {
 	Logger *slog.Logger // nil discards
 	Clock  Clock        // nil means RealClock
+	// Duty returns the share of wall-clock time the periodic runs may
+	// spend running, together and averaged over time: 0.05 lets them use
+	// a twentieth of one CPU (see Pacer). It is called as the allowance is
+	// charged, so a change applies at once. nil, or a value of 1 or more,
+	// turns pacing off; a value below 0.001 (or NaN) counts as 0.001.
+	Duty func() float64
 }
 
-// Scheduler runs workers, each on its own goroutine, until Close.
-type Scheduler struct {
-	h      *Holder
+// Scheduler runs workers, each on its own goroutine, until Close. Workers
+// read their configuration, a value of type T, from a Holder.
+type Scheduler[T any] struct {
+	h      *Holder[T]
 	log    *slog.Logger
 	clock  Clock
 	budget *budget
@@ -63,18 +71,19 @@ type Scheduler struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	workers map[string]*worker
+	workers map[string]*worker[T]
 	started bool
 }
 
-type worker struct {
-	Worker
+type worker[T any] struct {
+	Worker[T]
 	trigger chan chan error
 	stats   WorkerStats // guarded by Scheduler.mu
 }
 
-// NewScheduler returns a Scheduler reading its config from h.
-func NewScheduler(h *Holder, o Options) *Scheduler {
+// NewScheduler returns a Scheduler reading its workers' configuration
+// from h.
+func NewScheduler[T any](h *Holder[T], o Options) *Scheduler[T] {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,17 +91,17 @@ func NewScheduler(h *Holder, o Options) *Scheduler {
 		o.Clock = RealClock{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{h: h, log: o.Logger, clock: o.Clock, budget: newBudget(h), ctx: ctx, cancel: cancel,
-		workers: map[string]*worker{}}
+	return &Scheduler[T]{h: h, log: o.Logger, clock: o.Clock, budget: newBudget(o.Duty), ctx: ctx, cancel: cancel,
+		workers: map[string]*worker[T]{}}
 }
 
 // Add registers a worker. Workers added after Start begin at once.
-func (s *Scheduler) Add(w Worker) error {
+func (s *Scheduler[T]) Add(w Worker[T]) error {
 	if w.Name == "" || w.Run == nil {
 		return errors.New("maintenance: worker needs a name and a Run function")
 	}
 	if w.Interval == nil {
-		w.Interval = func(Config) time.Duration { return 0 }
+		w.Interval = func(T) time.Duration { return 0 }
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,7 +111,7 @@ func (s *Scheduler) Add(w Worker) error {
 	if s.ctx.Err() != nil {
 		return ErrStopped
 	}
-	wk := &worker{Worker: w, trigger: make(chan chan error), stats: WorkerStats{Name: w.Name}}
+	wk := &worker[T]{Worker: w, trigger: make(chan chan error), stats: WorkerStats{Name: w.Name}}
 	s.workers[w.Name] = wk
 	if s.started {
 		s.launch(wk)
@@ -111,7 +120,7 @@ func (s *Scheduler) Add(w Worker) error {
 }
 
 // Start starts the workers' goroutines.
-func (s *Scheduler) Start() {
+func (s *Scheduler[T]) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started || s.ctx.Err() != nil {
@@ -123,16 +132,16 @@ func (s *Scheduler) Start() {
 	}
 }
 
-func (s *Scheduler) launch(wk *worker) {
+func (s *Scheduler[T]) launch(wk *worker[T]) {
 	s.wg.Add(1)
 	go s.loop(wk)
 }
 
 // loop runs one worker: wait for its interval (recomputed whenever the
-// config changes), a trigger or the end. A periodic run also waits until
+// configuration changes), a trigger or the end. A periodic run also waits until
 // the workers' shared running-time allowance is out of debt; the wait
 // stays interruptible by triggers, config changes and Close.
-func (s *Scheduler) loop(wk *worker) {
+func (s *Scheduler[T]) loop(wk *worker[T]) {
 	defer s.wg.Done()
 	changed, unsubscribe := s.h.Subscribe()
 	defer unsubscribe()
@@ -154,7 +163,7 @@ func (s *Scheduler) loop(wk *worker) {
 			stopTimer(t)
 			return
 		case <-changed:
-			stopTimer(t) // recompute the interval under the new config
+			stopTimer(t) // recompute the interval under the new value
 		case <-tick:
 			if s.budget.delay() > 0 {
 				if dueSince.IsZero() {
@@ -175,7 +184,7 @@ func (s *Scheduler) loop(wk *worker) {
 	}
 }
 
-func (s *Scheduler) addPaused(wk *worker, d time.Duration) {
+func (s *Scheduler[T]) addPaused(wk *worker[T], d time.Duration) {
 	s.mu.Lock()
 	wk.stats.Paused += d
 	s.mu.Unlock()
@@ -189,7 +198,7 @@ func stopTimer(t Timer) {
 
 // run performs one pass of wk, paced by p (nil: not paced), recovering a
 // panic as an error.
-func (s *Scheduler) run(wk *worker, p *Pacer) (err error) {
+func (s *Scheduler[T]) run(wk *worker[T], p *Pacer) (err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
@@ -217,7 +226,7 @@ func (s *Scheduler) run(wk *worker, p *Pacer) (err error) {
 
 // Trigger runs the named worker now, on its own goroutine, and returns the
 // run's error. It waits for a run in progress to finish first.
-func (s *Scheduler) Trigger(ctx context.Context, name string) error {
+func (s *Scheduler[T]) Trigger(ctx context.Context, name string) error {
 	s.mu.Lock()
 	wk, ok := s.workers[name]
 	started := s.started
@@ -245,7 +254,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 }
 
 // Stats returns every worker's statistics, sorted by name.
-func (s *Scheduler) Stats() []WorkerStats {
+func (s *Scheduler[T]) Stats() []WorkerStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]WorkerStats, 0, len(s.workers))
@@ -258,7 +267,7 @@ func (s *Scheduler) Stats() []WorkerStats {
 
 // Close cancels the workers' context and waits for every worker
 // goroutine to return. It is idempotent.
-func (s *Scheduler) Close() {
+func (s *Scheduler[T]) Close() {
 	s.cancel()
 	s.wg.Wait()
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
@@ -79,7 +78,7 @@ func importedStore(b *testing.B, dir string, n uint64) *Store {
 	b.Helper()
 	stream := filepath.Join(b.TempDir(), "stream")
 	syntheticSnapshot(b, stream, n, 1)
-	s, err := Open(dir, Options{Sync: SyncNever})
+	s, err := Open(dir, Options{Config: withConfig(func(c *Config) { c.Sync = SyncNever })})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,8 +139,8 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 	}
 	// CIDSTORE_BENCH_PACE overrides Config.CheckpointPace (bytes/s).
 	pace, _ := strconv.ParseInt(os.Getenv("CIDSTORE_BENCH_PACE"), 10, 64)
-	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config {
-		c.Sync = maintenance.SyncAlways
+	if err := s.UpdateConfig(func(c Config) Config {
+		c.Sync = SyncAlways
 		if pace > 0 {
 			c.CheckpointPace = pace
 		}

@@ -71,7 +71,7 @@ func TestCheckpointAndRecover(t *testing.T) {
 // with ErrCorrupt rather than come up with silently missing data.
 func TestCorruptOnlySnapshotWithTruncatedWAL(t *testing.T) {
 	dir := t.TempDir()
-	s := openDir(t, dir, Options{SegmentSize: 1024, SnapshotsKept: 1})
+	s := openDir(t, dir, Options{SegmentSize: 1024, Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 })})
 	m := model{}
 	fill(t, s, m, 0, 400)
 	must(t, s.Checkpoint(context.Background()))

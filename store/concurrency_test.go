@@ -16,7 +16,7 @@ import (
 // unsorted, duplicated or torn set.
 func TestReadersSeeWholeSets(t *testing.T) {
 	const writers, keysPer, n, rounds = 4, 2, 24, 40
-	s := openMem(t, Options{Shards: 4, InlineValues: 6})
+	s := openMem(t, Options{Shards: 4, Config: withConfig(func(c *Config) { c.InlineValues = 6 })})
 	var stop atomic.Bool
 	var wg, rg sync.WaitGroup
 	for r := 0; r < 4; r++ {

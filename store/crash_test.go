@@ -133,7 +133,7 @@ func TestCrashChild(t *testing.T) {
 		die("bad %s=%q", crashEnv, env)
 	}
 	out := os.NewFile(3, "reports")
-	s, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: segSize})
+	s, err := Open(dir, Options{Config: withConfig(func(c *Config) { c.Sync = SyncAlways }), SegmentSize: segSize})
 	if err != nil {
 		die("open: %v", err)
 	}

@@ -33,7 +33,7 @@ func BenchmarkDurableInsert(b *testing.B) {
 				if p.mem {
 					dir = ""
 				}
-				s, err := Open(dir, Options{Sync: p.mode})
+				s, err := Open(dir, Options{Config: withConfig(func(c *Config) { c.Sync = p.mode })})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -77,7 +77,7 @@ func BenchmarkBatchAlways(b *testing.B) {
 			if mem {
 				dir = ""
 			}
-			s, err := Open(dir, Options{Sync: SyncAlways})
+			s, err := Open(dir, Options{Config: withConfig(func(c *Config) { c.Sync = SyncAlways })})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -41,64 +41,6 @@ type maintStats struct {
 	lastCheckpointAt atomic.Int64 // unix nanos
 }
 
-// configFromOptions is the initial maintenance config.
-func configFromOptions(o Options) maintenance.Config {
-	c := o.Config
-	if c == nil {
-		d := maintenance.Default()
-		c = &d
-	}
-	cfg := *c
-	if o.Sync != SyncAlways {
-		cfg.Sync = maintenance.SyncMode(o.Sync)
-	}
-	if o.SyncInterval > 0 {
-		cfg.SyncInterval = o.SyncInterval
-	}
-	if o.SnapshotsKept > 0 {
-		cfg.SnapshotsKept = o.SnapshotsKept
-	}
-	if o.InlineValues > 0 {
-		cfg.InlineValues = o.InlineValues
-	}
-	return cfg
-}
-
-// Config returns the maintenance configuration in force.
-func (s *Store) Config() maintenance.Config { return s.cfg.Load() }
-
-// UpdateConfig replaces the configuration with fn(current), validated and
-// swapped atomically (concurrent updates never lose one another). The WAL
-// sync policy, the inline threshold and every worker interval follow the
-// new value at once, without a restart. An invalid result is rejected with
-// an error wrapping maintenance.ErrInvalidConfig and the old value stays.
-func (s *Store) UpdateConfig(fn func(maintenance.Config) maintenance.Config) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if _, err := s.cfg.Update(fn); err != nil {
-		return err
-	}
-	s.applyConfig()
-	return nil
-}
-
-// applyConfig pushes the current config into the WAL and the shards. It
-// always applies the latest value, so racing updates end in the newest.
-func (s *Store) applyConfig() {
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	c := s.cfg.Load()
-	if s.wal != nil {
-		s.wal.SetSync(SyncMode(c.Sync), c.SyncInterval)
-	}
-	for _, sh := range s.shards {
-		sh.Lock()
-		sh.SetInlineMax(c.InlineValues)
-		sh.Unlock()
-	}
-}
-
 // TriggerWorker runs the named maintenance worker now and returns its
 // result. Names: WorkerCheckpoint, WorkerScrub, WorkerCompact, WorkerAudit,
 // WorkerGC (an in-memory store has only compact and audit).
@@ -111,16 +53,17 @@ func (s *Store) TriggerWorker(ctx context.Context, name string) error {
 
 // startMaintenance registers and starts the background workers.
 func (s *Store) startMaintenance() error {
-	s.sched = maintenance.NewScheduler(s.cfg, maintenance.Options{Logger: s.opts.Logger, Clock: s.opts.Clock})
-	workers := []maintenance.Worker{
-		{Name: WorkerCompact, Interval: func(c maintenance.Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
-		{Name: WorkerAudit, Interval: func(c maintenance.Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
+	s.sched = maintenance.NewScheduler(s.cfg, maintenance.Options{Logger: s.opts.Logger, Clock: s.opts.Clock,
+		Duty: func() float64 { return s.cfg.Load().WorkerDuty }})
+	workers := []maintenance.Worker[Config]{
+		{Name: WorkerCompact, Interval: func(c Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
+		{Name: WorkerAudit, Interval: func(c Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
 	}
 	if s.wal != nil {
 		workers = append(workers,
-			maintenance.Worker{Name: WorkerCheckpoint, Interval: checkpointInterval, Run: s.runCheckpoint},
-			maintenance.Worker{Name: WorkerScrub, Interval: func(c maintenance.Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},
-			maintenance.Worker{Name: WorkerGC, Interval: func(c maintenance.Config) time.Duration { return c.GCInterval }, Run: s.runGC},
+			maintenance.Worker[Config]{Name: WorkerCheckpoint, Interval: checkpointInterval, Run: s.runCheckpoint},
+			maintenance.Worker[Config]{Name: WorkerScrub, Interval: func(c Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},
+			maintenance.Worker[Config]{Name: WorkerGC, Interval: func(c Config) time.Duration { return c.GCInterval }, Run: s.runGC},
 		)
 	}
 	for _, w := range workers {
@@ -134,7 +77,7 @@ func (s *Store) startMaintenance() error {
 
 // checkpointInterval polls the WAL size when the size trigger is on, and
 // otherwise waits for the time trigger.
-func checkpointInterval(c maintenance.Config) time.Duration {
+func checkpointInterval(c Config) time.Duration {
 	switch {
 	case c.CheckpointWALBytes > 0 && c.CheckpointInterval > 0:
 		return min(checkpointPoll, c.CheckpointInterval)
@@ -154,7 +97,7 @@ func (s *Store) walSinceSnapshot() int64 {
 // CheckpointWALBytes since the newest snapshot, or CheckpointInterval has
 // passed since the last checkpoint and something was written. (To
 // checkpoint unconditionally, call Store.Checkpoint.)
-func (s *Store) runCheckpoint(ctx context.Context, c maintenance.Config, p *maintenance.Pacer) error {
+func (s *Store) runCheckpoint(ctx context.Context, c Config, p *maintenance.Pacer) error {
 	since := s.walSinceSnapshot()
 	due := since > 0 && c.CheckpointInterval > 0 &&
 		time.Since(time.Unix(0, s.maint.lastCheckpointAt.Load())) >= c.CheckpointInterval
@@ -176,7 +119,7 @@ const scrubEntriesStep = 4096
 // runScrub verifies every closed WAL segment, one per step, then every
 // snapshot, and publishes the pass's totals. Damage ends the pass: it is
 // counted and logged, and writes go on.
-func (s *Store) runScrub(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+func (s *Store) runScrub(ctx context.Context, _ Config, p *maintenance.Pacer) error {
 	err := s.scrubPass(ctx, p)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.maint.scrubCorrupt.Add(1) // the scheduler logs the error
@@ -248,7 +191,7 @@ func (s *Store) verifySnapshot(ctx context.Context, path string, p *maintenance.
 // runCompact has every shard turn value sets that fit the inline
 // threshold back into slices (Shard.Compact), pausing between its steps.
 // Shards without large sets are skipped at no cost.
-func (s *Store) runCompact(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+func (s *Store) runCompact(ctx context.Context, _ Config, p *maintenance.Pacer) error {
 	stop := pauser(ctx, p)
 	for _, sh := range s.shards {
 		s.maint.compacted.Add(int64(sh.Compact(stop)))
@@ -259,7 +202,7 @@ func (s *Store) runCompact(ctx context.Context, _ maintenance.Config, p *mainten
 // runAudit has every shard check its index against its map (Shard.Audit),
 // pausing between its steps; a shard that disagrees has its index rebuilt
 // from the map, which is counted and logged.
-func (s *Store) runAudit(ctx context.Context, _ maintenance.Config, p *maintenance.Pacer) error {
+func (s *Store) runAudit(ctx context.Context, _ Config, p *maintenance.Pacer) error {
 	stop := pauser(ctx, p)
 	for i := range s.shards {
 		s.auditShard(i, stop)
@@ -306,7 +249,7 @@ func (s *Store) Audit(ctx context.Context) (int, error) {
 // snapshots beyond SnapshotsKept and WAL segments below the oldest kept
 // snapshot. Empty records never exist (a key whose last value goes is
 // removed at once), so there is nothing to collect in memory.
-func (s *Store) runGC(ctx context.Context, _ maintenance.Config, _ *maintenance.Pacer) error {
+func (s *Store) runGC(ctx context.Context, _ Config, _ *maintenance.Pacer) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	_, temps, err := s.listSnapshots()

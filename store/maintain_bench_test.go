@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/maintenance"
 )
 
 // BenchmarkWorkers measures Get and Insert throughput on a durable store
@@ -16,21 +15,23 @@ import (
 //
 //	go test ./store -run '^$' -bench Workers -benchtime 3s -count 3
 func BenchmarkWorkers(b *testing.B) {
-	off := maintenance.Default()
+	off := DefaultConfig()
+	off.Sync = SyncNever
 	off.CheckpointWALBytes, off.CheckpointInterval = 0, 0
 	off.CompactInterval, off.AuditInterval, off.ScrubInterval, off.GCInterval = 0, 0, 0, 0
-	busy := maintenance.Default()
+	busy := DefaultConfig()
+	busy.Sync = SyncNever
 	busy.CheckpointWALBytes, busy.CheckpointInterval = 1<<20, time.Second
 	busy.CompactInterval, busy.AuditInterval, busy.ScrubInterval, busy.GCInterval =
 		10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond
 	for _, mode := range []struct {
 		name string
-		cfg  maintenance.Config
+		cfg  Config
 	}{{"workers=none", off}, {"workers=all", busy}} {
 		for _, op := range []string{"get", "insert"} {
 			b.Run(mode.name+"/"+op, func(b *testing.B) {
 				cfg := mode.cfg
-				s, err := Open(b.TempDir(), Options{Sync: SyncNever, Config: &cfg, SegmentSize: 1 << 20})
+				s, err := Open(b.TempDir(), Options{Config: &cfg, SegmentSize: 1 << 20})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -14,28 +14,20 @@ import (
 	"github.com/cidstore/cidstore/wal"
 )
 
-func TestSyncModesAgree(t *testing.T) {
-	for _, m := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {
-		if maintenance.SyncMode(m).String() != wal.SyncMode(m).String() {
-			t.Fatalf("sync mode %d: maintenance says %v, wal says %v", m, maintenance.SyncMode(m), wal.SyncMode(m))
-		}
-	}
-}
-
 func TestUpdateConfig(t *testing.T) {
 	s := openDir(t, t.TempDir(), Options{})
 	defer s.Close()
-	if err := s.UpdateConfig(func(c maintenance.Config) maintenance.Config { c.SnapshotsKept = 0; return c }); !errors.Is(err, maintenance.ErrInvalidConfig) {
+	if err := s.UpdateConfig(func(c Config) Config { c.SnapshotsKept = 0; return c }); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("invalid update = %v", err)
 	}
 	if s.Config().SnapshotsKept != 2 {
 		t.Fatal("invalid update changed the config")
 	}
-	must(t, s.UpdateConfig(func(c maintenance.Config) maintenance.Config {
-		c.Sync, c.InlineValues = maintenance.SyncNever, 2
+	must(t, s.UpdateConfig(func(c Config) Config {
+		c.Sync, c.InlineValues = SyncNever, 2
 		return c
 	}))
-	if c := s.Config(); c.Sync != maintenance.SyncNever || c.InlineValues != 2 {
+	if c := s.Config(); c.Sync != SyncNever || c.InlineValues != 2 {
 		t.Fatalf("config %+v", c)
 	}
 	// Writes go on under the new policy; sets above 2 values become trees.
@@ -45,13 +37,13 @@ func TestUpdateConfig(t *testing.T) {
 	if s.Count(w(1)) != 5 {
 		t.Fatal("insert under new config")
 	}
-	if _, err := Open("", Options{Config: &maintenance.Config{}}); !errors.Is(err, ErrInvalidOptions) {
+	if _, err := Open("", Options{Config: &Config{}}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Open with an invalid Config = %v", err)
 	}
 }
 
 func TestCheckpointWorkerBySize(t *testing.T) {
-	c := maintenance.Default()
+	c := DefaultConfig()
 	c.CheckpointWALBytes = 1 << 20
 	c.CheckpointInterval = 0
 	s := openDir(t, t.TempDir(), Options{Config: &c})
@@ -151,7 +143,7 @@ func TestWorkersAndMetrics(t *testing.T) {
 // Close while every worker is busy returns promptly (goleak checks that
 // nothing is left running).
 func TestCloseWithBusyWorkers(t *testing.T) {
-	c := maintenance.Default()
+	c := DefaultConfig()
 	c.AuditInterval, c.CompactInterval, c.ScrubInterval, c.GCInterval = 10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond
 	c.CheckpointWALBytes, c.CheckpointInterval = 1<<20, time.Second
 	s := openDir(t, t.TempDir(), Options{Config: &c, SegmentSize: 64 << 10})
@@ -170,18 +162,13 @@ func TestCloseWithBusyWorkers(t *testing.T) {
 	<-done
 }
 
-// Config.InlineValues is in force unless Options.InlineValues overrides it.
+// Options.Config.InlineValues is the threshold in force.
 func TestInlineValuesFromConfig(t *testing.T) {
-	c := maintenance.Default()
-	c.InlineValues = 8
-	s := openDir(t, "", Options{Config: &c})
-	defer s.Close()
-	if got := s.Config().InlineValues; got != 8 {
-		t.Fatalf("Config().InlineValues = %d, want 8", got)
-	}
-	s2 := openDir(t, "", Options{Config: &c, InlineValues: 5})
-	defer s2.Close()
-	if got := s2.Config().InlineValues; got != 5 {
-		t.Fatalf("with Options.InlineValues 5: %d", got)
+	for _, n := range []int{8, 5} {
+		s := openDir(t, "", Options{Config: withConfig(func(c *Config) { c.InlineValues = n })})
+		if got := s.Config().InlineValues; got != n {
+			t.Fatalf("Config().InlineValues = %d, want %d", got, n)
+		}
+		must(t, s.Close())
 	}
 }

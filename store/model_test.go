@@ -54,7 +54,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	// Few keys and values so sets grow, shrink and change representation.
 	shards := []int{1, 2, 8}[seed%3]
-	s := openMem(t, Options{Shards: shards, InlineValues: 1 + int(seed%5)})
+	s := openMem(t, Options{Shards: shards, Config: withConfig(func(c *Config) { c.InlineValues = 1 + int(seed%5) })})
 	m := model{}
 	key := func() cid.CID { return w(1 + rng.Uint64N(40)) }
 	val := func() cid.CID { return w(1 + rng.Uint64N(12)) }

@@ -5,37 +5,18 @@ import (
 	"log/slog"
 	"math/bits"
 	"runtime"
-	"time"
 
 	"github.com/cidstore/cidstore/maintenance"
-	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/vfs"
-	"github.com/cidstore/cidstore/wal"
-)
-
-// SyncMode says when a write to a persistent store is acknowledged.
-type SyncMode = wal.SyncMode
-
-const (
-	// SyncAlways (the default) returns from a write only after its WAL
-	// record is written and fsynced. Concurrent writers share fsyncs
-	// (group commit). Nothing acknowledged is lost, even by a power cut.
-	SyncAlways = wal.SyncAlways
-	// SyncInterval returns once the record is written to the operating
-	// system and fsyncs every Options.SyncInterval: a process crash loses
-	// nothing acknowledged, a machine crash at most about one interval.
-	SyncInterval = wal.SyncInterval
-	// SyncNever returns once the record is written to the operating
-	// system and leaves fsync to the OS (and to segment rotation and
-	// Close): a process crash loses nothing acknowledged, a machine crash
-	// may lose whatever the OS had not written back.
-	SyncNever = wal.SyncNever
 )
 
 // MaxShards is the largest shard count Options accept.
 const MaxShards = 1 << 16
 
-// Options configure Open. The zero value is a valid configuration.
+// Options configure Open: what is fixed for the life of an open store,
+// and the initial Config, which Store.UpdateConfig may change later. Each
+// setting lives in exactly one place. The zero value is a valid
+// configuration.
 type Options struct {
 	// Shards is the number of shards. 0 picks DefaultShards() (32 per
 	// GOMAXPROCS, rounded up to a power of two). Any other
@@ -47,19 +28,8 @@ type Options struct {
 	// store opened with an empty directory is always in memory.
 	InMemory bool
 
-	// InlineValues is the largest value set kept as a sorted inline slice;
-	// larger sets use a copy-on-write B-tree. 0 means the default (32);
-	// valid range 1..4096.
-	InlineValues int
-
-	// Sync is the durability policy of a persistent store (default
-	// SyncAlways). Ignored by in-memory stores.
-	Sync SyncMode
-
-	// SyncInterval is the fsync period under SyncInterval; 0 means 100ms.
-	SyncInterval time.Duration
-
-	// SegmentSize is the WAL segment size in bytes; 0 means 64 MiB.
+	// SegmentSize is the WAL segment size in bytes; 0 means
+	// wal.DefaultSegmentSize (64 MiB).
 	SegmentSize int64
 
 	// NoPreallocate turns off WAL segment preallocation: by default a
@@ -69,24 +39,21 @@ type Options struct {
 	// on copy-on-write filesystems (btrfs, ZFS), where it gains nothing.
 	NoPreallocate bool
 
-	// SnapshotsKept is how many snapshots Checkpoint keeps (the WAL is
-	// kept back to the oldest of them). 0 means 2; valid range 0..100.
-	SnapshotsKept int
-
 	// Repair makes Open cut the WAL at the first damaged record instead of
 	// failing with ErrCorrupt. What was dropped is logged. A torn final
 	// write is always cut, with or without Repair.
 	Repair bool
 
-	// Config is the initial maintenance configuration (see package
-	// maintenance and Store.UpdateConfig); nil means maintenance.Default().
-	// Sync, SyncInterval, SnapshotsKept and InlineValues, when set, take
-	// precedence over the matching fields.
-	Config *maintenance.Config
-
-	// Clock drives the maintenance workers' timers; nil means real time.
-	// Tests substitute a fake.
-	Clock maintenance.Clock
+	// Config is the initial configuration: sync policy, inline threshold,
+	// snapshot retention, checkpoint triggers and the background workers.
+	// nil means DefaultConfig(). A non-nil Config is used exactly as
+	// given, every field validated and none replaced by its default, so
+	// start from DefaultConfig() and change what you need:
+	//
+	//	c := store.DefaultConfig()
+	//	c.Sync = store.SyncNever
+	//	s, err := store.Open(dir, store.Options{Config: &c})
+	Config *Config
 
 	// FS is the filesystem a persistent store uses; nil means the
 	// operating system's. Tests inject faults through it.
@@ -94,6 +61,10 @@ type Options struct {
 
 	// Logger receives operational messages. nil discards them.
 	Logger *slog.Logger
+
+	// Clock drives the maintenance workers' timers; nil means real time.
+	// Tests substitute a fake.
+	Clock maintenance.Clock
 }
 
 // DefaultShards returns the shard count used when Options.Shards is 0:
@@ -117,14 +88,6 @@ func (o Options) normalize() (Options, error) {
 	switch {
 	case o.Shards < 0 || o.Shards > MaxShards:
 		return o, fmt.Errorf("%w: Shards %d outside 0..%d", ErrInvalidOptions, o.Shards, MaxShards)
-	case o.InlineValues < 0 || o.InlineValues > shard.MaxInlineMax:
-		return o, fmt.Errorf("%w: InlineValues %d outside 0..%d", ErrInvalidOptions, o.InlineValues, shard.MaxInlineMax)
-	case o.Sync < SyncAlways || o.Sync > SyncNever:
-		return o, fmt.Errorf("%w: unknown Sync mode %d", ErrInvalidOptions, int(o.Sync))
-	case o.SyncInterval < 0:
-		return o, fmt.Errorf("%w: negative SyncInterval %v", ErrInvalidOptions, o.SyncInterval)
-	case o.SnapshotsKept < 0 || o.SnapshotsKept > 100:
-		return o, fmt.Errorf("%w: SnapshotsKept %d outside 0..100", ErrInvalidOptions, o.SnapshotsKept)
 	case o.SegmentSize < 0:
 		return o, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, o.SegmentSize)
 	}
@@ -132,8 +95,8 @@ func (o Options) normalize() (Options, error) {
 		o.Shards = DefaultShards()
 	}
 	o.Shards = ceilPow2(o.Shards)
-	if err := configFromOptions(o).Validate(); err != nil {
-		return o, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	if err := o.initialConfig().Validate(); err != nil {
+		return o, err
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -142,4 +105,12 @@ func (o Options) normalize() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
+}
+
+// initialConfig is the Config a store opened with o starts with.
+func (o Options) initialConfig() Config {
+	if o.Config == nil {
+		return DefaultConfig()
+	}
+	return *o.Config
 }

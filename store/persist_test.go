@@ -24,7 +24,7 @@ func openDir(t testing.TB, dir string, o Options) *Store {
 func TestPersistReopen(t *testing.T) {
 	dir := t.TempDir()
 	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {
-		s := openDir(t, dir, Options{Sync: mode, SegmentSize: 4096})
+		s := openDir(t, dir, Options{Config: withConfig(func(c *Config) { c.Sync = mode }), SegmentSize: 4096})
 		if !s.Durable() {
 			t.Fatal("store in a directory is not durable")
 		}
@@ -132,7 +132,7 @@ func TestCorruptWALFailsOpen(t *testing.T) {
 func TestRecoveryMergesWAL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	dir := t.TempDir()
-	s := openDir(t, dir, Options{SegmentSize: 4096, InlineValues: 3})
+	s := openDir(t, dir, Options{SegmentSize: 4096, Config: withConfig(func(c *Config) { c.InlineValues = 3 })})
 	m := model{}
 	step := func(n int) {
 		for range n {

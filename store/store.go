@@ -43,9 +43,9 @@ type Store struct {
 	failed   atomic.Pointer[error]
 	recovery RecoveryStats
 
-	cfg   *maintenance.Holder
+	cfg   *maintenance.Holder[Config]
 	cfgMu sync.Mutex // orders applyConfig
-	sched *maintenance.Scheduler
+	sched *maintenance.Scheduler[Config]
 	maint maintStats
 
 	ckptMu      sync.Mutex // one checkpoint at a time
@@ -83,9 +83,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	holder, err := maintenance.NewHolder(configFromOptions(o))
+	holder, err := maintenance.NewHolder(o.initialConfig(), Config.Validate)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		return nil, err
 	}
 	s := &Store{
 		cfg:    holder,
@@ -132,7 +132,7 @@ func (s *Store) openDisk() error {
 		Dir:           filepath.Join(s.dir, walDir),
 		SegmentSize:   s.opts.SegmentSize,
 		NoPreallocate: s.opts.NoPreallocate,
-		Sync:          SyncMode(c.Sync),
+		Sync:          c.Sync,
 		SyncInterval:  c.SyncInterval,
 		Repair:        s.opts.Repair,
 		Logger:        s.opts.Logger,

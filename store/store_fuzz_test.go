@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
@@ -42,21 +41,17 @@ func (in *fuzzInput) uint16() int { return int(in.byte())<<8 | int(in.byte()) }
 // workers are all off (the targets trigger them), with the WAL written
 // without fsync (a crash is not simulated here; Close still fsyncs).
 func fuzzOptions(shards, inline, kept int, segSize int64) Options {
-	c := maintenance.Default()
+	c := DefaultConfig()
+	c.InlineValues = inline
+	c.SnapshotsKept = kept
+	c.Sync = SyncNever
 	c.CheckpointWALBytes = 0
 	c.CheckpointInterval = 0
 	c.CompactInterval = 0
 	c.GCInterval = 0
 	c.ScrubInterval = 0
 	c.AuditInterval = 0
-	return Options{
-		Shards:        shards,
-		InlineValues:  inline,
-		SnapshotsKept: kept,
-		SegmentSize:   segSize,
-		Sync:          SyncNever,
-		Config:        &c,
-	}
+	return Options{Shards: shards, SegmentSize: segSize, Config: &c}
 }
 
 // checkKey compares everything the point reads say about k with the model.

@@ -38,8 +38,9 @@ func TestOptionsValidation(t *testing.T) {
 		{"max", Options{Shards: MaxShards}, MaxShards, true},
 		{"negative", Options{Shards: -1}, 0, false},
 		{"too many", Options{Shards: MaxShards + 1}, 0, false},
-		{"inline negative", Options{InlineValues: -1}, 0, false},
-		{"inline too big", Options{InlineValues: 1 << 20}, 0, false},
+		{"inline negative", Options{Config: withConfig(func(c *Config) { c.InlineValues = -1 })}, 0, false},
+		{"inline too big", Options{Config: withConfig(func(c *Config) { c.InlineValues = 1 << 20 })}, 0, false},
+		{"zero config", Options{Config: &Config{}}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

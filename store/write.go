@@ -27,7 +27,7 @@ func checkPair(k, v cid.CID) error {
 // already present is a no-op that succeeds (in a persistent store it
 // still waits until that pair is durable). The zero CID is rejected with
 // ErrInvalidCID. In a persistent store Insert returns when the write is
-// durable as Options.Sync says; readers may see it a moment earlier.
+// durable as Config.Sync says; readers may see it a moment earlier.
 func (s *Store) Insert(k, v cid.CID) error {
 	if err := checkPair(k, v); err != nil {
 		return err

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/bench"
-	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/store"
 	"github.com/tidwall/buntdb"
 )
@@ -51,7 +50,9 @@ var allPeers = []string{"cidstore", "xsync", "syncmap", "buntdb", "pebble", "bad
 
 func specs(redisSrv *redisServer, poolSize int) []spec {
 	cidstore := func(sync store.SyncMode) func(string) bench.Opener {
-		return func(dir string) bench.Opener { return bench.StoreTarget(dir, store.Options{Sync: sync}) }
+		return func(dir string) bench.Opener {
+			return bench.StoreTarget(dir, bench.Workload{Sync: sync}.StoreOptions())
+		}
 	}
 	return []spec{
 		{"cidstore", "memory", func(string) bench.Opener { return bench.StoreTarget("", store.Options{}) }},
@@ -343,9 +344,10 @@ func restartTable(ctx context.Context, stdout io.Writer, w bench.Workload, srv *
 	lw.Ops, lw.ReadPct, lw.DeletePct = 1, 100, 0
 	for _, checkpoint := range []bool{true, false} {
 		dir := filepath.Join(tmp, "restart-cidstore")
-		cfg := maintenance.Default()
+		cfg := store.DefaultConfig()
+		cfg.Sync = store.SyncNever
 		cfg.CheckpointWALBytes, cfg.CheckpointInterval = 0, 0 // only the explicit checkpoint
-		opts := store.Options{Sync: store.SyncNever, Config: &cfg}
+		opts := store.Options{Config: &cfg}
 		s, err := store.Open(dir, opts)
 		if err != nil {
 			return err

@@ -145,7 +145,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		open := g.target
 		if open == nil {
-			open = bench.StoreTarget(gw.Dir, store.Options{Shards: gw.Shards, Sync: gw.Sync})
+			open = bench.StoreTarget(gw.Dir, gw.StoreOptions())
 		}
 		rs, err := bench.RunMixes(ctx, open, gw, presets, func(m bench.Mix, done *bench.Result) {
 			if done != nil {
