@@ -21,8 +21,8 @@ const DefaultInlineMax = 32
 // MaxInlineMax bounds Options.InlineMax.
 const MaxInlineMax = 4096
 
-// ErrBadOptions is returned (wrapped) by New for invalid Options.
-var ErrBadOptions = errors.New("shard: invalid options")
+// ErrInvalidOptions is returned (wrapped) by New for invalid Options.
+var ErrInvalidOptions = errors.New("shard: invalid options")
 
 // Options configure a Shard. The zero value is valid.
 type Options struct {
@@ -85,10 +85,10 @@ func New(o Options) (*Shard, error) {
 		o.InlineMax = DefaultInlineMax
 	}
 	if o.InlineMax < 1 || o.InlineMax > MaxInlineMax {
-		return nil, fmt.Errorf("%w: InlineMax %d outside 1..%d", ErrBadOptions, o.InlineMax, MaxInlineMax)
+		return nil, fmt.Errorf("%w: InlineMax %d outside 1..%d", ErrInvalidOptions, o.InlineMax, MaxInlineMax)
 	}
 	if o.Presize < 0 {
-		return nil, fmt.Errorf("%w: negative Presize %d", ErrBadOptions, o.Presize)
+		return nil, fmt.Errorf("%w: negative Presize %d", ErrInvalidOptions, o.Presize)
 	}
 	var opts []func(*xsync.MapConfig)
 	if o.Presize > 0 {

@@ -45,7 +45,7 @@ func TestOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := New(tt.o)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadOptions)) {
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidOptions)) {
 			t.Errorf("New(%+v) = %v", tt.o, err)
 		}
 	}

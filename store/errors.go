@@ -12,7 +12,11 @@ var (
 	// ErrClosed is returned by every write and by Close after the store
 	// has been closed.
 	ErrClosed = errors.New("cidstore: store is closed")
-	// ErrInvalidOptions is returned (wrapped) by Open for bad Options.
+	// ErrInvalidOptions is returned (wrapped) by Open for bad Options
+	// (the initial Config included), and by UpdateConfig and
+	// Config.Validate for a bad Config. Where a lower package found the
+	// problem, the error also matches that package's ErrInvalidOptions
+	// (wal.ErrInvalidOptions, shard.ErrInvalidOptions).
 	ErrInvalidOptions = errors.New("cidstore: invalid options")
 	// ErrInvalidCID is returned (wrapped) when a write uses the reserved
 	// all-zero CID as key or value. It is the same value as

@@ -138,6 +138,9 @@ func (s *Store) openDisk() error {
 		Logger:        s.opts.Logger,
 	})
 	if err != nil {
+		if errors.Is(err, wal.ErrInvalidOptions) {
+			err = fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
 		return errors.Join(err, lock.Close())
 	}
 	s.wal, s.lock = l, lock

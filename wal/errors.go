@@ -19,6 +19,9 @@ var (
 	// damaged record that no valid record follows: the signature of a write
 	// interrupted by a crash. Reader.Offset reports where it starts.
 	ErrTorn = errors.New("wal: torn record at end of input")
+
+	// ErrInvalidOptions is returned (wrapped) by Open for invalid Options.
+	ErrInvalidOptions = errors.New("wal: invalid options")
 )
 
 // CorruptError describes a corrupt spot in the log. It unwraps to ErrCorrupt.

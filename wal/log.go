@@ -189,19 +189,19 @@ type Log struct {
 // an error matching vfs.ErrLocked.
 func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
-		return nil, errors.New("wal: Options.Dir is empty")
+		return nil, fmt.Errorf("%w: Dir is empty", ErrInvalidOptions)
 	}
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
 	if opts.SegmentSize < 0 {
-		return nil, fmt.Errorf("wal: negative SegmentSize %d", opts.SegmentSize)
+		return nil, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, opts.SegmentSize)
 	}
 	if opts.SegmentSize == 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
 	if opts.Sync < SyncAlways || opts.Sync > SyncNever {
-		return nil, fmt.Errorf("wal: invalid sync mode %v", opts.Sync)
+		return nil, fmt.Errorf("%w: Sync %v", ErrInvalidOptions, opts.Sync)
 	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval

@@ -56,6 +56,23 @@ func TestOpenAppendReplayReopen(t *testing.T) {
 	}
 }
 
+func TestOpenRejectsInvalidOptions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wal")
+	for _, o := range []Options{
+		{},
+		{Dir: dir, SegmentSize: -1},
+		{Dir: dir, Sync: SyncNever + 1},
+		{Dir: dir, Sync: -1},
+	} {
+		if l, err := Open(o); !errors.Is(err, ErrInvalidOptions) {
+			if err == nil {
+				l.Close()
+			}
+			t.Errorf("Open(%+v) = %v, want ErrInvalidOptions", o, err)
+		}
+	}
+}
+
 func TestSegmentRotation(t *testing.T) {
 	dir := t.TempDir()
 	// Tiny segments: most hold one or two records, so records cross
