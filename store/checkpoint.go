@@ -260,8 +260,9 @@ func (s *Store) freeGradually(ctx context.Context, path string) error {
 
 func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
 
-// Checkpoints returns statistics about the checkpoints taken since Open.
-func (s *Store) Checkpoints() CheckpointStats {
+// checkpointStats returns statistics about the checkpoints taken since
+// Open (Stats().Checkpoints).
+func (s *Store) checkpointStats() CheckpointStats {
 	s.ckptStatsMu.Lock()
 	defer s.ckptStatsMu.Unlock()
 	return s.ckpt

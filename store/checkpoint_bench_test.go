@@ -112,7 +112,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				}
 				total += time.Since(start)
 			}
-			c := s.Checkpoints()
+			c := s.Stats().Checkpoints
 			sec := total.Seconds() / float64(b.N)
 			b.ReportMetric(sec, "s/checkpoint")
 			b.ReportMetric(float64(c.LastBytes)/sec/1e6, "MB/s")
@@ -255,7 +255,7 @@ func BenchmarkWriterLatencyDuringCheckpoint(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(base))/phaseLen.Seconds(), "base-ops/s")
 		b.ReportMetric(float64(len(during))/phaseLen.Seconds(), "ckpt-ops/s")
-		b.ReportMetric(float64(s.Checkpoints().Count), "checkpoints")
+		b.ReportMetric(float64(s.Stats().Checkpoints.Count), "checkpoints")
 	}
 }
 
@@ -287,7 +287,7 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		d := time.Since(start)
-		rec := r.Recovery()
+		rec := r.Stats().Recovery
 		if rec.SnapshotPairs != snapPairs || rec.Records != walRecords {
 			b.Fatalf("recovered %+v", rec)
 		}

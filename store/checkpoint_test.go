@@ -26,12 +26,12 @@ func TestCheckpointAndRecover(t *testing.T) {
 	m := model{}
 	fill(t, s, m, 0, 500)
 	must(t, s.Checkpoint(ctx))
-	first := s.Checkpoints()
+	first := s.Stats().Checkpoints
 	if first.Count != 1 || first.LastPairs != int64(s.Pairs()) {
 		t.Fatalf("checkpoint stats %+v, pairs %d", first, s.Pairs())
 	}
 	must(t, s.Checkpoint(ctx)) // nothing new: no second snapshot
-	if s.Checkpoints().Count != 1 {
+	if s.Stats().Checkpoints.Count != 1 {
 		t.Fatal("checkpoint without writes wrote a snapshot")
 	}
 	fill(t, s, m, 500, 900)
@@ -46,7 +46,7 @@ func TestCheckpointAndRecover(t *testing.T) {
 		t.Fatalf("snapshots kept: %v", snaps)
 	}
 	r := openDir(t, dir, Options{Shards: 16})
-	rec := r.Recovery()
+	rec := r.Stats().Recovery
 	if rec.SnapshotLSN == 0 || rec.SnapshotsSkipped != 0 || rec.Records == 0 {
 		t.Fatalf("recovery %+v", rec)
 	}
@@ -60,7 +60,7 @@ func TestCheckpointAndRecover(t *testing.T) {
 	data[len(data)/2] ^= 0x10
 	must(t, os.WriteFile(newest, data, 0o600))
 	r = openDir(t, dir, Options{})
-	if rec := r.Recovery(); rec.SnapshotsSkipped != 1 || rec.SnapshotLSN != first.LastLSN {
+	if rec := r.Stats().Recovery; rec.SnapshotsSkipped != 1 || rec.SnapshotLSN != first.LastLSN {
 		t.Fatalf("fallback recovery %+v, want the snapshot at %d", rec, first.LastLSN)
 	}
 	checkAll(t, r, m, 0, 1)

@@ -519,7 +519,7 @@ func checkCrash(dir string, run *childRun, m *crashModel) (int64, error) {
 		return 0, fmt.Errorf("reopen after kill: %w", err)
 	}
 	defer s.Close()
-	torn := s.Recovery().TornBytes
+	torn := s.Stats().Recovery.TornBytes
 	segs, _ := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
 	m.segs = max(m.segs, len(segs))
 	full := 0

@@ -238,7 +238,7 @@ func TestCheckpointConsistentUnderLoad(t *testing.T) {
 			final.add(k, v)
 		}
 	}
-	cutLSN := s.Checkpoints().LastLSN
+	cutLSN := s.Stats().Checkpoints.LastLSN
 	must(t, s.Close())
 
 	// (1) Snapshot alone vs WAL replayed up to the cut, in the image.

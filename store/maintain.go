@@ -14,13 +14,17 @@ import (
 	"github.com/cidstore/cidstore/snapshot"
 )
 
-// Worker names, for TriggerWorker and Stats.
+// WorkerName names a background worker, for TriggerWorker; it is also the
+// Name of the worker's entry in Stats().Workers.
+type WorkerName string
+
+// The background workers.
 const (
-	WorkerCheckpoint = "checkpoint"
-	WorkerScrub      = "scrub"
-	WorkerCompact    = "compact"
-	WorkerAudit      = "audit"
-	WorkerGC         = "gc"
+	WorkerCheckpoint WorkerName = "checkpoint"
+	WorkerScrub      WorkerName = "scrub"
+	WorkerCompact    WorkerName = "compact"
+	WorkerAudit      WorkerName = "audit"
+	WorkerGC         WorkerName = "gc"
 )
 
 // checkpointPoll is how often the checkpointer looks at the WAL size when
@@ -44,11 +48,11 @@ type maintStats struct {
 // TriggerWorker runs the named maintenance worker now and returns its
 // result. Names: WorkerCheckpoint, WorkerScrub, WorkerCompact, WorkerAudit,
 // WorkerGC (an in-memory store has only compact and audit).
-func (s *Store) TriggerWorker(ctx context.Context, name string) error {
+func (s *Store) TriggerWorker(ctx context.Context, name WorkerName) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.sched.Trigger(ctx, name)
+	return s.sched.Trigger(ctx, string(name))
 }
 
 // startMaintenance registers and starts the background workers.
@@ -56,14 +60,14 @@ func (s *Store) startMaintenance() error {
 	s.sched = maintenance.NewScheduler(s.cfg, maintenance.Options{Logger: s.opts.Logger, Clock: s.opts.Clock,
 		Duty: func() float64 { return s.cfg.Load().WorkerDuty }})
 	workers := []maintenance.Worker[Config]{
-		{Name: WorkerCompact, Interval: func(c Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
-		{Name: WorkerAudit, Interval: func(c Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
+		{Name: string(WorkerCompact), Interval: func(c Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
+		{Name: string(WorkerAudit), Interval: func(c Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
 	}
 	if s.wal != nil {
 		workers = append(workers,
-			maintenance.Worker[Config]{Name: WorkerCheckpoint, Interval: checkpointInterval, Run: s.runCheckpoint},
-			maintenance.Worker[Config]{Name: WorkerScrub, Interval: func(c Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},
-			maintenance.Worker[Config]{Name: WorkerGC, Interval: func(c Config) time.Duration { return c.GCInterval }, Run: s.runGC},
+			maintenance.Worker[Config]{Name: string(WorkerCheckpoint), Interval: checkpointInterval, Run: s.runCheckpoint},
+			maintenance.Worker[Config]{Name: string(WorkerScrub), Interval: func(c Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},
+			maintenance.Worker[Config]{Name: string(WorkerGC), Interval: func(c Config) time.Duration { return c.GCInterval }, Run: s.runGC},
 		)
 	}
 	for _, w := range workers {

@@ -50,7 +50,7 @@ func TestCheckpointWorkerBySize(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	must(t, s.TriggerWorker(ctx, WorkerCheckpoint))
-	if s.Checkpoints().Count != 0 {
+	if s.Stats().Checkpoints.Count != 0 {
 		t.Fatal("checkpoint before the WAL reached the threshold")
 	}
 	pairs := make([]Pair, 1000)
@@ -61,8 +61,8 @@ func TestCheckpointWorkerBySize(t *testing.T) {
 		must(t, s.InsertBatch(pairs))
 	}
 	must(t, s.TriggerWorker(ctx, WorkerCheckpoint))
-	if s.Checkpoints().Count != 1 || s.walSinceSnapshot() >= 1<<20 {
-		t.Fatalf("checkpoints %+v, WAL since snapshot %d", s.Checkpoints(), s.walSinceSnapshot())
+	if s.Stats().Checkpoints.Count != 1 || s.walSinceSnapshot() >= 1<<20 {
+		t.Fatalf("checkpoints %+v, WAL since snapshot %d", s.Stats().Checkpoints, s.walSinceSnapshot())
 	}
 }
 
@@ -107,7 +107,7 @@ func TestWorkersAndMetrics(t *testing.T) {
 	defer s.Close()
 	fill(t, s, model{}, 0, 300)
 	ctx := context.Background()
-	for _, name := range []string{WorkerCheckpoint, WorkerScrub, WorkerCompact, WorkerAudit, WorkerGC} {
+	for _, name := range []WorkerName{WorkerCheckpoint, WorkerScrub, WorkerCompact, WorkerAudit, WorkerGC} {
 		must(t, s.TriggerWorker(ctx, name))
 	}
 	st := s.Stats()

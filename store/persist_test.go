@@ -25,7 +25,7 @@ func TestPersistReopen(t *testing.T) {
 	dir := t.TempDir()
 	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {
 		s := openDir(t, dir, Options{Config: withConfig(func(c *Config) { c.Sync = mode }), SegmentSize: 4096})
-		if !s.Durable() {
+		if !s.Persistent() {
 			t.Fatal("store in a directory is not durable")
 		}
 		m := model{}
@@ -51,7 +51,7 @@ func TestPersistReopen(t *testing.T) {
 
 		r := openDir(t, dir, Options{Shards: 3})
 		checkAll(t, r, m, 0, 0)
-		if r.Recovery().Records == 0 {
+		if r.Stats().Recovery.Records == 0 {
 			t.Fatal("nothing replayed")
 		}
 		// Replaying again on top of the same log converges (idempotence):
@@ -166,7 +166,7 @@ func TestRecoveryMergesWAL(t *testing.T) {
 	for _, budget := range []int64{1 << 22, 0, 1, 7, 100} {
 		mergeOpsMax = budget
 		r := openDir(t, dir, Options{})
-		rec := r.Recovery()
+		rec := r.Stats().Recovery
 		if records == 0 {
 			records = rec.Records
 		}

@@ -38,9 +38,9 @@ func (s *Store) WritePrometheus(w io.Writer) error {
 	metric("ops_total", "counter", "Write operations that changed the store since open.",
 		sample{`{op="insert"}`, st.Ops.Inserts}, sample{`{op="delete"}`, st.Ops.Deletes},
 		sample{`{op="delete_key"}`, st.Ops.DeleteKeys}, sample{`{op="batch"}`, st.Ops.Batches})
-	metric("durable", "gauge", "1 if the store has a write-ahead log.", one(b2i(st.Durable)))
+	metric("persistent", "gauge", "1 if the store has a write-ahead log.", one(b2i(st.Persistent)))
 	metric("read_only", "gauge", "1 after a write failure made the store read-only.", one(b2i(st.ReadOnly != "")))
-	if st.Durable {
+	if st.Persistent {
 		metric("wal_appends_total", "counter", "WAL records appended since open.", one(st.WAL.Appends))
 		metric("wal_appended_bytes_total", "counter", "WAL payload bytes appended since open.", one(st.WAL.AppendedBytes))
 		metric("wal_written_bytes_total", "counter", "Bytes written to WAL segments since open.", one(st.WAL.WrittenBytes))

@@ -282,6 +282,3 @@ func (s *Store) replay(from uint64) (walRead, error) {
 	wg.Wait()
 	return rd, err
 }
-
-// Recovery returns what Open recovered from disk.
-func (s *Store) Recovery() RecoveryStats { return s.recovery }

@@ -37,7 +37,7 @@ type Stats struct {
 	Shards []ShardStats // per shard, in shard order
 	Ops    OpStats      // write operations since Open
 
-	Durable     bool            // whether the store has a WAL
+	Persistent  bool            // whether the store has a WAL (see Store.Persistent)
 	ReadOnly    string          // the sticky write failure, if any
 	WAL         wal.Stats       // appends, bytes, fsyncs, records per fsync; zero in memory
 	Checkpoints CheckpointStats // checkpoints since Open
@@ -89,14 +89,14 @@ func (s *Store) Stats() Stats {
 		st.Ops.DeleteKeys += c.deleteKeys.Load()
 		st.Ops.Batches += c.batches.Load()
 	}
-	st.Durable = s.wal != nil
+	st.Persistent = s.wal != nil
 	if err := s.readOnly(); err != nil {
 		st.ReadOnly = err.Error()
 	}
 	if s.wal != nil {
 		st.WAL = s.wal.Stats()
 	}
-	st.Checkpoints = s.Checkpoints()
+	st.Checkpoints = s.checkpointStats()
 	st.Recovery = s.recovery
 	if s.sched != nil {
 		st.Workers = s.sched.Stats()

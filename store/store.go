@@ -159,8 +159,10 @@ func (s *Store) shardFor(k cid.CID) *shard.Shard { return s.shards[s.shardOf(k)]
 // Shards returns the number of shards.
 func (s *Store) Shards() int { return len(s.shards) }
 
-// Durable reports whether the store persists its writes.
-func (s *Store) Durable() bool { return s.wal != nil }
+// Persistent reports whether the store keeps its data on disk, with a
+// write-ahead log, rather than only in memory. It says nothing of the sync
+// policy: a persistent store under SyncNever is persistent too.
+func (s *Store) Persistent() bool { return s.wal != nil }
 
 // Close waits for writes in flight and for a Checkpoint or Import in
 // progress, flushes and fsyncs the write-ahead log and releases the
