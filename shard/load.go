@@ -18,8 +18,8 @@ import (
 // Single-value records, nearly all of a typical store, are carved out of
 // slabs of slabRecords records instead of being allocated one by one. The
 // garbage collector then marks a few large objects rather than millions of
-// small ones, which is most of what a large load used to spend. The price
-// is that a slab's memory is freed only once every record in it has been
+// small ones (BENCHMARKS.md, recovery, has what that saves). The price is
+// that a slab's memory is freed only once every record in it has been
 // replaced or deleted.
 type Loader struct {
 	s       *Shard

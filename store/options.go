@@ -70,10 +70,9 @@ type Options struct {
 // DefaultShards returns the shard count used when Options.Shards is 0:
 // 32 shards per GOMAXPROCS, rounded up to a power of two (64 on two
 // cores). Smaller shards keep each shard's B-tree and map shallow and
-// cache-friendly: on the two-core reference machine, inserting 1M new keys
-// cost 1.78 us per insert with 8 shards and 1.24 us with 64 (BenchmarkInsertNew,
-// median of 3), while lookups cost the same at any count. See
-// BENCHMARKS.md for the sweep.
+// cache-friendly, which makes inserting new keys cheaper, while lookups
+// cost the same at any count; BENCHMARKS.md has the sweep that chose the
+// factor.
 func DefaultShards() int { return ceilPow2(32 * runtime.GOMAXPROCS(0)) }
 
 func ceilPow2(n int) int {

@@ -15,10 +15,8 @@ import (
 // Why: an fsync after an append commits the file's new size and block map
 // through the filesystem's journal; an fdatasync after an overwrite of
 // blocks that already exist writes only the data and flushes the disk's
-// cache. On the development machine (ext4 on a virtual disk), with 256
-// writers under SyncAlways, one group commit's write and sync took about
-// 600-700 µs appending with fsync and about 300 µs overwriting with
-// fdatasync, and that cycle bounds the throughput.
+// cache. That write-and-sync cycle bounds the throughput of SyncAlways
+// writers; BENCHMARKS.md (DurableInsert) has what preallocation saves.
 
 const (
 	// spareName is the spare segment being zero-filled or waiting for the
