@@ -58,7 +58,7 @@ type Workload struct {
 	ReadPct   int // percentage of operations that are reads, 0..100
 	DeletePct int // percentage of operations that are deletes; the rest are inserts
 
-	KeySpace     uint64       // distinct keys (0: 1<<20)
+	KeySpace     uint64       // distinct keys (0: 1<<16)
 	Dist         Distribution // key distribution (default Uniform)
 	ZipfS        float64      // Zipf exponent, > 1 (0: 1.1)
 	ValuesPerKey int          // values per key after the preload (0: 4)
@@ -103,7 +103,7 @@ func (w Workload) normalize() (Workload, error) {
 		w.Duration = time.Second
 	}
 	if w.KeySpace == 0 {
-		w.KeySpace = 1 << 20
+		w.KeySpace = 1 << 16
 	}
 	if w.ZipfS == 0 {
 		w.ZipfS = 1.1

@@ -94,13 +94,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	mixes := fs.String("workloads", "read-heavy,mixed,write-heavy", "comma-separated workloads")
 	w := bench.Workload{Preload: true}
 	fs.DurationVar(&w.Duration, "duration", time.Second, "run time per point")
-	fs.Int64Var(&w.Ops, "ops", 0, "operations per point instead of a duration")
-	fs.IntVar(&w.Goroutines, "goroutines", 2*runtime.GOMAXPROCS(0), "concurrent workers")
-	fs.Uint64Var(&w.KeySpace, "keys", 1<<16, "distinct keys (all preloaded)")
-	fs.IntVar(&w.ValuesPerKey, "values", 4, "values per key in the preload")
-	dist := fs.String("dist", "uniform", "key distribution: uniform or zipf")
-	fs.Float64Var(&w.ZipfS, "zipf-s", 1.1, "Zipf exponent (> 1)")
-	fs.IntVar(&w.BatchSize, "batch", 1, "pairs per insert call")
+	workloadParsed := w.AddFlags(fs)
 	format := fs.String("format", "table", "throughput output: table or gobench")
 	csvPath := fs.String("csv", "", "also write the throughput results to this CSV file")
 	doMem := fs.Bool("memory", true, "measure memory per pair (CIDStore and baselines in child processes, Redis via INFO)")
@@ -111,8 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if w.Dist, err = bench.ParseDistribution(*dist); err != nil {
+	if err := workloadParsed(); err != nil {
 		return err
 	}
 	if *child != "" {

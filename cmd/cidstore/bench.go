@@ -39,13 +39,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	modes := fs.String("mode", "both", "durability: memory, always (a store in a temporary directory with SyncAlways), or both")
 	w := bench.Workload{}
 	fs.DurationVar(&w.Duration, "duration", 0, "run time per point (0: share a "+benchBudget.String()+" budget over all points)")
-	fs.Int64Var(&w.Ops, "ops", 0, "operations per point instead of a duration (0: use the duration)")
-	fs.IntVar(&w.Goroutines, "goroutines", 2*runtime.GOMAXPROCS(0), "concurrent workers")
-	fs.Uint64Var(&w.KeySpace, "keys", 1<<16, "number of distinct keys (all preloaded)")
-	fs.IntVar(&w.ValuesPerKey, "values", 4, "values per key in the preload")
-	dist := fs.String("dist", "uniform", "key distribution: uniform or zipf")
-	fs.Float64Var(&w.ZipfS, "zipf-s", 1.1, "Zipf exponent (> 1) for -dist zipf")
-	fs.IntVar(&w.BatchSize, "batch", 1, "pairs per insert call (> 1 uses InsertBatch)")
+	workloadParsed := w.AddFlags(fs)
 	reads := fs.Int("reads", -1, "custom workload: percentage of reads (replaces -workloads)")
 	deletes := fs.Int("deletes", -1, "custom workload: percentage of deletes (default: half of the writes)")
 	baselines := fs.Bool("baselines", false, "also run each workload on a raw xsync.MapOf and a sync.Map (in memory)")
@@ -62,7 +56,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if w.Dist, err = bench.ParseDistribution(*dist); err != nil {
+	if err := workloadParsed(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	presets, err := parsePresets(*workloads, *reads, *deletes)
