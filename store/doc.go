@@ -26,6 +26,20 @@
 // order, merging the shards' B-trees; the view costs O(1) per shard and the
 // iteration holds no lock.
 //
+// # Configuration
+//
+// Options hold what is fixed while a store is open (shard count, in-memory
+// or not, WAL segment size and preallocation, repair, filesystem, logger,
+// clock) and the initial Config. Config holds what may change while it
+// runs: the sync policy, the inline threshold, snapshot retention,
+// checkpoint triggers and pace, and the background workers. No setting is
+// in both. Options.Config nil means DefaultConfig(); a non-nil Config is
+// used exactly as given, every field validated and none replaced by its
+// default. Store.UpdateConfig validates a changed Config and swaps it in
+// atomically (package maintenance's Holder); the WAL, the shards and the
+// workers follow at once. Bad Options or a bad Config are reported with
+// an error wrapping ErrInvalidOptions.
+//
 // # Lifecycle
 //
 // Open with an empty directory (or Options.InMemory) gives a pure in-memory

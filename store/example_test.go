@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cidstore/cidstore/cid"
@@ -67,4 +68,30 @@ func ExampleStore_AppendValues() {
 	buf = s.AppendValues(buf[:0], k)
 	fmt.Println(len(buf))
 	// Output: 1
+}
+
+func ExampleStore_UpdateConfig() {
+	// The initial configuration: the defaults, with what differs changed.
+	c := store.DefaultConfig()
+	c.InlineValues = 8
+	s, err := store.Open("", store.Options{InMemory: true, Config: &c})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+
+	// Change it while the store runs: validated, swapped atomically.
+	err = s.UpdateConfig(func(c store.Config) store.Config {
+		c.InlineValues = 64
+		c.CompactInterval = 0 // zero is taken as given: compactor off
+		return c
+	})
+	fmt.Println(err, s.Config().InlineValues, s.Config().CompactInterval)
+
+	// An invalid value is rejected and the old one stays.
+	err = s.UpdateConfig(func(c store.Config) store.Config { c.InlineValues = 0; return c })
+	fmt.Println(errors.Is(err, store.ErrInvalidOptions), s.Config().InlineValues)
+	// Output:
+	// <nil> 64 0s
+	// true 64
 }
