@@ -77,6 +77,15 @@
 // failure path. A last segment whose header is itself incomplete (a prefix of
 // the real header, or only zeros) is removed as torn.
 //
+// Reading a segment takes memory bounded by a constant, not by the size of
+// the file or by the lengths its damaged frames claim: records are read
+// through a 64 KiB buffer, a record longer than the payload buffer must
+// pass its checksum on the file before a buffer of its length is
+// allocated, and the search past damage, the zero check of a bad header
+// and the count of what a repair drops read the file in place through a
+// window of at most 1 MiB. A sparse segment of gigabytes with one bad
+// frame costs seconds of reading and a few MiB.
+//
 // Any other damage is corruption: a bad record with a valid record after it,
 // a bad record in a segment that is not the last, a bad segment header, or
 // an LSN that is not the previous one plus one. Open then fails with a

@@ -1,9 +1,11 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"slices"
 )
 
@@ -59,74 +61,195 @@ func AppendRecord(dst []byte, lsn uint64, typ uint8, payload []byte) []byte {
 // frameSize returns the encoded size of a record with an n-byte payload.
 func frameSize(n int) int64 { return HeaderSize + int64(n) }
 
-// checkFrame reports whether b begins with a complete frame that passes its
-// checksum and has a valid type and length. It returns the record and the
-// frame size.
-func checkFrame(b []byte) (lsn uint64, typ uint8, payload []byte, size int, ok bool) {
-	if len(b) < HeaderSize {
-		return 0, 0, nil, 0, false
-	}
-	n := binary.LittleEndian.Uint32(b[4:8])
-	typ = b[16]
-	if typ == 0 || n > MaxPayload || uint64(len(b)-HeaderSize) < uint64(n) {
-		return 0, 0, nil, 0, false
-	}
-	size = HeaderSize + int(n)
-	if crc32.Update(0, crcTable, b[4:size]) != binary.LittleEndian.Uint32(b[0:4]) {
-		return 0, 0, nil, 0, false
-	}
-	return binary.LittleEndian.Uint64(b[8:16]), typ, b[HeaderSize:size], size, true
+// scanWindow is the most of its input a frameScanner holds at once.
+const scanWindow = 1 << 20
+
+// frameScanner looks for valid frames in an input it reads at random
+// (a segment file, or a stream's bytes already in memory). It reads the
+// input through a window of at most scanWindow bytes and checks the
+// checksum of a frame that does not fit in the window by streaming it,
+// so the memory it needs does not depend on how long the input is, how
+// much of it is damaged, or what lengths damaged frames claim.
+type frameScanner struct {
+	r   io.ReaderAt
+	end int64  // input length
+	win []byte // input bytes from offset off
+	off int64
+	buf []byte // streams the checksum of a frame longer than the window
 }
 
-// findFrame scans data byte by byte, starting at index 1, for a valid frame
-// whose LSN is greater than lastGood. If bounded, candidates whose LSN is
-// larger than could be reached given the distance from the start of data
-// (every frame takes at least HeaderSize bytes) are skipped without
-// computing a checksum; this keeps the scan cheap over garbage. It reports
-// the index of the first such frame, or -1.
-func findFrame(data []byte, lastGood uint64, bounded bool) int {
-	for p := 1; p+HeaderSize <= len(data); p++ {
-		b := data[p:]
-		if b[16] == 0 {
+func newFrameScanner(r io.ReaderAt, end int64) *frameScanner {
+	return &frameScanner{r: r, end: end}
+}
+
+// fill moves the window to start at p. An input that turns out shorter
+// than end (a file truncated meanwhile) ends where reading stopped.
+func (s *frameScanner) fill(p int64) error {
+	n := int(min(scanWindow, s.end-p))
+	if cap(s.win) < n {
+		s.win = make([]byte, n)
+	}
+	s.win, s.off = s.win[:n], p
+	m, err := s.r.ReadAt(s.win, p)
+	if m < n {
+		if err != nil && err != io.EOF {
+			return err
+		}
+		s.win, s.end = s.win[:m], p+int64(m)
+	}
+	return nil
+}
+
+// header returns the HeaderSize bytes at p, moving the window if needed,
+// or nil if the input ends first.
+func (s *frameScanner) header(p int64) ([]byte, error) {
+	if p+HeaderSize > s.end {
+		return nil, nil
+	}
+	if p < s.off || p+HeaderSize > s.off+int64(len(s.win)) {
+		if err := s.fill(p); err != nil {
+			return nil, err
+		}
+		if len(s.win) < HeaderSize {
+			return nil, nil
+		}
+	}
+	return s.win[p-s.off:][:HeaderSize], nil
+}
+
+// check reports whether the frame whose header h starts at p has a valid
+// type and length, fits in the input and passes its checksum, and
+// returns its size.
+func (s *frameScanner) check(p int64, h []byte) (int64, bool, error) {
+	n := binary.LittleEndian.Uint32(h[4:8])
+	if h[16] == 0 || n > MaxPayload || p+frameSize(int(n)) > s.end {
+		return 0, false, nil
+	}
+	size := frameSize(int(n))
+	want := binary.LittleEndian.Uint32(h[0:4])
+	if p >= s.off && p+size <= s.off+int64(len(s.win)) {
+		return size, crc32.Update(0, crcTable, s.win[p-s.off+4:p-s.off+size]) == want, nil
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, 64<<10)
+	}
+	c := crc32.Update(0, crcTable, h[4:HeaderSize])
+	c, err := crcAt(s.r, c, p+HeaderSize, int64(n), s.buf)
+	if err == io.ErrUnexpectedEOF {
+		return 0, false, nil // the input ended inside the frame
+	}
+	return size, err == nil && c == want, err
+}
+
+// crcAt extends the checksum c over the n bytes of r at off, read through
+// buf. It returns io.ErrUnexpectedEOF if r ends first.
+func crcAt(r io.ReaderAt, c uint32, off, n int64, buf []byte) (uint32, error) {
+	for n > 0 {
+		b := buf[:min(int64(len(buf)), n)]
+		m, err := r.ReadAt(b, off)
+		c = crc32.Update(c, crcTable, b[:m])
+		off += int64(m)
+		n -= int64(m)
+		if m < len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// find scans the input from offset first on, byte by byte, for a valid
+// frame whose LSN is greater than lastGood, and returns its offset, or -1.
+// origin is where the damage being classified starts. If bounded,
+// candidates whose LSN is larger than could be reached given their
+// distance from origin (every frame takes at least HeaderSize bytes) are
+// skipped without computing a checksum; this keeps the scan cheap over
+// garbage. Positions whose type byte is zero are skipped a word at a
+// time, so a long run of zeros costs little.
+func (s *frameScanner) find(first, origin int64, lastGood uint64, bounded bool) (int64, error) {
+	for p := first; p+HeaderSize <= s.end; p++ {
+		if _, err := s.header(p); err != nil {
+			return -1, err
+		}
+		if p+HeaderSize > s.off+int64(len(s.win)) {
+			break // the input ended early
+		}
+		b := s.win[p-s.off:]
+		if i := nonZeroFrom(b, HeaderSize-1); i > HeaderSize-1 {
+			// Every position before i-16 has a zero type byte.
+			p += int64(i-(HeaderSize-1)) - 1
 			continue
 		}
 		n := binary.LittleEndian.Uint32(b[4:8])
-		if n > MaxPayload || uint64(len(b)-HeaderSize) < uint64(n) {
+		if n > MaxPayload || p+frameSize(int(n)) > s.end {
 			continue
 		}
 		lsn := binary.LittleEndian.Uint64(b[8:16])
 		if lsn <= lastGood {
 			continue
 		}
-		if bounded && lsn-lastGood > uint64(p/HeaderSize)+1 {
+		if bounded && lsn-lastGood > uint64((p-origin)/HeaderSize)+1 {
 			continue
 		}
-		if _, _, _, _, ok := checkFrame(b); ok {
-			return p
+		_, ok, err := s.check(p, b[:HeaderSize])
+		if err != nil {
+			return -1, err
+		}
+		if ok {
+			return p, nil
 		}
 	}
-	return -1
+	return -1, nil
 }
 
-// countFrames counts the valid frames in data, walking frame to frame and
-// resynchronising byte by byte over damage. It is used to report how many
-// records a repair drops; the count is best effort.
-func countFrames(data []byte, lastGood uint64) int64 {
+// nonZeroFrom returns the index of the first non-zero byte of b at or
+// after i, or len(b). Runs of zeros are skipped a page at a time by
+// comparing them with zeros (at memory speed), then a word at a time.
+func nonZeroFrom(b []byte, i int) int {
+	const page = 4096
+	for i+page <= len(b) && bytes.Equal(b[i:i+page], zeros[:page]) {
+		i += page
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:]) != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// count counts the valid frames from offset start on, walking frame to
+// frame and resynchronising byte by byte over damage. It is used to
+// report how many records a repair drops; the count is best effort.
+func (s *frameScanner) count(start int64, lastGood uint64) (int64, error) {
 	var n int64
-	p := 0
-	for p+HeaderSize <= len(data) {
-		lsn, _, _, size, ok := checkFrame(data[p:])
-		if ok && lsn > lastGood {
+	p := start
+	for {
+		h, err := s.header(p)
+		if err != nil || h == nil {
+			return n, err
+		}
+		size, ok, err := s.check(p, h)
+		if err != nil {
+			return n, err
+		}
+		if lsn := binary.LittleEndian.Uint64(h[8:16]); ok && lsn > lastGood {
 			n++
 			lastGood = lsn
 			p += size
 			continue
 		}
-		q := findFrame(data[p:], lastGood, true)
-		if q < 0 {
-			break
+		q, err := s.find(p+1, p, lastGood, true)
+		if err != nil || q < 0 {
+			return n, err
 		}
-		p += q
+		p = q
 	}
-	return n
 }

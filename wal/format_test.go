@@ -54,8 +54,13 @@ func TestAppendRecordLayout(t *testing.T) {
 	if binary.LittleEndian.Uint32(b[4:]) != 3 || binary.LittleEndian.Uint64(b[8:]) != 0x0102030405060708 || b[16] != 5 || string(b[17:]) != "abc" {
 		t.Fatalf("bad layout % x", b)
 	}
-	if _, _, _, _, ok := checkFrame(b); !ok {
-		t.Fatal("checksum")
+	s := newFrameScanner(bytes.NewReader(b), int64(len(b)))
+	h, err := s.header(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.check(0, h); err != nil || !ok {
+		t.Fatalf("checksum: %v", err)
 	}
 }
 

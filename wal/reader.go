@@ -2,11 +2,15 @@ package wal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"slices"
+
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // Record is one decoded log record. Payload aliases the Reader's buffer and
@@ -30,11 +34,14 @@ type Record struct {
 //     LSN plus one.
 //
 // Deciding between torn and corrupt needs to look past the damage, so on the
-// failure path only the Reader reads the rest of the stream into memory and
-// scans it byte by byte for a frame that passes its checksum and carries an
-// LSN greater than the last good one.
+// failure path only the Reader scans the rest of the stream byte by byte
+// for a frame that passes its checksum and carries an LSN greater than the
+// last good one. A Reader made by NewReader reads that rest of the stream
+// into memory first; one reading a segment file scans the file in place,
+// with memory that does not depend on the file's size.
 type Reader struct {
 	r    *bufio.Reader
+	src  segmentSource // the segment file being read, or nil for a bare stream
 	file string
 	off  int64  // offset of the next frame, relative to the stream start
 	base int64  // added to offsets in errors
@@ -53,6 +60,22 @@ func NewReader(r io.Reader) *Reader {
 
 func newReader(r io.Reader, file string, base int64, firstLSN uint64) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, base: base, next: firstLSN}
+}
+
+// segmentSource is a segment file as a Reader sees it: read in order
+// through the bufio.Reader, and at random on the failure path.
+type segmentSource interface {
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+}
+
+// newSegmentReader returns a Reader over the segment file f, positioned
+// just after the segment header, that scans f in place on the failure
+// path instead of reading the rest of it into memory.
+func newSegmentReader(f vfs.File, path string, firstLSN uint64) *Reader {
+	r := newReader(f, path, SegmentHeaderSize, firstLSN)
+	r.src = f
+	return r
 }
 
 // Offset returns the offset, relative to the start of the stream, just past
@@ -103,6 +126,11 @@ func (r *Reader) next1() (Record, error) {
 	if length > MaxPayload {
 		return Record{}, r.classify(r.hdr[:], nil, fmt.Sprintf("record length %d exceeds MaxPayload", length))
 	}
+	if reason, err := r.precheck(length); err != nil {
+		return Record{}, r.ioErr(err)
+	} else if reason != "" {
+		return Record{}, r.classify(r.hdr[:], nil, reason)
+	}
 	payload, err := r.readPayload(int(length))
 	if err != nil {
 		if err != io.ErrUnexpectedEOF && err != io.EOF {
@@ -126,10 +154,14 @@ func (r *Reader) next1() (Record, error) {
 }
 
 // readPayload reads n bytes into the reusable buffer. When the buffer must
-// grow it grows in steps of at most 1 MiB of unread data, so a damaged
-// length field at the end of a short stream does not allocate the full
-// length up front.
+// grow for a bare stream it grows in steps of at most 1 MiB of unread
+// data, so a damaged length field at the end of a short stream does not
+// allocate the full length up front; for a segment file precheck has
+// already found the frame valid, so the buffer takes its length at once.
 func (r *Reader) readPayload(n int) ([]byte, error) {
+	if cap(r.buf) < n && r.src != nil {
+		r.buf = make([]byte, 0, n) // precheck found the frame valid on the file
+	}
 	if cap(r.buf) >= n {
 		b := r.buf[:n]
 		m, err := io.ReadFull(r.r, b)
@@ -150,16 +182,48 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return b, nil
 }
 
-// classify decides whether the damaged frame starting at r.off is a torn
-// tail or corruption. consumed holds the frame bytes already read (header
-// and any payload); the rest of the stream is read here.
-func (r *Reader) classify(hdr, payload []byte, reason string) error {
-	rest, err := io.ReadAll(r.r)
-	if err != nil {
-		return r.ioErr(err)
+// precheck is called with the length of a frame whose payload does not
+// fit in the buffer. Reading a segment file, it checks on the file that
+// the frame is complete and passes its checksum before the Reader
+// allocates a buffer of the length the frame claims, and returns the
+// reason if not. For a bare stream it does nothing: readPayload grows
+// the buffer only as the payload arrives.
+func (r *Reader) precheck(length uint32) (string, error) {
+	if r.src == nil || int(length) <= cap(r.buf) {
+		return "", nil
 	}
-	data := make([]byte, 0, len(hdr)+len(payload)+len(rest))
-	data = append(append(append(data, hdr...), payload...), rest...)
+	fi, err := r.src.Stat()
+	if err != nil {
+		return "", err
+	}
+	off := r.base + r.off + HeaderSize
+	if off+int64(length) > fi.Size() {
+		return "incomplete record payload", nil
+	}
+	c := crc32.Update(0, crcTable, r.hdr[4:])
+	c, err = crcAt(r.src, c, off, int64(length), make([]byte, 64<<10))
+	switch {
+	case err == io.ErrUnexpectedEOF:
+		return "incomplete record payload", nil
+	case err != nil:
+		return "", err
+	case c != binary.LittleEndian.Uint32(r.hdr[0:4]):
+		return "checksum mismatch", nil
+	}
+	return "", nil
+}
+
+// classify decides whether the damaged frame starting at r.off is a torn
+// tail or corruption: it looks for a valid frame after the damage. A
+// segment file is scanned in place. For a bare stream, hdr and payload
+// hold the frame bytes already read and the rest of the stream is read
+// into memory here; skipped counts zeros consumed before hdr (see
+// zeroTail).
+func (r *Reader) classify(hdr, payload []byte, reason string) error {
+	return r.classifyAfter(0, hdr, payload, reason)
+}
+
+func (r *Reader) classifyAfter(skipped int64, hdr, payload []byte, reason string) error {
 	lastGood := r.last
 	bounded := true
 	if r.next != 0 {
@@ -167,7 +231,31 @@ func (r *Reader) classify(hdr, payload []byte, reason string) error {
 	} else if r.last == 0 {
 		bounded = false // first record of a stream with no expected LSN
 	}
-	if findFrame(data, lastGood, bounded) < 0 {
+	var s *frameScanner
+	var origin int64
+	if r.src != nil {
+		fi, err := r.src.Stat()
+		if err != nil {
+			return r.ioErr(err)
+		}
+		s = newFrameScanner(r.src, fi.Size())
+		origin = r.base + r.off
+	} else {
+		rest, err := io.ReadAll(r.r)
+		if err != nil {
+			return r.ioErr(err)
+		}
+		data := make([]byte, 0, len(hdr)+len(payload)+len(rest))
+		data = append(append(append(data, hdr...), payload...), rest...)
+		s = newFrameScanner(bytes.NewReader(data), int64(len(data)))
+		origin = -skipped
+	}
+	// No frame starts in the first skipped bytes: their headers are zeros.
+	q, err := s.find(origin+max(skipped, 1), origin, lastGood, bounded)
+	if err != nil {
+		return r.ioErr(err)
+	}
+	if q < 0 {
 		return ErrTorn
 	}
 	return &CorruptError{File: r.file, Offset: r.base + r.off, LSN: lastGood + 1, Reason: reason}
@@ -182,8 +270,11 @@ func (r *Reader) zeroTail() error {
 	for {
 		b, err := r.r.Peek(r.r.Size())
 		if !allZero(b) {
-			// Damage after all: classify needs the zeros it covers.
-			return r.classify(make([]byte, zeros), nil, "zeros followed by data")
+			// Damage after all. No frame can start where its header
+			// would be all zeros, so only the last HeaderSize-1 zeros
+			// matter to classify; the rest are skipped.
+			keep := int64(HeaderSize - 1)
+			return r.classifyAfter(zeros-keep, make([]byte, keep), nil, "zeros followed by data")
 		}
 		if _, derr := r.r.Discard(len(b)); derr != nil {
 			return r.ioErr(derr)

@@ -189,20 +189,12 @@ func cutLog(fs vfs.FS, dir string, segs []segment, ce *CorruptError, rep *Repair
 	rep.Truncated = true
 	rep.File, rep.Offset, rep.Reason = ce.File, ce.Offset, ce.Reason
 	bad := segs[0]
-	data, err := readFileFrom(fs, bad.path, ce.Offset)
-	if err != nil {
+	if err := countDropped(fs, bad.path, ce.Offset, ce.Offset, lastGood, rep); err != nil {
 		return err
 	}
-	rep.BytesDropped += tailData(data)
-	rep.RecordsDropped += countFrames(data, lastGood)
 	for _, s := range segs[1:] {
-		data, err := readFileFrom(fs, s.path, 0)
-		if err != nil {
+		if err := countDropped(fs, s.path, 0, SegmentHeaderSize, s.first-1, rep); err != nil {
 			return err
-		}
-		rep.BytesDropped += tailData(data)
-		if len(data) >= SegmentHeaderSize {
-			rep.RecordsDropped += countFrames(data[SegmentHeaderSize:], s.first-1)
 		}
 	}
 	for i := len(segs) - 1; i >= 1; i-- {
@@ -276,28 +268,34 @@ func (t *tailCounter) data() int64 {
 	return t.nonZero
 }
 
-// tailData is tailCounter's count of b.
-func tailData(b []byte) int64 {
-	var tc tailCounter
-	tc.Write(b) // cannot fail
-	return tc.data()
-}
-
-// readFileFrom reads path from offset off to its end.
-func readFileFrom(fs vfs.FS, path string, off int64) ([]byte, error) {
+// countDropped adds to rep what a repair drops of the file at path from
+// offset off on: the data bytes (as tailCounter counts them) and the
+// records that still decode from offset frames on, after lastGood. The file
+// is read in chunks and scanned in place, so memory does not depend on its
+// size.
+func countDropped(fs vfs.FS, path string, off, frames int64, lastGood uint64, rep *RepairReport) error {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("wal: seek %s: %w", path, err)
-	}
-	data, err := io.ReadAll(f)
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("wal: read %s: %w", path, err)
+		return fmt.Errorf("wal: stat %s: %w", path, err)
 	}
-	return data, nil
+	var tc tailCounter
+	if _, err := io.Copy(&tc, io.NewSectionReader(f, off, max(fi.Size()-off, 0))); err != nil {
+		return fmt.Errorf("wal: read %s: %w", path, err)
+	}
+	rep.BytesDropped += tc.data()
+	if fi.Size() >= frames {
+		n, err := newFrameScanner(f, fi.Size()).count(frames, lastGood)
+		if err != nil {
+			return fmt.Errorf("wal: read %s: %w", path, err)
+		}
+		rep.RecordsDropped += n
+	}
+	return nil
 }
 
 // truncateFile truncates path to size and fsyncs it.

@@ -154,23 +154,31 @@ func scanSegment(fs vfs.FS, seg segment, stop uint64, fn func(Record) error) (sc
 	}
 	if n < SegmentHeaderSize || hdr != segmentHeader {
 		res.end = 0
-		rest, rerr := io.ReadAll(f)
-		if rerr != nil {
-			return res, fmt.Errorf("wal: read segment %s: %w", seg.path, rerr)
+		fi, err := f.Stat()
+		if err != nil {
+			return res, fmt.Errorf("wal: stat segment: %w", err)
 		}
-		res.size = int64(n) + int64(len(rest))
+		res.size = fi.Size()
 		// A header cut short by a crash (a prefix of the real header,
 		// or nothing but zeros) is a torn tail if this is the last
-		// segment; the caller decides.
-		whole := append(hdr[:n:n], rest...)
-		if (len(rest) == 0 && bytes.Equal(hdr[:n], segmentHeader[:n])) || allZero(whole) {
+		// segment; the caller decides. The zeros are checked as they
+		// stream past, up to the first byte that is not zero.
+		torn := res.size == int64(n) && bytes.Equal(hdr[:n], segmentHeader[:n])
+		if !torn {
+			_, err := io.Copy(zeroChecker{}, io.NewSectionReader(f, 0, res.size))
+			if err != nil && err != errNonZero {
+				return res, fmt.Errorf("wal: read segment %s: %w", seg.path, err)
+			}
+			torn = err == nil
+		}
+		if torn {
 			res.torn = true
 			return res, nil
 		}
 		res.corrupt = &CorruptError{File: seg.path, Offset: 0, LSN: seg.first, Reason: errBadHeader.Error()}
 		return res, nil
 	}
-	r := newReader(f, seg.path, SegmentHeaderSize, seg.first)
+	r := newSegmentReader(f, seg.path, seg.first)
 	for {
 		if stop != 0 && res.last >= stop {
 			res.size = SegmentHeaderSize + r.Offset()
@@ -206,6 +214,21 @@ func scanSegment(fs vfs.FS, seg segment, stop uint64, fn func(Record) error) (sc
 			}
 		}
 	}
+}
+
+// errNonZero stops a zeroChecker at the first byte that is not zero.
+var errNonZero = errors.New("non-zero byte")
+
+// zeroChecker is an io.Writer that fails with errNonZero on the first
+// write holding a byte that is not zero: io.Copy into it tells whether a
+// reader holds only zeros, reading no further than the first other byte.
+type zeroChecker struct{}
+
+func (zeroChecker) Write(p []byte) (int, error) {
+	if !allZero(p) {
+		return 0, errNonZero
+	}
+	return len(p), nil
 }
 
 // allZero reports whether every byte of b is zero. A zero first byte and b
