@@ -6,7 +6,8 @@
 // Write encodes one Part (an ordered iterator) per shard, in parallel, and
 // WriteFile makes the result durable atomically. LoadFile decodes a file in
 // parallel by block; Read imports a non-seekable stream sequentially;
-// VerifyFile checks everything; ReadHeader reads only the header.
+// VerifyFile checks everything; ReadHeader reads only the header;
+// ReadFooter checks the header and footer and returns the footer's totals.
 //
 // # Directory layout
 //
@@ -112,21 +113,28 @@
 // # Validation
 //
 // Nothing read from a file is trusted before it is checked, and no length
-// is allocated before it is bounded. A file reader reads the header and the
-// trailer, checks that the footer length is 40 + 52*n and that footer and
-// trailer end exactly at the end of the file, reads the footer (bounded by
-// the file size) and checks its checksum. It then checks that the index
-// entries tile the file: the first block starts right after the header,
-// each next one where the previous ends, the last one ends at the footer;
-// stored lengths are at most MaxBlockSize; partitions are below the
-// header's count; first keys of a partition do not descend and are equal
-// only for a continuation. Each block frame is checked against its index
-// entry and its own bounds (lengths, counts, codec) before its checksum,
-// then decompressed by a zstd decoder limited to MaxBlockSize into a
-// buffer of exactly the declared length, and its entries are parsed with
-// every count bounded by the bytes left. Keys and values must ascend as
-// described above, also across the blocks of a partition. Finally the
-// footer's totals must equal the sums over the blocks.
+// is allocated before it is bounded by content that validated, never by
+// the file's size alone (a sparse or junk file can be any size). A file
+// reader reads the header and the trailer, checks that the footer length
+// is 40 + 52*n and that footer and trailer end exactly at the end of the
+// file, and reads the footer's fixed part. It then reads the index 1024
+// entries at a time, checking each as it arrives, so it holds only entries
+// that validated: the index entries must tile the file (the first block
+// starts right after the header, each next one where the previous ends,
+// the last one ends at the footer); stored lengths are at most
+// MaxBlockSize; partitions are below the header's count; first keys of a
+// partition do not descend and are equal only for a continuation. The
+// footer's checksum, which covers the whole footer, is compared last.
+// Each block frame's header is read and checked against its index entry
+// and its own bounds (lengths, counts, codec) before its stored bytes are
+// read and their checksum compared, then decompressed by a zstd decoder
+// limited to MaxBlockSize into a buffer of exactly the declared length,
+// and its entries are parsed with every count bounded by the bytes left.
+// Keys and values must ascend as described above, also across the blocks
+// of a partition. Finally the footer's totals must equal the sums over the
+// blocks. ReadFooter stops before the blocks, so its totals are the
+// footer's claim; a loader that sizes its tables from them should also
+// bound them by the bytes the file occupies on disk (vfs.DiskUsage).
 //
 // A streaming reader checks the same per-block rules as it goes and then
 // requires the footer's index to describe exactly the blocks it read.

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
@@ -64,6 +65,31 @@ func ReadHeader(fs vfs.FS, path string) (h Header, err error) {
 		return Header{}, err
 	}
 	return h, nil
+}
+
+// ReadFooter returns the header of the snapshot at path and the totals
+// its footer declares, after checking what LoadFile checks before it reads
+// any block: the header, the trailer, the footer's checksum and that the
+// block index tiles the file. It reads no block, so the totals are the
+// footer's claim, compared with the blocks only by LoadFile and
+// VerifyFile; a loader sizes its tables from them rather than from the
+// file's size, which junk or a sparse file can make as large as it likes.
+// Summary.Bytes is the file size.
+func ReadFooter(fs vfs.FS, path string) (h Header, sum Summary, err error) {
+	f, size, err := openFile(fs, path)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	defer func() { err = joinClose(err, f) }()
+	h, err = readHeader(f, size, path)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	ft, err := readFooter(f, size, path, h)
+	if err != nil {
+		return Header{}, Summary{}, err
+	}
+	return h, ft.tot.summary(size), nil
 }
 
 func openFile(fs vfs.FS, path string) (vfs.File, int64, error) {
@@ -135,23 +161,31 @@ type footer struct {
 	index []indexEntry
 }
 
+// indexChunk is how many block index entries readFooter reads at a time.
+const indexChunk = 1024
+
 // readFooter reads and validates the footer and block index: lengths
 // against the file size, the checksum, and that the blocks tile the space
 // between header and footer with each partition's first keys in order.
+//
+// The index is read indexChunk entries at a time and each entry is checked
+// as it arrives, so the memory it takes follows the entries that
+// validate, not the length the trailer claims: a trailer claiming a
+// footer of gigabytes over a sparse or damaged file fails at its first
+// bad entry, having read a few KiB. The checksum covers the whole footer
+// and is compared last.
 func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error) {
 	t, err := readTrailer(r, size, file)
 	if err != nil {
 		return footer{}, err
 	}
 	off := int64(t.footerOff)
-	b := make([]byte, t.footerLen+TrailerSize) // bounded by the file size
-	if err := readAt(r, b, off, file, "footer"); err != nil {
+	var fb [FooterFixedSize]byte
+	if err := readAt(r, fb[:], off, file, "footer"); err != nil {
 		return footer{}, err
 	}
-	if crc(b[:t.footerLen+16]) != t.crc {
-		return footer{}, corrupt(file, off, "footer checksum mismatch")
-	}
-	tot, reason := parseFooterFixed(b)
+	c := crc(fb[:])
+	tot, reason := parseFooterFixed(fb[:])
 	if reason != "" {
 		return footer{}, corrupt(file, off, "%s", reason)
 	}
@@ -162,39 +196,53 @@ func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error
 	if tot.raw/MaxBlockSize > nblocks || tot.pairs > tot.raw/cid.Size || tot.keys > tot.pairs {
 		return footer{}, corrupt(file, off, "footer totals out of range")
 	}
-	ft := footer{off: off, tot: tot, index: make([]indexEntry, nblocks)}
+	ft := footer{off: off, tot: tot}
 	next := uint64(HeaderSize)
 	// last[p] is the index of partition p's latest block so far, +1.
 	last := make(map[uint32]int)
-	p := b[FooterFixedSize:]
-	for i := range ft.index {
-		e, reason := parseIndexEntry(p[i*IndexEntrySize:])
-		eoff := off + FooterFixedSize + int64(i)*IndexEntrySize
-		if reason != "" {
-			return footer{}, corrupt(file, eoff, "%s", reason)
+	chunk := make([]byte, min(nblocks, indexChunk)*IndexEntrySize)
+	for i := 0; uint64(i) < nblocks; {
+		b := chunk[:min(nblocks-uint64(i), indexChunk)*IndexEntrySize]
+		boff := off + FooterFixedSize + int64(i)*IndexEntrySize
+		if err := readAt(r, b, boff, file, "block index"); err != nil {
+			return footer{}, err
 		}
-		switch {
-		case e.offset != next:
-			return footer{}, corrupt(file, eoff, "block %d is not where the previous one ends", i)
-		case e.stored > MaxBlockSize:
-			return footer{}, corrupt(file, eoff, "block %d length exceeds maximum", i)
-		case uint64(e.part) >= uint64(h.Parts):
-			return footer{}, corrupt(file, eoff, "block %d partition out of range", i)
-		}
-		next += BlockHeaderSize + uint64(e.stored)
-		if next > t.footerOff {
-			return footer{}, corrupt(file, eoff, "block %d overlaps the footer", i)
-		}
-		if j, ok := last[e.part]; ok {
-			c := cid.Compare(ft.index[j-1].first, e.first)
-			if c > 0 || (c == 0 && e.flags&flagCont == 0) {
-				return footer{}, corrupt(file, eoff, "block %d first key out of order", i)
+		c = crc32.Update(c, crcTable, b)
+		for ; len(b) > 0; i, b = i+1, b[IndexEntrySize:] {
+			e, reason := parseIndexEntry(b)
+			eoff := off + FooterFixedSize + int64(i)*IndexEntrySize
+			if reason != "" {
+				return footer{}, corrupt(file, eoff, "%s", reason)
 			}
-		} else if e.flags&flagCont != 0 {
-			return footer{}, corrupt(file, eoff, "block %d continues no block", i)
+			switch {
+			case e.offset != next:
+				return footer{}, corrupt(file, eoff, "block %d is not where the previous one ends", i)
+			case e.stored > MaxBlockSize:
+				return footer{}, corrupt(file, eoff, "block %d length exceeds maximum", i)
+			case uint64(e.part) >= uint64(h.Parts):
+				return footer{}, corrupt(file, eoff, "block %d partition out of range", i)
+			}
+			next += BlockHeaderSize + uint64(e.stored)
+			if next > t.footerOff {
+				return footer{}, corrupt(file, eoff, "block %d overlaps the footer", i)
+			}
+			if j, ok := last[e.part]; ok {
+				order := cid.Compare(ft.index[j-1].first, e.first)
+				if order > 0 || (order == 0 && e.flags&flagCont == 0) {
+					return footer{}, corrupt(file, eoff, "block %d first key out of order", i)
+				}
+			} else if e.flags&flagCont != 0 {
+				return footer{}, corrupt(file, eoff, "block %d continues no block", i)
+			}
+			last[e.part] = i + 1
+			ft.index = append(ft.index, e)
 		}
-		last[e.part] = i + 1
-		ft.index[i] = e
+	}
+	var tb [16]byte // the trailer's first 16 bytes, which the checksum covers
+	le.PutUint64(tb[0:8], t.footerOff)
+	le.PutUint64(tb[8:16], t.footerLen)
+	if crc32.Update(c, crcTable, tb[:]) != t.crc {
+		return footer{}, corrupt(file, off, "footer checksum mismatch")
 	}
 	if next != t.footerOff {
 		return footer{}, corrupt(file, off, "blocks do not end where the footer starts")
@@ -317,7 +365,10 @@ func (d *blockDecoder) loadRun(ctx context.Context, r io.ReaderAt, file string, 
 		}
 		e := index[i]
 		off := int64(e.offset)
-		frame := d.frameBuf(BlockHeaderSize + int(e.stored))
+		// The frame header is checked before the stored bytes are read,
+		// so a block that is not one costs no buffer of the length its
+		// index entry claims.
+		frame := d.frameBuf(BlockHeaderSize)
 		if err := readAt(r, frame, off, file, "block"); err != nil {
 			return err
 		}
@@ -327,6 +378,10 @@ func (d *blockDecoder) loadRun(ctx context.Context, r io.ReaderAt, file string, 
 		}
 		if reason != "" {
 			return corrupt(file, off, "%s", reason)
+		}
+		frame = d.frameBuf(BlockHeaderSize + int(e.stored))
+		if err := readAt(r, frame[BlockHeaderSize:], off+BlockHeaderSize, file, "block"); err != nil {
+			return err
 		}
 		raw, reason := d.decode(bh, frame)
 		if reason != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // recover rebuilds the in-memory state: the newest snapshot that
@@ -121,12 +122,18 @@ func (s *Store) newLoaders() []*shard.Loader {
 // readSnapshot reads and validates one snapshot into loaders, one per
 // shard, and returns its pair count; nothing is published yet.
 func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error) {
-	// A random pair takes 64 bytes in the file, so the size bounds the
-	// entries; reserving room for them spares the loaders regrowing.
+	// Reserving room for the entries spares the loaders regrowing. The
+	// footer declares them (a loader Add per key and per continuation
+	// block) once header and footer validate, and a random pair takes 64
+	// bytes on disk: junk named like a snapshot, or a sparse file whose
+	// footer promises what its blocks do not hold, reserves nothing.
 	if fi, err := s.opts.FS.Stat(sf.path); err == nil {
-		per := fi.Size() / (2 * cid.Size) / int64(len(loaders))
-		for _, l := range loaders {
-			l.Grow(int(per + per/8))
+		if _, sum, err := snapshot.ReadFooter(s.opts.FS, sf.path); err == nil {
+			n := min(sum.Entries+sum.Blocks, vfs.DiskUsage(fi)/(2*cid.Size))
+			per := n / int64(len(loaders))
+			for _, l := range loaders {
+				l.Grow(int(per + per/8))
+			}
 		}
 	}
 	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, s.loadInto(loaders, sf.path))
