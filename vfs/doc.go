@@ -6,6 +6,12 @@
 // wraps another FS and makes selected writes fail, selected writes short, or
 // selected fsyncs fail, so that error paths (ENOSPC, EIO, torn writes) can be
 // exercised deterministically, in the spirit of Pebble's vfs/errorfs.
+// FaultFS.SetSpace makes it a small filesystem: writes beyond a space limit
+// fail with ENOSPC after writing what fits, as on a full disk.
+//
+// Filesystems that can tell their free space implement SpaceReporter (the
+// default one does, with statfs(2)); DiskUsage tells how many bytes a file
+// occupies on disk, which for a sparse file is far less than its size.
 //
 // The package also provides two durability helpers built on FS:
 //

@@ -1,9 +1,11 @@
 package vfs
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // FaultFS wraps an FS and injects faults into File.Write and File.Sync.
@@ -19,7 +21,10 @@ import (
 //
 // A typical test reads Writes() or Syncs() and arms a fault for the next
 // call. All methods are safe for concurrent use. Operations other than
-// File.Write and File.Sync are passed through unchanged.
+// File.Write and File.Sync are passed through unchanged, apart from the
+// bookkeeping of a space limit (SetSpace).
+//
+// SetSpace makes the FaultFS a small filesystem: see there.
 type FaultFS struct {
 	fs FS
 
@@ -28,7 +33,16 @@ type FaultFS struct {
 	syncs       int64
 	writeFaults map[int64]writeFault
 	syncFaults  map[int64]error
+
+	// Space limit (SetSpace); limit < 0 means none.
+	limit int64
+	used  int64                // sum of the sizes of files
+	files map[string]*fileSize // by path, files opened through the FaultFS
 }
+
+// fileSize is the size of one file as the space limit counts it. Open
+// handles share it, and a rename moves it to the new path.
+type fileSize struct{ n int64 }
 
 type writeFault struct {
 	short bool
@@ -41,7 +55,94 @@ func NewFaultFS(fs FS) *FaultFS {
 		fs:          fs,
 		writeFaults: make(map[int64]writeFault),
 		syncFaults:  make(map[int64]error),
+		limit:       -1,
+		files:       make(map[string]*fileSize),
 	}
+}
+
+// SetSpace limits the total size of the files opened through the FaultFS
+// to limit bytes, as on a filesystem of that size: a write that would take
+// the total further writes what fits and fails with syscall.ENOSPC, while
+// overwriting bytes a file already holds needs no space. Removing a file
+// or truncating it frees its bytes. A file counts from the first time it
+// is opened through the FaultFS, with the size it had then; files never
+// opened through it do not count. FreeSpace then reports what is left.
+// A negative limit removes the limit.
+func (f *FaultFS) SetSpace(limit int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limit = limit
+}
+
+// Used returns the total size of the files the space limit counts.
+func (f *FaultFS) Used() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.used
+}
+
+// FreeSpace implements SpaceReporter: with a space limit, what is left of
+// it; without one, what the wrapped FS reports.
+func (f *FaultFS) FreeSpace(dir string) (int64, error) {
+	f.mu.Lock()
+	limit, used := f.limit, f.used
+	f.mu.Unlock()
+	if limit < 0 {
+		return FreeSpace(f.fs, dir)
+	}
+	return max(limit-used, 0), nil
+}
+
+// track returns the size record of path, counting the file at its current
+// size the first time.
+func (f *FaultFS) track(name string, file File, trunc bool) (*fileSize, error) {
+	var size int64
+	if !trunc {
+		fi, err := file.Stat()
+		if err != nil {
+			return nil, err
+		}
+		size = fi.Size()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fsz := f.files[name]
+	if fsz == nil {
+		fsz = &fileSize{}
+		f.files[name] = fsz
+	}
+	f.used += size - fsz.n
+	fsz.n = size
+	return fsz, nil
+}
+
+// grow takes room for a write of n bytes at offset off of the file fsz
+// and returns how many of them fit, and the file's size before.
+func (f *FaultFS) grow(fsz *fileSize, off int64, n int) (fit int, prev int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev = fsz.n
+	end := off + int64(n)
+	if end <= fsz.n {
+		return n, prev
+	}
+	if f.limit >= 0 {
+		end = min(end, fsz.n+max(f.limit-f.used, 0))
+		if end <= off {
+			return 0, prev
+		}
+	}
+	f.used += end - fsz.n
+	fsz.n = end
+	return int(end - off), prev
+}
+
+// resize records that a file now has size bytes.
+func (f *FaultFS) resize(fsz *fileSize, size int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.used += size - fsz.n
+	fsz.n = size
 }
 
 // FailWrite arms the nth File.Write call (1-based, counted across all files)
@@ -114,14 +215,47 @@ func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{File: file, fs: f}, nil
+	fsz, err := f.track(name, file, flag&os.O_TRUNC != 0)
+	if err != nil {
+		return nil, errors.Join(err, file.Close())
+	}
+	return &faultFile{File: file, fs: f, size: fsz}, nil
 }
 
-// Remove implements FS.
-func (f *FaultFS) Remove(name string) error { return f.fs.Remove(name) }
+// Remove implements FS. Removing a file frees its bytes.
+func (f *FaultFS) Remove(name string) error {
+	if err := f.fs.Remove(name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fsz := f.files[name]; fsz != nil {
+		f.used -= fsz.n
+		fsz.n = 0
+		delete(f.files, name)
+	}
+	return nil
+}
 
-// Rename implements FS.
-func (f *FaultFS) Rename(oldpath, newpath string) error { return f.fs.Rename(oldpath, newpath) }
+// Rename implements FS. The file keeps its bytes under the new name; a
+// file it replaces frees its own.
+func (f *FaultFS) Rename(oldpath, newpath string) error {
+	if err := f.fs.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fsz := f.files[newpath]; fsz != nil && oldpath != newpath {
+		f.used -= fsz.n
+		fsz.n = 0
+		delete(f.files, newpath)
+	}
+	if fsz := f.files[oldpath]; fsz != nil {
+		delete(f.files, oldpath)
+		f.files[newpath] = fsz
+	}
+	return nil
+}
 
 // MkdirAll implements FS.
 func (f *FaultFS) MkdirAll(path string, perm os.FileMode) error { return f.fs.MkdirAll(path, perm) }
@@ -140,22 +274,49 @@ func (f *FaultFS) Lock(name string) (io.Closer, error) { return f.fs.Lock(name) 
 
 type faultFile struct {
 	File
-	fs *FaultFS
+	fs   *FaultFS
+	size *fileSize
 }
 
 func (ff *faultFile) Write(p []byte) (int, error) {
 	wf, ok := ff.fs.nextWrite()
 	if !ok {
-		return ff.File.Write(p)
+		return ff.write(p)
 	}
 	if wf.short {
-		n, err := ff.File.Write(p[:len(p)/2])
+		n, err := ff.write(p[:len(p)/2])
 		if err != nil {
 			return n, err
 		}
 		return n, &os.PathError{Op: "write", Path: ff.Name(), Err: io.ErrShortWrite}
 	}
 	return 0, &os.PathError{Op: "write", Path: ff.Name(), Err: wf.err}
+}
+
+// write writes as much of p as the space limit lets through.
+func (ff *faultFile) write(p []byte) (int, error) {
+	off, err := ff.File.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	fit, prev := ff.fs.grow(ff.size, off, len(p))
+	n, err := ff.File.Write(p[:fit])
+	if n < fit { // give back what was not written
+		ff.fs.resize(ff.size, max(prev, off+int64(n)))
+	}
+	if err == nil && fit < len(p) {
+		err = &os.PathError{Op: "write", Path: ff.Name(), Err: syscall.ENOSPC}
+	}
+	return n, err
+}
+
+// Truncate frees or takes the bytes the size change makes.
+func (ff *faultFile) Truncate(size int64) error {
+	if err := ff.File.Truncate(size); err != nil {
+		return err
+	}
+	ff.fs.resize(ff.size, size)
+	return nil
 }
 
 func (ff *faultFile) Sync() error {

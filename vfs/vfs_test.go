@@ -174,3 +174,68 @@ func TestSyncDirMissing(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// With a space limit the FaultFS behaves as a small filesystem: writes
+// that would outgrow it write what fits and fail with ENOSPC, overwrites
+// need no space, and removing or truncating files frees theirs.
+func TestFaultFSSpace(t *testing.T) {
+	dir := t.TempDir()
+	ffs := NewFaultFS(Default)
+	ffs.SetSpace(100)
+	free := func(want int64) {
+		t.Helper()
+		if got, err := FreeSpace(ffs, dir); err != nil || got != want {
+			t.Fatalf("FreeSpace = %d, %v; want %d", got, err, want)
+		}
+	}
+	a := filepath.Join(dir, "a")
+	f, err := ffs.OpenFile(a, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n, err := f.Write(make([]byte, 60)); err != nil || n != 60 {
+		t.Fatalf("write 60: %d %v", n, err)
+	}
+	free(40)
+	if n, err := f.Write(make([]byte, 60)); !errors.Is(err, syscall.ENOSPC) || !IsNoSpace(err) || n != 40 {
+		t.Fatalf("write past the limit: %d %v", n, err)
+	}
+	free(0)
+	if _, err := f.Seek(10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.Write(make([]byte, 50)); err != nil || n != 50 {
+		t.Fatalf("overwrite: %d %v", n, err)
+	}
+	if err := f.Truncate(30); err != nil {
+		t.Fatal(err)
+	}
+	free(70)
+	b := filepath.Join(dir, "b")
+	if err := ffs.Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	free(70)
+	if err := ffs.Remove(b); err != nil {
+		t.Fatal(err)
+	}
+	free(100)
+	// A file that existed before counts from its first open.
+	if err := os.WriteFile(a, make([]byte, 25), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ffs.OpenFile(a, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	free(75)
+	ffs.SetSpace(-1)
+	if got, err := FreeSpace(ffs, dir); err != nil || got <= 0 {
+		t.Errorf("without a limit FreeSpace = %d, %v; want the filesystem's", got, err)
+	}
+	if _, err := FreeSpace(struct{ FS }{Default}, dir); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("FreeSpace of an FS that cannot tell: %v", err)
+	}
+}
