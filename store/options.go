@@ -37,6 +37,8 @@ type Options struct {
 	// overwrite allocated blocks, which makes each SyncAlways group commit
 	// cheaper on ext4 and XFS at the cost of writing the WAL twice. Set it
 	// on copy-on-write filesystems (btrfs, ZFS), where it gains nothing.
+	// Preallocation gives way to records when space runs short: it never
+	// turns the store read-only by itself.
 	NoPreallocate bool
 
 	// Repair makes Open cut the WAL at the first damaged record instead of

@@ -65,6 +65,17 @@
 // creates a segment as before, so appends never wait for the preparer,
 // and a failure to preallocate is logged and otherwise ignored.
 //
+// Preallocation never takes the space records need. Where the filesystem
+// tells its free space (vfs.SpaceReporter), no spare is made while less
+// than two segments are free (the spare, and the rest of the active
+// segment). After a spare could not be made, none is tried again until
+// the next segment starts. When a write of records, or the creation of a
+// segment for them, fails for lack of space (ENOSPC, EDQUOT), the flusher
+// first gives the spare's space back (abandoning a fill in progress, and
+// waiting until its file is removed, or removing a ready spare), holds
+// spares until the next segment, and retries once; only a second failure
+// is the sticky failure below.
+//
 // # Recovery
 //
 // Open reads and verifies every segment. A damaged record at the very tail

@@ -146,6 +146,12 @@ func (l *Log) write(b []byte, last uint64) error {
 		return nil
 	}
 	n, err := l.f.Write(b)
+	if err != nil && l.releaseSpace(err) {
+		// The file offset is just past the n bytes written.
+		var m int
+		m, err = l.f.Write(b[n:])
+		n += m
+	}
 	l.fSize += int64(n)
 	l.writes.Add(1)
 	l.bytesWritten.Add(uint64(n))
@@ -186,12 +192,16 @@ func (l *Log) rotate(first uint64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.fpath, err)
 	}
+	l.resume() // a spare may be tried again for the next segment
 	used, err := l.useSpare(first)
 	if err != nil {
 		return err
 	}
 	if !used {
 		nf, path, err := createSegment(l.fs, l.dir, first)
+		if err != nil && l.releaseSpace(err) {
+			nf, path, err = createSegment(l.fs, l.dir, first)
+		}
 		if err != nil {
 			return err
 		}

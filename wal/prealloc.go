@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/cidstore/cidstore/vfs"
 )
@@ -57,6 +58,76 @@ type preparer struct {
 	stop chan struct{} // closed by Close after the flusher has exited
 	done chan struct{} // closed when the preparer goroutine returns
 	err  error         // from cleaning up at stop; read by Close after done
+
+	mu     sync.Mutex
+	held   bool          // no spare until the next rotation (see hold)
+	cancel chan struct{} // closed to abandon the fill in progress; nil if none
+	filled chan struct{} // closed when the fill in progress has ended
+}
+
+// begin registers a fill about to start, unless spares are held.
+func (p *preparer) begin() (cancel, filled chan struct{}, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held {
+		return nil, nil, false
+	}
+	p.cancel, p.filled = make(chan struct{}), make(chan struct{})
+	return p.cancel, p.filled, true
+}
+
+// end marks the fill registered by begin as over; hold holds spares
+// until the next rotation.
+func (p *preparer) end(filled chan struct{}, hold bool) {
+	p.mu.Lock()
+	p.cancel, p.filled = nil, nil
+	p.held = p.held || hold
+	p.mu.Unlock()
+	close(filled)
+}
+
+// resume lets spares be made again; the flusher calls it when a new
+// segment starts.
+func (l *Log) resume() {
+	if l.prep == nil {
+		return
+	}
+	l.prep.mu.Lock()
+	l.prep.held = false
+	l.prep.mu.Unlock()
+}
+
+// releaseSpace is called by the flusher when writing records, or creating
+// a segment for them, failed with err. If err says the filesystem is full
+// and preallocation is on, it gives back the space a spare takes: it
+// abandons a fill in progress (waiting until the preparer has removed its
+// file), removes a ready spare, and holds spares until the next rotation.
+// It then reports true: the write is worth retrying once, since a spare
+// may have held the space, or the preparer may have given up its own fill
+// just before. Only a write that fails again fails the log.
+func (l *Log) releaseSpace(err error) bool {
+	if l.prep == nil || !vfs.IsNoSpace(err) {
+		return false
+	}
+	p := l.prep
+	p.mu.Lock()
+	p.held = true
+	cancel, filled := p.cancel, p.filled
+	p.cancel = nil // closed below, once
+	p.mu.Unlock()
+	released := cancel != nil
+	if released {
+		close(cancel)
+		<-filled
+	}
+	dropped, err := l.dropSpare()
+	if err != nil {
+		l.logger.Warn("wal: removing the spare segment failed", "err", err)
+	}
+	if released || dropped {
+		l.logger.Warn("wal: out of space: gave up the spare segment to retry the write; no spare until the next segment")
+	}
+	return true
 }
 
 // wantSpare asks the preparer for a spare segment, without blocking.
@@ -70,26 +141,44 @@ func (l *Log) wantSpare() {
 	}
 }
 
-// prepare is the preparer goroutine.
+// prepare is the preparer goroutine. A spare is made only while the
+// filesystem has room for two segments (the spare, and the rest of the
+// active segment) where it can tell (vfs.SpaceReporter); after a spare
+// could not be made, none is tried again until the next rotation.
 func (l *Log) prepare() {
 	defer close(l.prep.done)
 	for {
 		select {
 		case <-l.prep.stop:
-			l.prep.err = l.dropSpare()
+			_, l.prep.err = l.dropSpare()
 			return
 		case <-l.prep.req:
 		}
 		if l.ready.Load() != nil {
 			continue
 		}
-		sp, err := l.zeroFill()
+		cancel, filled, ok := l.prep.begin()
+		if !ok {
+			continue
+		}
+		if free, err := vfs.FreeSpace(l.fs, l.dir); err == nil && free < 2*l.segSize {
+			l.logger.Info("wal: too little free space to preallocate a segment; the next one is created without",
+				"free", free, "needed", 2*l.segSize)
+			l.prep.end(filled, true)
+			continue
+		}
+		sp, err := l.zeroFill(cancel)
 		switch {
 		case errors.Is(err, errStopped):
 			if err != errStopped { // the partial spare's cleanup failed
 				l.prep.err = err
 			}
+			l.prep.end(filled, true)
 			return
+		case errors.Is(err, errCancelled):
+			if err != errCancelled {
+				l.logger.Warn("wal: removing an abandoned spare segment failed", "err", err)
+			}
 		case err != nil:
 			// Nothing acknowledged depends on a spare: carry on without.
 			l.logger.Warn("wal: preallocating a segment failed; the next one is created without", "err", err)
@@ -100,14 +189,19 @@ func (l *Log) prepare() {
 			default:
 			}
 		}
+		l.prep.end(filled, err != nil)
 	}
 }
 
-var errStopped = errors.New("wal: preparer stopped")
+var (
+	errStopped   = errors.New("wal: preparer stopped")
+	errCancelled = errors.New("wal: spare abandoned for the space it takes")
+)
 
 // zeroFill writes a spare segment: header, zeros up to the segment size,
-// fsync. It gives up, removing the file, on an error or when stopped.
-func (l *Log) zeroFill() (sp *spareFile, err error) {
+// fsync. It gives up, removing the file, on an error, when stopped, or
+// when cancel is closed.
+func (l *Log) zeroFill(cancel <-chan struct{}) (sp *spareFile, err error) {
 	path := filepath.Join(l.dir, spareName)
 	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -129,6 +223,8 @@ func (l *Log) zeroFill() (sp *spareFile, err error) {
 		select {
 		case <-l.prep.stop:
 			return nil, errStopped
+		case <-cancel:
+			return nil, errCancelled
 		default:
 		}
 		n, err := f.Write(zeros[:min(int64(zeroChunk), l.segSize-off)])
@@ -147,22 +243,28 @@ func (l *Log) zeroFill() (sp *spareFile, err error) {
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("wal: fsync %s: %w", path, err)
 	}
+	select {
+	case <-cancel:
+		return nil, errCancelled
+	default:
+	}
 	if _, err := f.Seek(SegmentHeaderSize, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("wal: seek %s: %w", path, err)
 	}
 	return &spareFile{f: f, path: path}, nil
 }
 
-// dropSpare closes and removes a spare that was never used.
-func (l *Log) dropSpare() error {
+// dropSpare closes and removes a spare that was never used, and reports
+// whether there was one.
+func (l *Log) dropSpare() (bool, error) {
 	sp := l.ready.Swap(nil)
 	if sp == nil {
-		return nil
+		return false, nil
 	}
 	if err := errors.Join(sp.f.Close(), l.fs.Remove(sp.path)); err != nil {
-		return fmt.Errorf("wal: remove unused spare %s: %w", sp.path, err)
+		return true, fmt.Errorf("wal: remove unused spare %s: %w", sp.path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // useSpare makes the ready spare, if any, the segment whose first record

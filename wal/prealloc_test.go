@@ -2,6 +2,8 @@ package wal
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -236,4 +238,157 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// A ready spare that holds the space the records need gives it back: the
+// write that ran out of space is retried and succeeds, and the log stays
+// writable (only a write that fails again would fail it).
+func TestReadySpareGivesWayToRecords(t *testing.T) {
+	const segSize = 2 << 20
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: ffs})
+	writeRecords(t, l, 1, 100) // far below a MiB: no switch to a spare is due
+	l.wantSpare()
+	waitSpare(t, l)
+	ffs.SetSpace(ffs.Used() + 16<<10) // full but for 16 KiB; the spare holds 2 MiB
+	writeRecords(t, l, 101, 5000)     // about 190 KiB
+	if err := l.Err(); err != nil {
+		t.Fatalf("log failed: %v", err)
+	}
+	if l.ready.Load() != nil {
+		t.Error("the spare is still there")
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("spare file left behind: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	defer l.Close()
+	checkRecords(t, replayAll(t, l, 1), 1, 5100)
+}
+
+// gatedSpareFS holds the spare's zero-fill after its first chunk (closing
+// held) until a segment write runs out of space, so that a record write
+// meets a fill in progress.
+type gatedSpareFS struct {
+	vfs.FS
+	held, gate         chan struct{}
+	heldOnce, gateOnce sync.Once
+}
+
+func (fs *gatedSpareFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return f, err
+	}
+	return &gatedFile{File: f, fs: fs, spare: filepath.Base(name) == spareName}, nil
+}
+
+type gatedFile struct {
+	vfs.File
+	fs     *gatedSpareFS
+	spare  bool
+	writes int
+}
+
+func (f *gatedFile) Write(p []byte) (int, error) {
+	if f.spare {
+		if f.writes++; f.writes == 3 { // header, first chunk, then wait
+			f.fs.heldOnce.Do(func() { close(f.fs.held) })
+			<-f.fs.gate
+		}
+		return f.File.Write(p)
+	}
+	n, err := f.File.Write(p)
+	if vfs.IsNoSpace(err) {
+		f.fs.gateOnce.Do(func() { close(f.fs.gate) })
+	}
+	return n, err
+}
+
+// A spare being zero-filled that holds the space the records need is
+// abandoned and removed, and the write that ran out of space is retried.
+func TestFillingSpareGivesWayToRecords(t *testing.T) {
+	const segSize = 2 << 20
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	gfs := &gatedSpareFS{FS: ffs, held: make(chan struct{}), gate: make(chan struct{})}
+	defer gfs.gateOnce.Do(func() { close(gfs.gate) })
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: gfs})
+	writeRecords(t, l, 1, 40000) // over 1 MiB: a spare is asked for
+	select {
+	case <-gfs.held:
+	case <-time.After(time.Minute):
+		t.Fatal("the spare's fill did not start")
+	}
+	ffs.SetSpace(ffs.Used() + 16<<10) // full but for 16 KiB; the spare holds 1 MiB
+	writeRecords(t, l, 40001, 5000)
+	if err := l.Err(); err != nil {
+		t.Fatalf("log failed: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("spare file left behind: %v", err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	defer l.Close()
+	checkRecords(t, replayAll(t, l, 1), 1, 45000)
+}
+
+// Where the filesystem tells its free space, no spare is made while it
+// could not hold two segments; the log fills the space with records and
+// only a write of records that finds none left fails it. What it
+// acknowledged survives.
+func TestNoSpareWithoutRoom(t *testing.T) {
+	const segSize = 2 << 20
+	for _, report := range []bool{true, false} {
+		t.Run(fmt.Sprintf("free space reported %v", report), func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := vfs.NewFaultFS(vfs.Default)
+			ffs.SetSpace(3 << 20) // a spare and the active segment do not both fit
+			var fs vfs.FS = ffs
+			if !report {
+				fs = struct{ vfs.FS }{ffs} // hides FreeSpace
+			}
+			l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: fs})
+			payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 4000) }
+			var acked uint64
+			for i := 1; ; i++ {
+				lsn, err := l.Append(1, payload(i))
+				if err == nil {
+					err = l.WaitDurable(lsn)
+				}
+				if err != nil {
+					if !errors.Is(err, syscall.ENOSPC) {
+						t.Fatalf("record %d: %v, want ENOSPC", i, err)
+					}
+					break
+				}
+				acked = lsn
+			}
+			if held := int64(acked) * frameSize(4000); held < 3<<20-64<<10 {
+				t.Errorf("the log failed holding %d bytes of records in 3 MiB", held)
+			}
+			if report && l.Stats().PreallocatedSegments != 0 {
+				t.Error("a spare was made without room for it")
+			}
+			l.Close()
+			l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+			defer l.Close()
+			got := replayAll(t, l, 1)
+			if uint64(len(got)) < acked {
+				t.Fatalf("%d records survive, %d were acknowledged", len(got), acked)
+			}
+			for i, r := range got[:acked] {
+				if r.lsn != uint64(i+1) || !bytes.Equal(r.payload, payload(i+1)) {
+					t.Fatalf("record %d damaged", i+1)
+				}
+			}
+		})
+	}
 }
