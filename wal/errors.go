@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"os"
 )
 
 var (
@@ -48,3 +49,14 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// bare strips the *os.PathError the file system wraps err in, for a
+// message that names the file itself. A file opened under a temporary
+// name (a new segment, or the spare) keeps that name in its errors after
+// it is renamed, so the wrapper would name a file that no longer exists.
+func bare(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -57,8 +58,14 @@ func TestFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l.WaitDurable(lsn); !errors.Is(err, tc.want) {
+			err = l.WaitDurable(lsn)
+			if !errors.Is(err, tc.want) {
 				t.Fatalf("WaitDurable: got %v, want %v", err, tc.want)
+			}
+			// The error names the segment, not the temporary name it
+			// was created under, which no longer exists.
+			if msg := err.Error(); strings.Contains(msg, tempSuffix) || !strings.Contains(msg, segmentSuffix) {
+				t.Errorf("error names no segment or a temporary file: %v", err)
 			}
 			if d := l.DurableLSN(); d >= lsn {
 				t.Fatalf("DurableLSN %d covers failed LSN %d", d, lsn)

@@ -159,7 +159,7 @@ func (l *Log) write(b []byte, last uint64) error {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		return fmt.Errorf("wal: write %s: %w", l.fpath, err)
+		return fmt.Errorf("wal: write %s: %w", l.fpath, bare(err))
 	}
 	l.fWritten = last
 	return nil
@@ -173,7 +173,7 @@ func (l *Log) syncActive() error {
 	err := vfs.SyncData(l.f)
 	l.countFsync(l.fWritten - l.fSynced)
 	if err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", l.fpath, err)
+		return fmt.Errorf("wal: fsync %s: %w", l.fpath, bare(err))
 	}
 	l.fSynced = l.fWritten
 	return nil
@@ -190,7 +190,7 @@ func (l *Log) rotate(first uint64) error {
 	f := l.f
 	l.f = nil
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("wal: close %s: %w", l.fpath, err)
+		return fmt.Errorf("wal: close %s: %w", l.fpath, bare(err))
 	}
 	l.resume() // a spare may be tried again for the next segment
 	used, err := l.useSpare(first)
@@ -303,7 +303,7 @@ func (l *Log) shutdown() {
 	}
 	if l.f != nil {
 		if err := l.f.Close(); err != nil {
-			closeErr = fmt.Errorf("wal: close %s: %w", l.fpath, err)
+			closeErr = fmt.Errorf("wal: close %s: %w", l.fpath, bare(err))
 		}
 		l.f = nil
 	}

@@ -216,7 +216,7 @@ func (l *Log) zeroFill(cancel <-chan struct{}) (sp *spareFile, err error) {
 		}
 	}()
 	if _, err := f.Write(segmentHeader[:]); err != nil {
-		return nil, fmt.Errorf("wal: write %s: %w", path, err)
+		return nil, fmt.Errorf("wal: preallocate %s: %w", path, bare(err))
 	}
 	rs, _ := f.(vfs.RangeSyncer)
 	for off := int64(SegmentHeaderSize); off < l.segSize; {
@@ -230,18 +230,18 @@ func (l *Log) zeroFill(cancel <-chan struct{}) (sp *spareFile, err error) {
 		n, err := f.Write(zeros[:min(int64(zeroChunk), l.segSize-off)])
 		off += int64(n)
 		if err != nil {
-			return nil, fmt.Errorf("wal: write %s: %w", path, err)
+			return nil, fmt.Errorf("wal: preallocate %s: %w", path, bare(err))
 		}
 		if rs != nil {
 			// Start write-back now, a MiB at a time, rather than leave
 			// the whole segment to the final fsync.
 			if err := rs.SyncRange(off); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("wal: preallocate %s: %w", path, bare(err))
 			}
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("wal: fsync %s: %w", path, err)
+		return nil, fmt.Errorf("wal: preallocate %s: %w", path, bare(err))
 	}
 	select {
 	case <-cancel:
@@ -249,7 +249,7 @@ func (l *Log) zeroFill(cancel <-chan struct{}) (sp *spareFile, err error) {
 	default:
 	}
 	if _, err := f.Seek(SegmentHeaderSize, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("wal: seek %s: %w", path, err)
+		return nil, fmt.Errorf("wal: preallocate %s: %w", path, bare(err))
 	}
 	return &spareFile{f: f, path: path}, nil
 }

@@ -84,23 +84,25 @@ func createSegment(fs vfs.FS, dir string, first uint64) (vfs.File, string, error
 	tmp := path + tempSuffix
 	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, "", fmt.Errorf("wal: create segment: %w", err)
-	}
-	fail := func(err error) (vfs.File, string, error) {
-		err = errors.Join(err, f.Close())
-		if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = errors.Join(err, rerr)
-		}
 		return nil, "", fmt.Errorf("wal: create segment %s: %w", path, err)
 	}
+	// Errors name the segment: the temporary file is gone by the time
+	// anyone reads them.
+	fail := func(step string, err error) (vfs.File, string, error) {
+		err = errors.Join(bare(err), f.Close())
+		if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("wal: create segment %s: %s: %w", path, step, errors.Join(err, rerr))
+		}
+		return nil, "", fmt.Errorf("wal: create segment %s: %s (temporary file removed): %w", path, step, err)
+	}
 	if _, err := f.Write(segmentHeader[:]); err != nil {
-		return fail(err)
+		return fail("write header", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fail(err)
+		return fail("fsync", err)
 	}
 	if err := fs.Rename(tmp, path); err != nil {
-		return fail(err)
+		return fail("rename", err)
 	}
 	if err := fs.SyncDir(dir); err != nil {
 		// The rename happened; only its durability is in doubt.
