@@ -43,4 +43,10 @@ var (
 	// Options.Repair, or the cidstore repair command, cuts the log at the
 	// first bad record instead.
 	ErrCorrupt = wal.ErrCorrupt
+	// ErrLSNExhausted is returned (wrapped) by a write once the
+	// write-ahead log has used its last LSN (wal.MaxLSN; only a crafted
+	// log gets there), together with ErrReadOnly, and by Open for a log
+	// whose LSNs go beyond it. No write is ever logged under an LSN that
+	// wrapped around. It is the same value as wal.ErrLSNExhausted.
+	ErrLSNExhausted = wal.ErrLSNExhausted
 )

@@ -39,6 +39,9 @@
 // that a zero-filled tail never parses as a record. LSNs start at 1 and each
 // record carries the previous LSN plus one, within a segment and across
 // segments: the first record of a segment carries the LSN in its name.
+// LSNs end at MaxLSN (2^63-1): Append fails with ErrLSNExhausted rather
+// than wrap around, and Open, Repair and Verify refuse a log whose names or
+// records go beyond it.
 // Records are never split across segments; rotation happens at record
 // boundaries before a record that would take the segment past
 // Options.SegmentSize.

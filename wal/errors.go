@@ -16,6 +16,13 @@ var (
 	// call to Close.
 	ErrClosed = errors.New("wal: log closed")
 
+	// ErrLSNExhausted is matched (via errors.Is) by the error Append
+	// returns once the log has used LSN MaxLSN, and by the error Open,
+	// Repair and Verify return for a log whose segment names or records
+	// go beyond MaxLSN (which this package never writes). Nothing is ever
+	// written with an LSN that wrapped around.
+	ErrLSNExhausted = errors.New("wal: LSN space exhausted")
+
 	// ErrTorn is returned by Reader.Next when the input ends in a partial or
 	// damaged record that no valid record follows: the signature of a write
 	// interrupted by a crash. Reader.Offset reports where it starts.
@@ -59,4 +66,13 @@ func bare(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
+}
+
+// checkLSNLimit returns an error matching ErrLSNExhausted if the segment
+// seg, whose last record has LSN last, goes beyond MaxLSN.
+func checkLSNLimit(seg segment, last uint64) error {
+	if seg.first <= MaxLSN && last <= MaxLSN {
+		return nil
+	}
+	return fmt.Errorf("wal: %s holds LSNs beyond %d, the largest a log uses: %w", seg.path, uint64(MaxLSN), ErrLSNExhausted)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"slices"
 )
 
@@ -25,6 +26,12 @@ const (
 	// MaxPayload is the largest payload a record may carry (64 MiB).
 	// Decoders reject larger lengths before allocating anything.
 	MaxPayload = 64 << 20
+
+	// MaxLSN is the largest LSN a log assigns: 2^63-1, so that an LSN
+	// plus one never wraps around and every LSN fits an int64. At ten
+	// million records a second it lasts for 29,000 years; only a crafted
+	// log gets near it. Append fails with ErrLSNExhausted after it.
+	MaxLSN = math.MaxInt64
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

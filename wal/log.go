@@ -318,7 +318,8 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 // Append blocks only as backpressure, while more than 64 MiB of records are
 // waiting to be written. Use WaitDurable to wait for the record to become
 // durable. After a failure Append returns the sticky error (see Err); after
-// Close it returns ErrClosed.
+// Close it returns ErrClosed. Once the log has assigned MaxLSN, Append
+// appends nothing and returns an error matching ErrLSNExhausted.
 func (l *Log) Append(typ uint8, payload []byte) (uint64, error) {
 	if typ == 0 {
 		return 0, errors.New("wal: Append: record type 0 is reserved")
@@ -345,6 +346,10 @@ func (l *Log) Append(typ uint8, payload []byte) (uint64, error) {
 		l.spaceWaiters--
 	}
 	lsn := l.nextLSN
+	if lsn > MaxLSN {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("wal: Append: LSN %d is the last a log assigns: %w", uint64(MaxLSN), ErrLSNExhausted)
+	}
 	fsz := frameSize(len(payload))
 	if l.projSize+fsz > l.segSize && l.projSize > SegmentHeaderSize {
 		l.pendRot = append(l.pendRot, rotation{off: len(l.pending), lsn: lsn})

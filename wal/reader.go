@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"slices"
 
@@ -146,6 +147,10 @@ func (r *Reader) next1() (Record, error) {
 	if r.next != 0 && lsn != r.next {
 		return Record{}, &CorruptError{File: r.file, Offset: r.base + r.off, LSN: r.next,
 			Reason: fmt.Sprintf("record carries LSN %d", lsn)}
+	}
+	if r.next == 0 && r.last == math.MaxUint64 { // no LSN follows
+		return Record{}, &CorruptError{File: r.file, Offset: r.base + r.off, LSN: r.next,
+			Reason: fmt.Sprintf("record carries LSN %d after LSN %d", lsn, r.last)}
 	}
 	r.off += HeaderSize + int64(length)
 	r.last = lsn

@@ -103,11 +103,17 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 		isLast := i == len(segs)-1
 		var ce *CorruptError
 		var res scanResult
+		if err := checkLSNLimit(seg, 0); err != nil {
+			return rec, err
+		}
 		if seg.first != expected {
 			ce = misnamed(seg, expected)
 		} else {
 			res, err = scanSegment(fs, seg, 0, nil)
 			if err != nil {
+				return rec, err
+			}
+			if err := checkLSNLimit(seg, res.last); err != nil {
 				return rec, err
 			}
 			rec.records += res.records

@@ -43,8 +43,14 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 		if i > 0 && seg.first != expected {
 			return rep, misnamed(seg, expected)
 		}
+		if err := checkLSNLimit(seg, 0); err != nil {
+			return rep, err
+		}
 		res, err := scanSegment(fs, seg, 0, nil)
 		if err != nil {
+			return rep, err
+		}
+		if err := checkLSNLimit(seg, res.last); err != nil {
 			return rep, err
 		}
 		info := SegmentInfo{Path: seg.path, FirstLSN: seg.first, LastLSN: res.last, Records: res.records, Size: res.size, Used: res.end}
