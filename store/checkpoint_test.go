@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cidstore/cidstore/wal"
 )
 
 func fill(t *testing.T, s *Store, m model, from, to uint64) {
@@ -22,7 +24,7 @@ func fill(t *testing.T, s *Store, m model, from, to uint64) {
 func TestCheckpointAndRecover(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s := openDir(t, dir, Options{SegmentSize: 2048, Shards: 4})
+	s := openDir(t, dir, Options{SegmentSize: wal.MinSegmentSize, Shards: 4})
 	m := model{}
 	fill(t, s, m, 0, 500)
 	must(t, s.Checkpoint(ctx))
@@ -71,7 +73,7 @@ func TestCheckpointAndRecover(t *testing.T) {
 // with ErrCorrupt rather than come up with silently missing data.
 func TestCorruptOnlySnapshotWithTruncatedWAL(t *testing.T) {
 	dir := t.TempDir()
-	s := openDir(t, dir, Options{SegmentSize: 1024, Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 })})
+	s := openDir(t, dir, Options{SegmentSize: wal.MinSegmentSize, Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 })})
 	m := model{}
 	fill(t, s, m, 0, 400)
 	must(t, s.Checkpoint(context.Background()))

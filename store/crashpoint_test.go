@@ -115,7 +115,7 @@ func imageDir(t *testing.T, src string) string {
 func TestCheckpointCrashPoints(t *testing.T) {
 	dir := t.TempDir()
 	h := &hookFS{FS: vfs.Default}
-	s := openDir(t, dir, Options{FS: h, SegmentSize: 2048, Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 })})
+	s := openDir(t, dir, Options{FS: h, SegmentSize: wal.MinSegmentSize, Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 })})
 	m := model{}
 	fill(t, s, m, 0, 600)
 	must(t, s.Checkpoint(context.Background())) // an older snapshot to replace

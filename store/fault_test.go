@@ -11,6 +11,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // faultKind is one way the filesystem fails under the store.
@@ -22,7 +23,13 @@ type faultKind struct {
 }
 
 var faultKinds = []faultKind{
-	{"write ENOSPC", func(f *vfs.FaultFS, n int64) { f.FailWrite(f.Writes()+n, syscall.ENOSPC) }, syscall.ENOSPC, true},
+	// A full disk fails the write and its retry: a log that preallocates
+	// retries a write that ran out of space once, after giving up its
+	// spare segment.
+	{"write ENOSPC", func(f *vfs.FaultFS, n int64) {
+		f.FailWrite(f.Writes()+n, syscall.ENOSPC)
+		f.FailWrite(f.Writes()+n+1, syscall.ENOSPC)
+	}, syscall.ENOSPC, true},
 	{"write EIO", func(f *vfs.FaultFS, n int64) { f.FailWrite(f.Writes()+n, syscall.EIO) }, syscall.EIO, true},
 	{"short write", func(f *vfs.FaultFS, n int64) { f.ShortWrite(f.Writes() + n) }, io.ErrShortWrite, true},
 	{"fsync EIO", func(f *vfs.FaultFS, n int64) { f.FailSync(f.Syncs()+n, syscall.EIO) }, syscall.EIO, false},
@@ -31,12 +38,12 @@ var faultKinds = []faultKind{
 // Segment sizes of the fault tests. Without rotation every write the WAL
 // makes after Open is one flusher round's records and every fsync is that
 // round's fsync, so with one writer the nth write or fsync belongs to the
-// nth call that changes the store. With 1 KiB segments a rotation (a
-// header write and its fsync) comes every few records, so some faults hit
-// the creation of a segment instead.
+// nth call that changes the store. With the smallest segments a rotation
+// (a header write and its fsync) comes every few dozen records, so some
+// faults hit the creation of a segment instead.
 const (
 	faultNoRotation = 0
-	faultRotation   = 1 << 10
+	faultRotation   = wal.MinSegmentSize
 )
 
 // Keys and values of the fault tests: writer g's pair i has value
@@ -209,7 +216,7 @@ func checkOnly(s *Store, ws []*faultWriter) error {
 func TestFaultInjection(t *testing.T) {
 	for _, fk := range faultKinds {
 		for _, seg := range []int64{faultNoRotation, faultRotation} {
-			for _, n := range []int64{1, 2, 5, 13, 40} {
+			for _, n := range []int64{1, 2, 5, 13, 40, 100} {
 				seed := uint64(n)*1000 + uint64(seg)
 				name := fmt.Sprintf("%s/seg=%d/n=%d", fk.name, seg, n)
 				t.Run(name, func(t *testing.T) { faultSequential(t, fk, seg, n, seed) })

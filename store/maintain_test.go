@@ -68,7 +68,7 @@ func TestCheckpointWorkerBySize(t *testing.T) {
 
 func TestScrubWorkerFindsDamage(t *testing.T) {
 	dir := t.TempDir()
-	s := openDir(t, dir, Options{SegmentSize: 1024})
+	s := openDir(t, dir, Options{SegmentSize: wal.MinSegmentSize})
 	defer s.Close()
 	fill(t, s, model{}, 0, 200)
 	ctx := context.Background()

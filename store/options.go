@@ -8,6 +8,7 @@ import (
 
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // MaxShards is the largest shard count Options accept.
@@ -29,7 +30,13 @@ type Options struct {
 	InMemory bool
 
 	// SegmentSize is the WAL segment size in bytes; 0 means
-	// wal.DefaultSegmentSize (64 MiB).
+	// wal.DefaultSegmentSize (64 MiB); valid range
+	// wal.MinSegmentSize..wal.MaxSegmentSize (4 KiB..4 GiB).
+	// Below a page the log rotates every few records, each rotation
+	// costing a file and four fsyncs (at 1 byte, one file per record);
+	// above 4 GiB the preallocated spare alone would take that much disk.
+	// The lower bound is far below what production wants (keep the
+	// default) so that tests can exercise rotation with a few records.
 	SegmentSize int64
 
 	// NoPreallocate turns off WAL segment preallocation: by default a
@@ -89,8 +96,9 @@ func (o Options) normalize() (Options, error) {
 	switch {
 	case o.Shards < 0 || o.Shards > MaxShards:
 		return o, fmt.Errorf("%w: Shards %d outside 0..%d", ErrInvalidOptions, o.Shards, MaxShards)
-	case o.SegmentSize < 0:
-		return o, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, o.SegmentSize)
+	case o.SegmentSize != 0 && (o.SegmentSize < wal.MinSegmentSize || o.SegmentSize > wal.MaxSegmentSize):
+		return o, fmt.Errorf("%w: SegmentSize %d outside %d..%d", ErrInvalidOptions,
+			o.SegmentSize, wal.MinSegmentSize, wal.MaxSegmentSize)
 	}
 	if o.Shards == 0 {
 		o.Shards = DefaultShards()

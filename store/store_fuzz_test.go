@@ -14,6 +14,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // fuzzInput hands out the bytes of a fuzz input; past the end it yields
@@ -135,7 +136,7 @@ func FuzzStoreOps(f *testing.F) {
 		dir := t.TempDir()
 		ctx := context.Background()
 		open := func() *Store {
-			o := fuzzOptions(1<<(in.byte()%3), 1+int(in.byte()%3), 1+int(in.byte()%2), 256)
+			o := fuzzOptions(1<<(in.byte()%3), 1+int(in.byte()%3), 1+int(in.byte()%2), wal.MinSegmentSize)
 			s, err := Open(dir, o)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -307,7 +308,7 @@ func FuzzRecovery(f *testing.F) {
 		for i := range seed {
 			seed[i] = in.byte()
 		}
-		segSize := 128 + int64(in.byte())*8
+		segSize := wal.MinSegmentSize + int64(in.byte())*16
 		kept := 1 + int(in.byte()%3)
 		shards := 1 << (in.byte() % 3)
 		rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:]), 0x5eed))

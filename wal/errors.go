@@ -28,7 +28,9 @@ var (
 	// interrupted by a crash. Reader.Offset reports where it starts.
 	ErrTorn = errors.New("wal: torn record at end of input")
 
-	// ErrInvalidOptions is returned (wrapped) by Open for invalid Options.
+	// ErrInvalidOptions is returned (wrapped) by Open for invalid Options:
+	// no Dir, an unknown sync mode, or a SegmentSize outside
+	// MinSegmentSize..MaxSegmentSize.
 	ErrInvalidOptions = errors.New("wal: invalid options")
 )
 

@@ -29,15 +29,19 @@ func TestFaults(t *testing.T) {
 		{"write EIO", 0, func(f *vfs.FaultFS) { f.FailWrite(f.Writes()+1, syscall.EIO) }, syscall.EIO},
 		{"short write", 0, func(f *vfs.FaultFS) { f.ShortWrite(f.Writes() + 1) }, io.ErrShortWrite},
 		{"fsync EIO", 0, func(f *vfs.FaultFS) { f.FailSync(f.Syncs()+1, syscall.EIO) }, syscall.EIO},
-		// With 100-byte segments every record after the first starts a
-		// new segment, so the next write is the new segment's header and
-		// the next fsync is the new segment's.
-		{"rotation header ENOSPC", 100, func(f *vfs.FaultFS) { f.FailWrite(f.Writes()+1, syscall.ENOSPC) }, syscall.ENOSPC},
-		{"rotation fsync EIO", 100, func(f *vfs.FaultFS) { f.FailSync(f.Syncs()+1, syscall.EIO) }, syscall.EIO},
+		// With the smallest segments and records over half their size,
+		// every record after the first starts a new segment, so the next
+		// write is the new segment's header and the next fsync is the new
+		// segment's.
+		{"rotation header ENOSPC", MinSegmentSize, func(f *vfs.FaultFS) { f.FailWrite(f.Writes()+1, syscall.ENOSPC) }, syscall.ENOSPC},
+		{"rotation fsync EIO", MinSegmentSize, func(f *vfs.FaultFS) { f.FailSync(f.Syncs()+1, syscall.EIO) }, syscall.EIO},
 	}
-	payload := make([]byte, 80)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			payload := make([]byte, 80)
+			if tc.segSize != 0 {
+				payload = make([]byte, tc.segSize/2+1)
+			}
 			dir := t.TempDir()
 			ffs := vfs.NewFaultFS(vfs.Default)
 			l := mustOpen(t, Options{FS: ffs, Dir: dir, SegmentSize: tc.segSize})

@@ -50,6 +50,15 @@ const (
 	// DefaultSegmentSize is the segment size used when Options.SegmentSize
 	// is 0.
 	DefaultSegmentSize = 64 << 20
+	// MinSegmentSize and MaxSegmentSize bound Options.SegmentSize; Open
+	// rejects a size outside them with ErrInvalidOptions. Below a page
+	// (4 KiB) a log rotates every few records, each rotation costing a
+	// file and four fsyncs (at 1 byte, one file per record); above 4 GiB
+	// one preallocated spare would take that much disk. Segments as small
+	// as the minimum are for tests that exercise rotation cheaply;
+	// DefaultSegmentSize suits production.
+	MinSegmentSize = 4 << 10
+	MaxSegmentSize = 4 << 30
 	// DefaultSyncInterval is the interval used by SyncInterval when none is
 	// given.
 	DefaultSyncInterval = 100 * time.Millisecond
@@ -75,7 +84,8 @@ type Options struct {
 	// SegmentSize is the size above which the log moves to a new segment.
 	// A record is never split: a segment holds at least one record and is
 	// rotated before a record that would take it past SegmentSize.
-	// 0 means DefaultSegmentSize.
+	// 0 means DefaultSegmentSize; otherwise it must lie within
+	// MinSegmentSize..MaxSegmentSize (4 KiB..4 GiB).
 	SegmentSize int64
 	// Sync is the durability policy (default SyncAlways).
 	Sync SyncMode
@@ -194,11 +204,12 @@ func Open(opts Options) (*Log, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
-	if opts.SegmentSize < 0 {
-		return nil, fmt.Errorf("%w: negative SegmentSize %d", ErrInvalidOptions, opts.SegmentSize)
-	}
 	if opts.SegmentSize == 0 {
 		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.SegmentSize < MinSegmentSize || opts.SegmentSize > MaxSegmentSize {
+		return nil, fmt.Errorf("%w: SegmentSize %d outside %d..%d", ErrInvalidOptions,
+			opts.SegmentSize, MinSegmentSize, MaxSegmentSize)
 	}
 	if opts.Sync < SyncAlways || opts.Sync > SyncNever {
 		return nil, fmt.Errorf("%w: Sync %v", ErrInvalidOptions, opts.Sync)

@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,11 +57,18 @@ func TestOpenAppendReplayReopen(t *testing.T) {
 	}
 }
 
+// SegmentSize must lie within MinSegmentSize..MaxSegmentSize (0 means the
+// default); anything else, like other unusable options, fails Open with
+// ErrInvalidOptions before the directory is touched.
 func TestOpenRejectsInvalidOptions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "wal")
 	for _, o := range []Options{
 		{},
 		{Dir: dir, SegmentSize: -1},
+		{Dir: dir, SegmentSize: 1},
+		{Dir: dir, SegmentSize: MinSegmentSize - 1},
+		{Dir: dir, SegmentSize: MaxSegmentSize + 1},
+		{Dir: dir, SegmentSize: 1 << 40},
 		{Dir: dir, Sync: SyncNever + 1},
 		{Dir: dir, Sync: -1},
 	} {
@@ -71,13 +79,24 @@ func TestOpenRejectsInvalidOptions(t *testing.T) {
 			t.Errorf("Open(%+v) = %v, want ErrInvalidOptions", o, err)
 		}
 	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("rejected options created the directory: %v", err)
+	}
+	for _, size := range []int64{0, MinSegmentSize, MaxSegmentSize} {
+		l := mustOpen(t, Options{Dir: filepath.Join(dir, fmt.Sprint(size)), SegmentSize: size})
+		writeRecords(t, l, 1, 3)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestSegmentRotation(t *testing.T) {
 	dir := t.TempDir()
-	// Tiny segments: most hold one or two records, so records cross
-	// segment boundaries inside single flush batches.
-	l := mustOpen(t, Options{Dir: dir, SegmentSize: 64})
+	// Small segments and big records: most segments hold a few records,
+	// so records cross segment boundaries inside single flush batches.
+	bigRecords(t)
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -140,11 +159,11 @@ func TestSegmentRotation(t *testing.T) {
 			}
 			cnt++
 		}
-		if len(b) > 64 && cnt > 1 {
+		if len(b) > MinSegmentSize && cnt > 1 {
 			t.Fatalf("%s is %d bytes with %d records", p, len(b), cnt)
 		}
 	}
-	l = mustOpen(t, Options{Dir: dir, SegmentSize: 64})
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
 	writeRecords(t, l, n+1, 5)
 	checkRecords(t, replayAll(t, l, 1), 1, n+5)
 	if err := l.Close(); err != nil {
@@ -192,7 +211,8 @@ func TestLargeBatchSpansBuffers(t *testing.T) {
 
 func TestTruncateBefore(t *testing.T) {
 	dir := t.TempDir()
-	l := mustOpen(t, Options{Dir: dir, SegmentSize: 100})
+	bigRecords(t)
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
 	defer l.Close()
 	writeRecords(t, l, 1, 100)
 	for _, cut := range []uint64{0, 1, 10, 37, 38, 60, 99, 100, 101, 1000} {
@@ -409,7 +429,8 @@ func TestAppendAllocs(t *testing.T) {
 
 func TestReplayWhileAppending(t *testing.T) {
 	dir := t.TempDir()
-	l := mustOpen(t, Options{Dir: dir, SegmentSize: 512, Sync: SyncNever})
+	bigRecords(t)
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize, Sync: SyncNever})
 	defer l.Close()
 	writeRecords(t, l, 1, 10)
 	done := make(chan error, 1)

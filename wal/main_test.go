@@ -18,10 +18,23 @@ type testRec struct {
 	payload []byte
 }
 
-// payloadFor returns a deterministic payload of varying size for record i.
+// payloadFor returns a deterministic payload of varying size for record i:
+// 0..40 bytes, times payloadScale.
 func payloadFor(i int) []byte {
-	n := (i * 7) % 41
+	n := (i * 7) % 41 * payloadScale
 	return bytes.Repeat([]byte{byte('a' + i%26)}, n)
+}
+
+// payloadScale multiplies the payload sizes of payloadFor. Tests of
+// rotation set it with bigRecords.
+var payloadScale = 1
+
+// bigRecords makes payloadFor's records 50 times larger for the rest of
+// the test (up to 2017 bytes framed), so that segments of MinSegmentSize
+// hold one to four records and rotation happens every few records.
+func bigRecords(t testing.TB) {
+	payloadScale = 50
+	t.Cleanup(func() { payloadScale = 1 })
 }
 
 func typeFor(i int) uint8 { return uint8(1 + i%3) }

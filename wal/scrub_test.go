@@ -10,12 +10,12 @@ import (
 
 func TestScrub(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Open(Options{Dir: dir, SegmentSize: 512})
+	l, err := Open(Options{Dir: dir, SegmentSize: MinSegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	payload := make([]byte, 100)
+	payload := make([]byte, 800)
 	for i := 0; i < 40; i++ {
 		typ := uint8(1 + i%3)
 		lsn, err := l.Append(typ, payload)
@@ -36,7 +36,7 @@ func TestScrub(t *testing.T) {
 	var sum int64
 	for _, st := range rep.ByType {
 		sum += st.Records
-		if st.Bytes != st.Records*100 {
+		if st.Bytes != st.Records*int64(len(payload)) {
 			t.Fatalf("type stats %+v", st)
 		}
 	}
@@ -94,12 +94,12 @@ func TestSyncForcesFsync(t *testing.T) {
 
 func TestVerifyReadOnly(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Open(Options{Dir: dir, SegmentSize: 300})
+	l, err := Open(Options{Dir: dir, SegmentSize: MinSegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		if _, err := l.Append(1, make([]byte, 50)); err != nil {
+		if _, err := l.Append(1, make([]byte, 700)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,13 +133,13 @@ func TestVerifyReadOnly(t *testing.T) {
 }
 
 func TestScrubStep(t *testing.T) {
-	l, err := Open(Options{Dir: t.TempDir(), SegmentSize: 256})
+	l, err := Open(Options{Dir: t.TempDir(), SegmentSize: MinSegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	for i := 0; i < 30; i++ {
-		if _, err := l.Append(2, make([]byte, 100)); err != nil {
+		if _, err := l.Append(2, make([]byte, 1600)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,7 +176,8 @@ func TestScrubStep(t *testing.T) {
 // A segment that disappears after Scrub listed it (TruncateBefore runs
 // concurrently, without waiting for the scrub) is skipped, not damage.
 func TestScrubSkipsRemovedSegment(t *testing.T) {
-	l := mustOpen(t, Options{Dir: t.TempDir(), SegmentSize: 512})
+	bigRecords(t)
+	l := mustOpen(t, Options{Dir: t.TempDir(), SegmentSize: MinSegmentSize})
 	defer l.Close()
 	writeRecords(t, l, 1, 40)
 	l.mu.Lock()

@@ -230,9 +230,10 @@ func TestGenerateWALCorpus(t *testing.T) {
 		t.Skip("run with -gencorpus to rewrite the seed corpus")
 	}
 	dir := t.TempDir()
-	l := mustOpen(t, Options{Dir: dir, SegmentSize: 256})
+	bigRecords(t) // a few records per segment
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
 	writeRecords(t, l, 1, 12)
-	if _, err := l.Append(3, bytes.Repeat([]byte{0xab}, 300)); err != nil {
+	if _, err := l.Append(3, bytes.Repeat([]byte{0xab}, 5000)); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {

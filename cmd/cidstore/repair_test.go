@@ -12,6 +12,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
+	"github.com/cidstore/cidstore/wal"
 )
 
 func repairPair(i uint64) (cid.CID, cid.CID) {
@@ -22,7 +23,7 @@ func repairPair(i uint64) (cid.CID, cid.CID) {
 // across several small segments, and returns its segment files in order.
 func writeRepairStore(t *testing.T, dir string, n uint64) []string {
 	t.Helper()
-	s, err := store.Open(dir, store.Options{SegmentSize: 1 << 10})
+	s, err := store.Open(dir, store.Options{SegmentSize: wal.MinSegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func runCLI(args ...string) (int, string, string) {
 
 func TestRepairCorruptStore(t *testing.T) {
 	dir := t.TempDir()
-	const n = 60
+	const n = 240
 	segs := writeRepairStore(t, dir, n)
 
 	// Damage the third record of the first segment: an add record is a
@@ -107,7 +108,7 @@ func TestRepairCorruptStore(t *testing.T) {
 
 func TestRepairCleanAndTornStore(t *testing.T) {
 	dir := t.TempDir()
-	segs := writeRepairStore(t, dir, 40)
+	segs := writeRepairStore(t, dir, 160)
 	code, out, errOut := runCLI("repair", dir)
 	if code != 0 || !strings.Contains(out, "corruption:        none found") || !strings.Contains(out, "torn tail:         none") {
 		t.Fatalf("repair of a clean store: exit %d\n%s%s", code, out, errOut)
@@ -134,14 +135,14 @@ func TestRepairCleanAndTornStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.Pairs() != 40 {
-		t.Fatalf("%d pairs, want 40", s.Pairs())
+	if s.Pairs() != 160 {
+		t.Fatalf("%d pairs, want 160", s.Pairs())
 	}
 }
 
 func TestRepairErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeRepairStore(t, dir, 40)
+	writeRepairStore(t, dir, 160)
 	tests := []struct {
 		name string
 		args []string
