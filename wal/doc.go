@@ -71,8 +71,9 @@
 // Preallocation never takes the space records need. Where the filesystem
 // tells its free space (vfs.SpaceReporter), no spare is made while less
 // than two segments are free (the spare, and the rest of the active
-// segment). After a spare could not be made, none is tried again until
-// the next segment starts. When a write of records, or the creation of a
+// segment). After a spare could not be made, or could not be renamed
+// into place (it is then removed and the segment created as usual), none
+// is tried again until the next segment starts. When a write of records, or the creation of a
 // segment for them, fails for lack of space (ENOSPC, EDQUOT), the flusher
 // first gives the spare's space back (abandoning a fill in progress, and
 // waiting until its file is removed, or removing a ready spare), holds

@@ -269,7 +269,9 @@ func (l *Log) dropSpare() (bool, error) {
 
 // useSpare makes the ready spare, if any, the segment whose first record
 // has LSN first: rename into place and fsync the directory. It reports
-// false when no spare is ready. The flusher calls it with no active file.
+// false when no spare is ready, or when the spare could not be renamed
+// (it is then removed, and spares are held until the next rotation). The
+// flusher calls it with no active file.
 func (l *Log) useSpare(first uint64) (bool, error) {
 	sp := l.ready.Swap(nil)
 	if sp == nil {
@@ -277,9 +279,22 @@ func (l *Log) useSpare(first uint64) (bool, error) {
 	}
 	path := filepath.Join(l.dir, segmentName(first))
 	if err := l.fs.Rename(sp.path, path); err != nil {
-		return false, fmt.Errorf("wal: create segment %s: %w", path, errors.Join(err, sp.f.Close()))
+		// The spare is still where it was: drop it and let the caller
+		// create the segment as if there had been none. Only the
+		// segment the records go to may fail the log.
+		l.logger.Warn("wal: moving the spare segment into place failed; creating one instead",
+			"segment", path, "err", err)
+		if err := errors.Join(sp.f.Close(), l.fs.Remove(sp.path)); err != nil {
+			l.logger.Warn("wal: removing the spare segment failed", "err", err)
+		}
+		l.prep.mu.Lock()
+		l.prep.held = true
+		l.prep.mu.Unlock()
+		return false, nil
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
+		// The rename happened: the segment exists, only the durability
+		// of its name is in doubt, as for a created one.
 		return false, fmt.Errorf("wal: create segment %s: %w", path, errors.Join(err, sp.f.Close()))
 	}
 	l.f, l.fpath, l.fSize, l.fPrealloc = sp.f, path, SegmentHeaderSize, true

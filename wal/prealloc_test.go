@@ -392,3 +392,39 @@ func TestNoSpareWithoutRoom(t *testing.T) {
 		})
 	}
 }
+
+// spareRenameFailFS fails every rename of the spare segment.
+type spareRenameFailFS struct{ vfs.FS }
+
+func (fs spareRenameFailFS) Rename(oldpath, newpath string) error {
+	if filepath.Base(oldpath) == spareName {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EIO}
+	}
+	return fs.FS.Rename(oldpath, newpath)
+}
+
+// A spare that cannot be moved into place is dropped and the segment is
+// created as if there had been none: the log goes on and loses nothing.
+func TestSpareRenameFailureIsNotFatal(t *testing.T) {
+	const segSize = 2 << 20
+	dir := t.TempDir()
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: spareRenameFailFS{vfs.Default}})
+	writeRecords(t, l, 1, 40000) // over 1 MiB: a spare is asked for
+	waitSpare(t, l)
+	writeRecords(t, l, 40001, 80000) // the switch, and rotations past two segments
+	if err := l.Err(); err != nil {
+		t.Fatalf("log failed: %v", err)
+	}
+	if n := l.Stats().PreallocatedSegments; n != 0 {
+		t.Errorf("%d segments started on a spare that could not be renamed", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("spare left behind: %v", err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	defer l.Close()
+	checkRecords(t, replayAll(t, l, 1), 1, 120000)
+}
