@@ -2,12 +2,12 @@ package snapshot
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/internal/sparsefile"
 	"github.com/cidstore/cidstore/vfs"
 )
 
@@ -22,25 +22,6 @@ const (
 	memBound   = 16 << 20
 )
 
-// sparseFile writes a file of size bytes at path holding the given chunks
-// at their offsets and a hole everywhere else.
-func sparseFile(t *testing.T, path string, size int64, chunks map[int64][]byte) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	for off, b := range chunks {
-		if _, err := f.WriteAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // hostileSnapshots writes sparse snapshot files into dir and returns
 // their paths by name, with whether ReadFooter accepts each.
 func hostileSnapshots(t *testing.T, dir string) map[string]bool {
@@ -49,7 +30,9 @@ func hostileSnapshots(t *testing.T, dir string) map[string]bool {
 	files := map[string]bool{}
 	add := func(name string, footerOK bool, size int64, chunks map[int64][]byte) {
 		chunks[0] = append(chunks[0], hdr...)
-		sparseFile(t, filepath.Join(dir, name), size, chunks)
+		if err := sparsefile.Write(filepath.Join(dir, name), size, chunks); err != nil {
+			t.Fatal(err)
+		}
 		files[name] = footerOK
 	}
 

@@ -3,11 +3,11 @@ package store
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/cidstore/cidstore/internal/sparsefile"
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
 )
@@ -25,7 +25,9 @@ func TestOpenSparseSnapshotMemory(t *testing.T) {
 	)
 	for name, craft := range map[string]func(path string){
 		"junk": func(path string) {
-			writeSparse(t, path, sparseSize, map[int64][]byte{0: []byte("JUNKJUNK")})
+			if err := sparsefile.Write(path, sparseSize, map[int64][]byte{0: []byte("JUNKJUNK")}); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"hollow blocks": func(path string) { hollowSnapshot(t, path, 1, sparseSize) },
 	} {
@@ -58,25 +60,6 @@ func TestOpenSparseSnapshotMemory(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// writeSparse writes a file of size bytes holding the given chunks at
-// their offsets and a hole everywhere else.
-func writeSparse(t *testing.T, path string, size int64, chunks map[int64][]byte) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	for off, b := range chunks {
-		if _, err := f.WriteAt(b, off); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -119,8 +102,11 @@ func hollowSnapshot(t *testing.T, path string, lsn uint64, size int64) {
 	c := crc32.Update(crc32.Checksum(footer, tab), tab, trailer[:16])
 	le.PutUint32(trailer[16:], c)
 	copy(trailer[24:], snapshot.Magic)
-	writeSparse(t, path, int64(off)+int64(len(footer))+snapshot.TrailerSize,
+	err := sparsefile.Write(path, int64(off)+int64(len(footer))+snapshot.TrailerSize,
 		map[int64][]byte{0: hdr, int64(off): append(footer, trailer...)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, sum, err := snapshot.ReadFooter(vfs.Default, path); err != nil || sum.Pairs != int64(raw/64) {
 		t.Fatalf("crafted footer does not validate: %v %+v", err, sum)
 	}

@@ -165,6 +165,26 @@ func TestNoPreallocate(t *testing.T) {
 	}
 }
 
+// closeAndCheck checks that the log l in dir has not failed, closes it,
+// checks that no spare file is left, and reopens the log to check that it
+// holds exactly records 1..n. It returns the reopened log, which the test
+// closes.
+func closeAndCheck(t *testing.T, l *Log, dir string, segSize int64, n int) *Log {
+	t.Helper()
+	if err := l.Err(); err != nil {
+		t.Fatalf("log failed: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("spare file left behind: %v", err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	checkRecords(t, replayAll(t, l, 1), 1, n)
+	return l
+}
+
 // spareFailFS fails every write to the spare segment with ENOSPC.
 type spareFailFS struct{ vfs.FS }
 
@@ -198,21 +218,11 @@ func TestPreallocationFailureIsNotFatal(t *testing.T) {
 		t.Fatalf("no warning logged:\n%s", logBuf.String())
 	}
 	writeRecords(t, l, 40001, 80000) // past two segments
-	if err := l.Err(); err != nil {
-		t.Fatalf("log failed: %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
-		t.Errorf("failed spare left behind: %v", err)
-	}
-	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	l = closeAndCheck(t, l, dir, segSize, 120000)
 	defer l.Close()
 	if n := len(segmentFiles(t, dir)); n < 3 {
 		t.Fatalf("%d segments, want at least 3", n)
 	}
-	checkRecords(t, replayAll(t, l, 1), 1, 120000)
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes
@@ -253,21 +263,10 @@ func TestReadySpareGivesWayToRecords(t *testing.T) {
 	waitSpare(t, l)
 	ffs.SetSpace(ffs.Used() + 16<<10) // full but for 16 KiB; the spare holds 2 MiB
 	writeRecords(t, l, 101, 5000)     // about 190 KiB
-	if err := l.Err(); err != nil {
-		t.Fatalf("log failed: %v", err)
-	}
 	if l.ready.Load() != nil {
 		t.Error("the spare is still there")
 	}
-	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
-		t.Errorf("spare file left behind: %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
-	defer l.Close()
-	checkRecords(t, replayAll(t, l, 1), 1, 5100)
+	closeAndCheck(t, l, dir, segSize, 5100).Close()
 }
 
 // gatedSpareFS holds the spare's zero-fill after its first chunk (closing
@@ -326,18 +325,7 @@ func TestFillingSpareGivesWayToRecords(t *testing.T) {
 	}
 	ffs.SetSpace(ffs.Used() + 16<<10) // full but for 16 KiB; the spare holds 1 MiB
 	writeRecords(t, l, 40001, 5000)
-	if err := l.Err(); err != nil {
-		t.Fatalf("log failed: %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
-		t.Errorf("spare file left behind: %v", err)
-	}
-	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
-	defer l.Close()
-	checkRecords(t, replayAll(t, l, 1), 1, 45000)
+	closeAndCheck(t, l, dir, segSize, 45000).Close()
 }
 
 // Where the filesystem tells its free space, no spare is made while it
@@ -412,19 +400,8 @@ func TestSpareRenameFailureIsNotFatal(t *testing.T) {
 	writeRecords(t, l, 1, 40000) // over 1 MiB: a spare is asked for
 	waitSpare(t, l)
 	writeRecords(t, l, 40001, 80000) // the switch, and rotations past two segments
-	if err := l.Err(); err != nil {
-		t.Fatalf("log failed: %v", err)
-	}
 	if n := l.Stats().PreallocatedSegments; n != 0 {
 		t.Errorf("%d segments started on a spare that could not be renamed", n)
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
-		t.Errorf("spare left behind: %v", err)
-	}
-	l = mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
-	defer l.Close()
-	checkRecords(t, replayAll(t, l, 1), 1, 120000)
+	closeAndCheck(t, l, dir, segSize, 120000).Close()
 }

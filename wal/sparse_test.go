@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cidstore/cidstore/internal/sparsefile"
 )
 
 // Reading a damaged segment costs memory bounded by a constant, not by the
@@ -19,28 +20,6 @@ const (
 	sparseSize = 64 << 20
 	memBound   = 16 << 20
 )
-
-// sparseSegment writes segment 1 in dir: head at offset 0, tail at the
-// end of a file of size bytes, and a hole between them.
-func sparseSegment(t *testing.T, dir string, size int64, head, tail []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, segmentName(1))
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(head); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(tail, size-int64(len(tail))); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestSparseSegmentMemory(t *testing.T) {
 	rec1 := AppendRecord(nil, 1, 1, []byte("the first record"))
@@ -77,7 +56,10 @@ func TestSparseSegmentMemory(t *testing.T) {
 				t.Logf("%s allocated %d KiB", op, n>>10)
 			}
 			dir := t.TempDir()
-			sparseSegment(t, dir, sparseSize, tc.head, tc.tail)
+			chunks := map[int64][]byte{0: tc.head, sparseSize - int64(len(tc.tail)): tc.tail}
+			if err := sparsefile.Write(filepath.Join(dir, segmentName(1)), sparseSize, chunks); err != nil {
+				t.Fatal(err)
+			}
 			check("Verify", func() {
 				_, err := Verify(nil, dir)
 				if tc.corrupt != errors.Is(err, ErrCorrupt) || (!tc.corrupt && err != nil) {
