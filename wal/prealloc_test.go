@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -381,11 +382,16 @@ func TestNoSpareWithoutRoom(t *testing.T) {
 	}
 }
 
-// spareRenameFailFS fails every rename of the spare segment.
-type spareRenameFailFS struct{ vfs.FS }
+// spareRenameFailFS fails every rename of the spare segment and counts
+// the failures.
+type spareRenameFailFS struct {
+	vfs.FS
+	failed atomic.Int64
+}
 
-func (fs spareRenameFailFS) Rename(oldpath, newpath string) error {
+func (fs *spareRenameFailFS) Rename(oldpath, newpath string) error {
 	if filepath.Base(oldpath) == spareName {
+		fs.failed.Add(1)
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EIO}
 	}
 	return fs.FS.Rename(oldpath, newpath)
@@ -396,12 +402,20 @@ func (fs spareRenameFailFS) Rename(oldpath, newpath string) error {
 func TestSpareRenameFailureIsNotFatal(t *testing.T) {
 	const segSize = 2 << 20
 	dir := t.TempDir()
-	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: spareRenameFailFS{vfs.Default}})
-	writeRecords(t, l, 1, 40000) // over 1 MiB: a spare is asked for
-	waitSpare(t, l)
-	writeRecords(t, l, 40001, 80000) // the switch, and rotations past two segments
+	fs := &spareRenameFailFS{FS: vfs.Default}
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: fs})
+	// Past 1 MiB a spare is asked for; the batch after it is ready moves
+	// to it, which fails. Write until that has happened.
+	next := 1
+	for deadline := time.Now().Add(time.Minute); fs.failed.Load() == 0; next += 1000 {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare was moved into place")
+		}
+		writeRecords(t, l, next, 1000)
+	}
+	writeRecords(t, l, next, 80000) // rotations past two more segments
 	if n := l.Stats().PreallocatedSegments; n != 0 {
 		t.Errorf("%d segments started on a spare that could not be renamed", n)
 	}
-	closeAndCheck(t, l, dir, segSize, 120000).Close()
+	closeAndCheck(t, l, dir, segSize, next+79999).Close()
 }
