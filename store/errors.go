@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -36,13 +37,15 @@ var (
 	// or another process, has the directory open. It is the same value as
 	// vfs.ErrLocked.
 	ErrLocked = vfs.ErrLocked
-	// ErrCorrupt is returned (wrapped, naming the file and offset) by Open
-	// when the directory holds damage that is not a torn final write, and
-	// by Import for a damaged stream. It is the same value as
-	// wal.ErrCorrupt; snapshot damage matches snapshot.ErrCorrupt as well.
-	// Options.Repair, or the cidstore repair command, cuts the log at the
-	// first bad record instead.
-	ErrCorrupt = wal.ErrCorrupt
+	// ErrCorrupt is matched (errors.Is) by every error that reports
+	// damage: Open when the directory holds damage that is not a torn
+	// final write, Import for a damaged stream, VerifyDir, Repair and the
+	// scrub worker. The error names the file and offset. Damage found by
+	// the WAL also matches wal.ErrCorrupt, damage in a snapshot file or
+	// stream also matches snapshot.ErrCorrupt; the store wraps them once,
+	// without adding to their text. Options.Repair, or the cidstore repair
+	// command, repairs the directory instead (see Repair).
+	ErrCorrupt = errors.New("cidstore: corrupt store")
 	// ErrLSNExhausted is returned (wrapped) by a write once the
 	// write-ahead log has used its last LSN (wal.MaxLSN; only a crafted
 	// log gets there), together with ErrReadOnly, and by Open for a log
@@ -50,3 +53,23 @@ var (
 	// wrapped around. It is the same value as wal.ErrLSNExhausted.
 	ErrLSNExhausted = wal.ErrLSNExhausted
 )
+
+// corruptError makes damage reported by the WAL or the snapshot layer
+// match ErrCorrupt too, keeping its text.
+type corruptError struct{ err error }
+
+func (e *corruptError) Error() string        { return e.err.Error() }
+func (e *corruptError) Unwrap() error        { return e.err }
+func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// asCorrupt returns err so that it matches ErrCorrupt when it reports
+// damage (wal.ErrCorrupt or snapshot.ErrCorrupt), and as it is otherwise.
+func asCorrupt(err error) error {
+	if err == nil || errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, snapshot.ErrCorrupt) {
+		return &corruptError{err}
+	}
+	return err
+}

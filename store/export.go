@@ -42,7 +42,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 		return snapshot.Summary{}, ErrNotEmpty
 	}
 	loaders := s.newLoaders()
-	_, sum, err := snapshot.Read(ctx, r, s.loadInto(loaders, "import"))
+	_, sum, err := snapshot.Read(ctx, r, s.loadInto(loaders, "<stream>"))
 	if err != nil {
 		return sum, asCorrupt(err)
 	}
@@ -61,12 +61,4 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 		}
 	}
 	return sum, nil
-}
-
-// asCorrupt makes snapshot corruption match the store's ErrCorrupt too.
-func asCorrupt(err error) error {
-	if errors.Is(err, snapshot.ErrCorrupt) && !errors.Is(err, ErrCorrupt) {
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	return err
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 
 	"github.com/cidstore/cidstore/snapshot"
@@ -75,7 +74,7 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 	}
 	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir))
 	if info.WALErr != nil {
-		errs = append(errs, fmt.Errorf("wal: %w", info.WALErr))
+		errs = append(errs, asCorrupt(info.WALErr))
 	}
 	if len(errs) > 0 && full {
 		return info, errors.Join(errs...)

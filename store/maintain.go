@@ -141,7 +141,7 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 			byType[t] += st.Records
 		}
 		if err != nil {
-			return err
+			return asCorrupt(err)
 		}
 		if rep.Done || rep.Segments == 0 {
 			break

@@ -141,7 +141,8 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error
 		return 0, err
 	}
 	if h.LSN != sf.lsn {
-		return 0, fmt.Errorf("%w: %s: header says LSN %d", snapshot.ErrCorrupt, sf.path, h.LSN)
+		return 0, &snapshot.CorruptError{File: sf.path, Offset: 0,
+			Reason: fmt.Sprintf("header says cut LSN %d, the file name %d", h.LSN, sf.lsn)}
 	}
 	return sum.Pairs, nil
 }

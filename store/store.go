@@ -105,7 +105,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if dir != "" && !o.InMemory {
 		if err := s.openDisk(); err != nil {
-			return nil, fmt.Errorf("cidstore: open %s: %w", dir, err)
+			return nil, fmt.Errorf("cidstore: open %s: %w", dir, asCorrupt(err))
 		}
 	}
 	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())

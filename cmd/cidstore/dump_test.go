@@ -67,3 +67,26 @@ func TestDumpLoadVerifyInspect(t *testing.T) {
 		}
 	}
 }
+
+// verify names the real error when a directory cannot be read, and
+// reports WAL damage in the WAL's own words, once.
+func TestVerifyErrorTexts(t *testing.T) {
+	code, out := cli(t, "verify", filepath.Join(t.TempDir(), "missing"))
+	if code != 1 || strings.Contains(out, "corruption") || !strings.Contains(out, "no such file") {
+		t.Fatalf("verify of a missing directory: exit %d\n%s", code, out)
+	}
+	dir := t.TempDir()
+	segs := writeRepairStore(t, dir, 160)
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[8+20] ^= 1
+	if err := os.WriteFile(segs[0], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = cli(t, "verify", dir)
+	if code != 1 || !strings.Contains(out, "corruption found") || strings.Contains(out, "wal: wal:") {
+		t.Fatalf("verify of a damaged WAL: exit %d\n%s", code, out)
+	}
+}

@@ -49,6 +49,11 @@ func runVerify(_ context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: verify DIR", errUsage)
 	}
 	info, err := store.VerifyDir(nil, fs.Arg(0))
+	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		// Nothing to show: the directory could not be read (missing,
+		// not permitted), which says nothing about damage.
+		return err
+	}
 	printDirInfo(stdout, fs.Arg(0), info, true)
 	if err != nil {
 		return fmt.Errorf("corruption found: %w", err)
