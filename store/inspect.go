@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 
@@ -26,19 +27,31 @@ type DirInfo struct {
 	Snapshots []SnapshotInfo // newest first
 	WAL       wal.VerifyReport
 	WALErr    error // WAL damage, if any
+	// Base is the snapshot recovery would start from, the newest one that
+	// validates (Inspect: whose header does), or nil if none does.
+	Base *SnapshotInfo
+	// RecoveryErr says why Open would fail although the WAL validates:
+	// Base (or, without one, the empty state) and the WAL do not fit
+	// together. It matches ErrCorrupt.
+	RecoveryErr error
 }
 
 // Inspect describes the store directory dir without opening the store
 // (no lock, nothing changed): snapshots with their headers, and WAL
 // segments with LSN ranges and sizes. It reads the WAL fully to find the
-// LSN ranges but only the snapshots' headers.
+// LSN ranges (and validates it as Open does) but only the snapshots'
+// headers, so damage inside a snapshot's blocks goes unseen: use
+// VerifyDir for that.
 func Inspect(fs vfs.FS, dir string) (DirInfo, error) {
 	return inspect(fs, dir, false)
 }
 
-// VerifyDir is Inspect that also validates every snapshot block. The
-// returned error joins every damage found (each matching ErrCorrupt); nil
-// means every file validated.
+// VerifyDir is Inspect that also validates every snapshot in full, as
+// Open does. The returned error joins every damage found (each matching
+// ErrCorrupt), and DirInfo.RecoveryErr; nil means that every file
+// validates and that Open recovers the directory without skipping
+// anything. An error that does not match ErrCorrupt is one reading the
+// directory (missing, not permitted), not damage.
 func VerifyDir(fs vfs.FS, dir string) (DirInfo, error) {
 	return inspect(fs, dir, true)
 }
@@ -63,18 +76,35 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 			si.Size = fi.Size()
 		}
 		if full {
-			si.Header, si.Summary, si.Err = snapshot.VerifyFile(fs, sf.path)
+			si.Header, si.Summary, si.Err = checkSnapshot(context.Background(), fs, sf, 0, nil)
 		} else {
-			si.Header, si.Err = snapshot.ReadHeader(fs, sf.path)
+			si.Header, si.Err = checkSnapshotHeader(fs, sf)
 		}
 		if si.Err != nil {
-			errs = append(errs, asCorrupt(si.Err))
+			si.Err = asCorrupt(si.Err)
+			errs = append(errs, si.Err)
 		}
 		info.Snapshots = append(info.Snapshots, si)
 	}
-	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir))
+	for i := range info.Snapshots {
+		if info.Snapshots[i].Err == nil {
+			info.Base = &info.Snapshots[i]
+			break
+		}
+	}
+	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir), checkRecord)
 	if info.WALErr != nil {
-		errs = append(errs, asCorrupt(info.WALErr))
+		info.WALErr = asCorrupt(info.WALErr)
+		errs = append(errs, info.WALErr)
+	} else {
+		var from uint64
+		if info.Base != nil {
+			from = info.Base.LSN
+		}
+		first, last := info.WAL.Span()
+		if info.RecoveryErr = checkPlan(from, first, last); info.RecoveryErr != nil {
+			errs = append(errs, info.RecoveryErr)
+		}
 	}
 	if len(errs) > 0 && full {
 		return info, errors.Join(errs...)

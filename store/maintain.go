@@ -11,7 +11,6 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
-	"github.com/cidstore/cidstore/snapshot"
 )
 
 // WorkerName names a background worker, for TriggerWorker; it is also the
@@ -160,7 +159,7 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 		return err
 	}
 	for _, sf := range slices.Backward(list) { // oldest first
-		err := s.verifySnapshot(ctx, sf.path, p)
+		err := s.verifySnapshot(ctx, sf, p)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			if _, serr := s.opts.FS.Stat(sf.path); errors.Is(serr, fs.ErrNotExist) {
 				continue // retired while it was read
@@ -179,11 +178,11 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 	return nil
 }
 
-// verifySnapshot checks the snapshot at path on one goroutine, pausing
-// every scrubEntriesStep entries.
-func (s *Store) verifySnapshot(ctx context.Context, path string, p *maintenance.Pacer) error {
+// verifySnapshot checks the snapshot sf as Open does (checkSnapshot), on
+// one goroutine, pausing every scrubEntriesStep entries.
+func (s *Store) verifySnapshot(ctx context.Context, sf snapFile, p *maintenance.Pacer) error {
 	n := 0
-	_, _, err := snapshot.LoadFile(ctx, s.opts.FS, path, 1, func(cid.CID, []cid.CID) error {
+	_, _, err := checkSnapshot(ctx, s.opts.FS, sf, 1, func(cid.CID, []cid.CID) error {
 		if n++; n%scrubEntriesStep == 0 {
 			return p.Pause(ctx)
 		}

@@ -70,16 +70,8 @@ func (s *Store) recover() error {
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
 	}
-	switch {
-	case from+1 < first:
-		what := "no snapshot validates"
-		if from > 0 {
-			what = fmt.Sprintf("the newest valid snapshot ends at LSN %d", from)
-		}
-		return fmt.Errorf("%w: %s, but the WAL starts at LSN %d: records %d..%d are missing",
-			ErrCorrupt, what, first, from+1, first-1)
-	case last < from:
-		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
+	if err := checkPlan(from, first, last); err != nil {
+		return err
 	}
 	s.snapLSN.Store(from)
 	if loaders == nil { // no snapshot: the WAL alone
@@ -136,15 +128,8 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error
 			}
 		}
 	}
-	h, sum, err := snapshot.LoadFile(context.Background(), s.opts.FS, sf.path, 0, s.loadInto(loaders, sf.path))
-	if err != nil {
-		return 0, err
-	}
-	if h.LSN != sf.lsn {
-		return 0, &snapshot.CorruptError{File: sf.path, Offset: 0,
-			Reason: fmt.Sprintf("header says cut LSN %d, the file name %d", h.LSN, sf.lsn)}
-	}
-	return sum.Pairs, nil
+	_, sum, err := checkSnapshot(context.Background(), s.opts.FS, sf, 0, s.loadInto(loaders, sf.path))
+	return sum.Pairs, err
 }
 
 // mergeOpsMax bounds how many WAL operations recovery folds into the bulk
@@ -218,8 +203,8 @@ func loadKind(kind uint8) shard.OpKind {
 // shard's loader, rejecting the reserved zero CID as corruption of from.
 func (s *Store) loadInto(loaders []*shard.Loader, from string) func(cid.CID, []cid.CID) error {
 	return func(k cid.CID, vals []cid.CID) error {
-		if k.IsZero() || vals[0].IsZero() {
-			return fmt.Errorf("%w: %s: entry with the reserved zero CID", snapshot.ErrCorrupt, from)
+		if err := checkEntry(from, k, vals); err != nil {
+			return err
 		}
 		loaders[s.shardOf(k)].Add(k, vals)
 		return nil

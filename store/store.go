@@ -135,6 +135,7 @@ func (s *Store) openDisk() error {
 		Sync:          c.Sync,
 		SyncInterval:  c.SyncInterval,
 		Repair:        s.opts.Repair,
+		CheckRecord:   checkRecord,
 		Logger:        s.opts.Logger,
 	})
 	if err != nil {

@@ -96,6 +96,13 @@ type Options struct {
 	// (removing all later segments) instead of failing with a
 	// *CorruptError. What was dropped is logged and reported in Stats.
 	Repair bool
+	// CheckRecord, if not nil, validates every record that passes its
+	// checksum, at Open and in Scrub (Verify and Repair take it too): a
+	// record it rejects is damage at the record's offset, like a bad
+	// checksum, so that a log whose payloads the caller cannot read fails
+	// (or is repaired) here and not only when the caller replays it. It
+	// must not keep the payload.
+	CheckRecord func(Record) error
 	// Logger receives recovery and failure reports; nil discards them.
 	Logger *slog.Logger
 	// NoPreallocate turns off segment preallocation (see the package
@@ -128,6 +135,7 @@ type Log struct {
 	logger  *slog.Logger
 	lock    io.Closer
 	report  RepairReport // what recovery at Open dropped
+	check   func(Record) error
 
 	mu           sync.Mutex
 	spaceCond    sync.Cond // Append waiting for the pending buffer to drain
@@ -244,7 +252,7 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 	if err := removeLeftoverSpare(fs, dir); err != nil {
 		return nil, err
 	}
-	rec, err := recoverLog(fs, dir, opts.Repair, opts.Logger)
+	rec, err := recoverLog(fs, dir, opts.Repair, opts.CheckRecord, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +299,7 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 		logger:       opts.Logger,
 		lock:         lock,
 		report:       rec.report,
+		check:        opts.CheckRecord,
 		pending:      make([]byte, 0, initialBuffer),
 		spare:        make([]byte, 0, initialBuffer),
 		nextLSN:      rec.next,
@@ -461,7 +470,7 @@ func (l *Log) Replay(fromLSN uint64, fn func(lsn uint64, typ uint8, payload []by
 		if seg.first != expected {
 			return misnamed(seg, expected)
 		}
-		res, err := scanSegment(l.fs, seg, limit, func(r Record) error {
+		res, err := scanSegment(l.fs, seg, limit, nil, func(r Record) error {
 			if r.LSN < fromLSN {
 				return nil
 			}

@@ -90,7 +90,7 @@ func TestLogBeyondLSNLimit(t *testing.T) {
 			if _, err := Open(Options{Dir: dir, Repair: true}); !errors.Is(err, ErrLSNExhausted) {
 				t.Fatalf("Open with Repair: %v, want ErrLSNExhausted", err)
 			}
-			if _, err := Verify(nil, dir); !errors.Is(err, ErrLSNExhausted) {
+			if _, err := Verify(nil, dir, nil); !errors.Is(err, ErrLSNExhausted) {
 				t.Fatalf("Verify: %v, want ErrLSNExhausted", err)
 			}
 			if _, err := Repair(nil, dir, nil); !errors.Is(err, ErrLSNExhausted) {

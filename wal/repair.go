@@ -59,7 +59,7 @@ func Repair(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
 	if err != nil {
 		return RepairReport{}, fmt.Errorf("wal: repair %s: %w", dir, err)
 	}
-	rec, err := recoverLog(fs, dir, true, logger)
+	rec, err := recoverLog(fs, dir, true, nil, logger)
 	return rec.report, errors.Join(err, lock.Close())
 }
 
@@ -74,10 +74,10 @@ type recovered struct {
 }
 
 // recoverLog validates every segment in dir. It checks every record's
-// checksum and that LSNs are consecutive within and across segments,
+// checksum (and check, if not nil) and that LSNs are consecutive within and across segments,
 // truncates a torn tail of the last segment, and either fails with a
 // *CorruptError at the first bad record or, with repair, cuts the log there.
-func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recovered, error) {
+func recoverLog(fs vfs.FS, dir string, repair bool, check func(Record) error, logger *slog.Logger) (recovered, error) {
 	var rec recovered
 	segs, temps, err := listSegments(fs, dir)
 	if err != nil {
@@ -109,7 +109,7 @@ func recoverLog(fs vfs.FS, dir string, repair bool, logger *slog.Logger) (recove
 		if seg.first != expected {
 			ce = misnamed(seg, expected)
 		} else {
-			res, err = scanSegment(fs, seg, 0, nil)
+			res, err = scanSegment(fs, seg, 0, check, nil)
 			if err != nil {
 				return rec, err
 			}

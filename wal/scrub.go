@@ -28,7 +28,8 @@ type ScrubReport struct {
 }
 
 // Scrub re-reads every closed segment (all but the active one) and
-// verifies every record's checksum, length and LSN sequence, without
+// verifies every record's checksum, length and LSN sequence (and
+// Options.CheckRecord), without
 // stopping writers. It returns a *CorruptError (errors.Is ErrCorrupt) for
 // the first damaged record it finds, and ctx.Err() when cancelled between
 // segments. A segment removed by TruncateBefore while Scrub runs is
@@ -78,7 +79,7 @@ func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		res, err := scanSegment(l.fs, seg, 0, func(r Record) error {
+		res, err := scanSegment(l.fs, seg, 0, l.check, func(r Record) error {
 			st := &byType[r.Type]
 			st.Records++
 			st.Bytes += int64(len(r.Payload))

@@ -114,7 +114,7 @@ func TestVerifyReadOnly(t *testing.T) {
 	}
 	f.Write([]byte{1, 2, 3}) // a torn tail
 	f.Close()
-	rep, err := Verify(nil, dir)
+	rep, err := Verify(nil, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestVerifyReadOnly(t *testing.T) {
 	data, _ := os.ReadFile(segs[0])
 	data[SegmentHeaderSize+1] ^= 1
 	os.WriteFile(segs[0], data, 0o600)
-	if _, err := Verify(nil, dir); !errors.Is(err, ErrCorrupt) {
+	if _, err := Verify(nil, dir, nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Verify of a damaged log = %v", err)
 	}
 }

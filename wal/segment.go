@@ -138,11 +138,20 @@ func tornInside(seg segment, res scanResult, reason string) *CorruptError {
 // errBadHeader marks a segment whose header is missing or wrong.
 var errBadHeader = errors.New("bad segment header")
 
+// badRecord describes a record that passes its checksum but that check
+// (Options.CheckRecord) rejects.
+func badRecord(seg segment, off int64, rec Record, err error) *CorruptError {
+	return &CorruptError{File: seg.path, Offset: off, LSN: rec.LSN,
+		Reason: fmt.Sprintf("record of type %d: %v", rec.Type, err)}
+}
+
 // scanSegment reads the segment seg, expecting its first record to carry
-// seg.first, and calls fn (if not nil) for every good record. Reading stops
-// after the record with LSN stop when stop is not 0. An error from fn or
-// from I/O is returned as is; damage is described in the scanResult.
-func scanSegment(fs vfs.FS, seg segment, stop uint64, fn func(Record) error) (scanResult, error) {
+// seg.first, and calls fn (if not nil) for every good record. A record
+// that passes its checksum but that check (if not nil) rejects is damage
+// at its offset. Reading stops after the record with LSN stop when stop is
+// not 0. An error from fn or from I/O is returned as is; damage is
+// described in the scanResult.
+func scanSegment(fs vfs.FS, seg segment, stop uint64, check, fn func(Record) error) (scanResult, error) {
 	res := scanResult{last: seg.first - 1, end: SegmentHeaderSize}
 	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
@@ -187,7 +196,14 @@ func scanSegment(fs vfs.FS, seg segment, stop uint64, fn func(Record) error) (sc
 			return res, nil
 		}
 		rec, err := r.Next()
+		start := res.end
 		res.end = SegmentHeaderSize + r.Offset()
+		if err == nil && check != nil {
+			if cerr := check(rec); cerr != nil {
+				res.end = start
+				err = badRecord(seg, start, rec, cerr)
+			}
+		}
 		if err != nil {
 			fi, serr := f.Stat()
 			if serr != nil {

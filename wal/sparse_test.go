@@ -61,7 +61,7 @@ func TestSparseSegmentMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			check("Verify", func() {
-				_, err := Verify(nil, dir)
+				_, err := Verify(nil, dir, nil)
 				if tc.corrupt != errors.Is(err, ErrCorrupt) || (!tc.corrupt && err != nil) {
 					t.Errorf("Verify: %v, want corrupt %v", err, tc.corrupt)
 				}

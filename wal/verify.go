@@ -24,12 +24,13 @@ type VerifyReport struct {
 }
 
 // Verify reads every segment in dir and checks every record, as Open
-// does, without changing anything and without taking the directory lock
+// does (check, if not nil, as Options.CheckRecord), without changing
+// anything and without taking the directory lock
 // (so it can inspect a directory in use; a segment being written may then
 // show a torn tail). A torn tail of the last segment is reported in its
 // SegmentInfo, not as an error; any other damage returns a *CorruptError
 // together with the report of the segments before it.
-func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
+func Verify(fs vfs.FS, dir string, check func(Record) error) (VerifyReport, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
@@ -46,7 +47,7 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 		if err := checkLSNLimit(seg, 0); err != nil {
 			return rep, err
 		}
-		res, err := scanSegment(fs, seg, 0, nil)
+		res, err := scanSegment(fs, seg, 0, check, nil)
 		if err != nil {
 			return rep, err
 		}
@@ -69,4 +70,15 @@ func Verify(fs vfs.FS, dir string) (VerifyReport, error) {
 		expected = res.last + 1
 	}
 	return rep, nil
+}
+
+// Span returns the LSNs of the first and last records the verified log
+// holds, as Open would find them (a torn tail excluded): last is first-1
+// when it holds none, and an empty directory reads as 1, 0, as a new log
+// starts.
+func (r VerifyReport) Span() (first, last uint64) {
+	if len(r.Segments) == 0 {
+		return 1, 0
+	}
+	return r.Segments[0].FirstLSN, r.Segments[len(r.Segments)-1].LastLSN
 }

@@ -124,7 +124,7 @@ func FuzzWALDecode(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Verify(nil, dir); (err != nil) != want.corrupt || (err != nil && !errors.Is(err, ErrCorrupt)) {
+		if _, err := Verify(nil, dir, nil); (err != nil) != want.corrupt || (err != nil && !errors.Is(err, ErrCorrupt)) {
 			t.Fatalf("Verify: %v, want corrupt %v", err, want.corrupt)
 		}
 		l, err := Open(Options{Dir: dir, Sync: SyncNever})

@@ -72,6 +72,9 @@ func printDirInfo(w io.Writer, dir string, info store.DirInfo, full bool) {
 	}
 	for _, si := range info.Snapshots {
 		status := "ok"
+		if !full {
+			status = "header ok" // blocks are read by verify only
+		}
 		if si.Err != nil {
 			status = si.Err.Error()
 		}
@@ -106,5 +109,11 @@ func printDirInfo(w io.Writer, dir string, info store.DirInfo, full bool) {
 	tw.Flush()
 	if info.WALErr != nil {
 		fmt.Fprintf(w, "  WAL damage: %v\n", info.WALErr)
+	}
+	if info.RecoveryErr != nil {
+		fmt.Fprintf(w, "\nrecovery: Open fails: %v\n", info.RecoveryErr)
+	}
+	if !full {
+		fmt.Fprintln(w, "\nsnapshot blocks were not read; cidstore verify checks them")
 	}
 }

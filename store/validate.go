@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
+)
+
+// The validation of a store directory, shared by Open, VerifyDir (cidstore
+// verify), Repair (cidstore repair) and the scrub worker, so that they can
+// never disagree on what is damaged:
+//
+//   - every WAL record that passes its checksum must decode as operations
+//     the store writes (checkRecord, the WAL's record check): a known type,
+//     an exact length, a batch count that fits, no zero CID;
+//   - every snapshot must validate block by block, carry in its header the
+//     cut LSN of its file name and hold no zero CID (checkSnapshot);
+//   - the snapshot recovery starts from and the WAL must fit together
+//     (checkPlan): the WAL reaches back to just after the cut and forward
+//     to the cut.
+
+// checkRecord validates the payload of one WAL record as recovery will
+// read it.
+func checkRecord(r wal.Record) error {
+	return decodeOps(r.Type, r.Payload, func(op) {})
+}
+
+// checkEntry rejects a snapshot entry with the reserved zero CID as
+// corruption of file ("<stream>" for an imported stream). Values arrive in
+// ascending order, so a zero value is the first.
+func checkEntry(file string, k cid.CID, vals []cid.CID) error {
+	if k.IsZero() || vals[0].IsZero() {
+		return fmt.Errorf("%w: %s: entry with the reserved zero CID", snapshot.ErrCorrupt, file)
+	}
+	return nil
+}
+
+// checkSnapshot reads and validates the snapshot sf in full, as recovery
+// does, and passes its entries to fn (if not nil; see snapshot.LoadFile for
+// how it is called). On an error fn may have seen part of the file.
+func checkSnapshot(ctx context.Context, fs vfs.FS, sf snapFile, parallelism int,
+	fn func(cid.CID, []cid.CID) error) (snapshot.Header, snapshot.Summary, error) {
+	h, sum, err := snapshot.LoadFile(ctx, fs, sf.path, parallelism, func(k cid.CID, vals []cid.CID) error {
+		if err := checkEntry(sf.path, k, vals); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(k, vals)
+		}
+		return nil
+	})
+	if err == nil {
+		err = checkCut(sf, h)
+	}
+	return h, sum, err
+}
+
+// checkSnapshotHeader validates only the header and trailer of sf (see
+// snapshot.ReadHeader) and the cut LSN the header carries.
+func checkSnapshotHeader(fs vfs.FS, sf snapFile) (snapshot.Header, error) {
+	h, err := snapshot.ReadHeader(fs, sf.path)
+	if err == nil {
+		err = checkCut(sf, h)
+	}
+	return h, err
+}
+
+// checkCut rejects a snapshot whose header and file name disagree on its
+// cut LSN: which of the two is wrong cannot be told.
+func checkCut(sf snapFile, h snapshot.Header) error {
+	if h.LSN != sf.lsn {
+		return &snapshot.CorruptError{File: sf.path, Offset: 0,
+			Reason: fmt.Sprintf("header says cut LSN %d, the file name %d", h.LSN, sf.lsn)}
+	}
+	return nil
+}
+
+// checkPlan reports whether recovery from a snapshot with cut LSN from (0
+// and no snapshot: the empty state) can be brought up to date by a WAL
+// that holds the records first..last (last = first-1 when it holds none).
+func checkPlan(from uint64, first, last uint64) error {
+	switch {
+	case from+1 < first:
+		what := "no snapshot validates"
+		if from > 0 {
+			what = fmt.Sprintf("the newest valid snapshot ends at LSN %d", from)
+		}
+		return fmt.Errorf("%w: %s, but the WAL starts at LSN %d: records %d..%d are missing",
+			ErrCorrupt, what, first, from+1, first-1)
+	case last < from:
+		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
+	}
+	return nil
+}
