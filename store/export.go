@@ -27,10 +27,12 @@ func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, erro
 var ErrNotEmpty = errors.New("cidstore: store is not empty")
 
 // Import loads a snapshot stream (as written by Export) into an empty
-// store, validating every block and the footer; on any error nothing is
-// published. In a persistent store the imported data is made durable with
-// a checkpoint before Import returns. Import must not run concurrently
-// with writes to the store.
+// store, validating every block and the footer; on a damaged stream
+// nothing is published. In a persistent store the imported data is made
+// durable with a checkpoint before Import returns; if that fails after
+// the WAL recorded the import (see opImported), the store turns read-only
+// and needs Repair, which drops the import. Import must not run
+// concurrently with writes to the store.
 func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, error) {
 	if s.closed.Load() {
 		return snapshot.Summary{}, ErrClosed
@@ -53,12 +55,32 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 	if err := s.loadShards(loaders, lsn); err != nil {
 		return sum, fmt.Errorf("%w: %w", ErrNotEmpty, err)
 	}
-	if s.wal != nil {
-		// The imported pairs are in no WAL record: only a snapshot makes
-		// them durable.
-		if err := s.checkpoint(ctx, nil, true); err != nil {
-			return sum, err
+	if s.wal == nil {
+		return sum, nil
+	}
+	// The imported pairs are in no WAL record: only a snapshot makes them
+	// durable. Once the WAL holds records, an older snapshot (or none)
+	// and the WAL after it could pass for the whole store should that
+	// snapshot be lost; an imported record before it tells recovery that
+	// they cannot (see opImported).
+	marked := lsn > 0
+	if marked {
+		l, err := s.wal.Append(opImported, encodeImported(uint64(s.Pairs()), uint64(s.Len())))
+		if err == nil {
+			err = s.wal.WaitDurable(l)
 		}
+		if err != nil {
+			return sum, s.fail(err)
+		}
+	}
+	if err := s.checkpoint(ctx, nil, true); err != nil {
+		if marked {
+			// The WAL now says that a snapshot holds the import: nothing
+			// may be acknowledged on top of it until the store has been
+			// repaired.
+			return sum, s.fail(fmt.Errorf("import not durable: %w", err))
+		}
+		return sum, err
 	}
 	return sum, nil
 }

@@ -82,7 +82,6 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 		}
 		if si.Err != nil {
 			si.Err = asCorrupt(si.Err)
-			errs = append(errs, si.Err)
 		}
 		info.Snapshots = append(info.Snapshots, si)
 	}
@@ -92,19 +91,32 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 			break
 		}
 	}
-	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir), checkRecord)
+	var wc walCheck
+	var skipped []skippedSnap
+	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir), wc.check)
 	if info.WALErr != nil {
 		info.WALErr = asCorrupt(info.WALErr)
 		errs = append(errs, info.WALErr)
 	} else {
 		var from uint64
-		if info.Base != nil {
-			from = info.Base.LSN
+		for _, si := range info.Snapshots {
+			if si.Err == nil {
+				from = si.LSN
+				break
+			}
+			skipped = append(skipped, skippedSnap{snapFile{si.LSN, si.Path}, si.Err})
 		}
 		first, last := info.WAL.Span()
-		if info.RecoveryErr = checkPlan(from, first, last); info.RecoveryErr != nil {
-			errs = append(errs, info.RecoveryErr)
+		info.RecoveryErr = checkPlan(from, skipped, first, last, wc.lastImport.Load())
+	}
+	for i, si := range info.Snapshots {
+		// RecoveryErr repeats the damage of the snapshots it skips.
+		if si.Err != nil && (info.RecoveryErr == nil || i >= len(skipped)) {
+			errs = append(errs, si.Err)
 		}
+	}
+	if info.RecoveryErr != nil {
+		errs = append(errs, info.RecoveryErr)
 	}
 	if len(errs) > 0 && full {
 		return info, errors.Join(errs...)

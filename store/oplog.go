@@ -21,16 +21,43 @@ import (
 //	type 4  batch      count uint32 (little endian) | count items
 //	                   item: kind uint8 (1, 2 or 3, as above) | key [32]byte
 //	                         | value [32]byte unless kind is 3
+//	type 16 imported   pairs uint64 | keys uint64 (little endian)   16 bytes
 //
 // A batch is one record, so after a crash it is present entirely or not at
 // all. Decoders reject unknown types, wrong lengths and counts that the
 // payload cannot hold, without allocating from an untrusted length.
+//
+// An imported record is not an operation: it marks where Import loaded
+// pairs (and keys) that are in no WAL record, only in the snapshot Import
+// then took, whose cut is at or after the record. Recovery that would
+// replay it (because that snapshot is damaged or gone) cannot rebuild the
+// store and fails with ErrCorrupt instead of silently losing the import.
+// Import into a store whose WAL is still empty writes no such record: its
+// snapshot has cut 0, which the WAL never holds anything for.
 const (
 	opAdd       uint8 = 1
 	opRemove    uint8 = 2
 	opRemoveKey uint8 = 3
 	opBatch     uint8 = 4
+	opImported  uint8 = 16
 )
+
+// importedSize is the payload size of an imported record.
+const importedSize = 16
+
+// importMark is what an imported record says; decodeOps returns it as its
+// error, for the caller to decide (see opImported).
+type importMark struct{ pairs, keys uint64 }
+
+func (m *importMark) Error() string {
+	return fmt.Sprintf("%d pairs in %d keys were imported here from a snapshot stream and are in no WAL record", m.pairs, m.keys)
+}
+
+// encodeImported returns the payload of an imported record.
+func encodeImported(pairs, keys uint64) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, importedSize), pairs)
+	return binary.LittleEndian.AppendUint64(b, keys)
+}
 
 // MaxBatch is the largest number of pairs InsertBatch accepts: a batch is
 // one WAL record and must fit its 64 MiB payload limit.
@@ -61,7 +88,8 @@ func appendBatchItem(b []byte, o op) []byte {
 }
 
 // decodeOps decodes the payload of a record of type typ and calls fn for
-// each operation in order.
+// each operation in order. For a well-formed imported record it returns a
+// *importMark.
 func decodeOps(typ uint8, p []byte, fn func(op)) error {
 	switch typ {
 	case opAdd, opRemove:
@@ -116,6 +144,11 @@ func decodeOps(typ uint8, p []byte, fn func(op)) error {
 		if len(p) != 0 {
 			return fmt.Errorf("batch record: %d trailing bytes", len(p))
 		}
+	case opImported:
+		if len(p) != importedSize {
+			return fmt.Errorf("imported record: payload of %d bytes, want %d", len(p), importedSize)
+		}
+		return &importMark{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])}
 	default:
 		return fmt.Errorf("unknown record type %d", typ)
 	}

@@ -33,9 +33,11 @@ func (s *Store) recover() error {
 		}
 	}
 	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
+	lastImport := s.walCheck.lastImport.Load()
 	var from, through uint64 // the snapshot's cut; the last WAL record merged
 	var merged walRead
 	var loaders []*shard.Loader
+	var skipped []skippedSnap
 	for _, sf := range snaps {
 		t0 := time.Now()
 		ls := s.newLoaders()
@@ -47,7 +49,8 @@ func (s *Store) recover() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if sf.lsn+1 >= first && last >= sf.lsn {
+			// (Only where checkPlan, after the loop, can pass.)
+			if sf.lsn+1 >= first && last >= sf.lsn && lastImport <= sf.lsn {
 				wal, walErr = s.mergeWAL(ls, sf.lsn, &failed)
 			}
 		}()
@@ -59,6 +62,7 @@ func (s *Store) recover() error {
 				return err
 			}
 			s.recovery.SnapshotsSkipped++
+			skipped = append(skipped, skippedSnap{sf, err})
 			s.opts.Logger.Warn("cidstore: snapshot does not validate; trying an older one", "file", sf.path, "err", err)
 			continue
 		}
@@ -70,7 +74,7 @@ func (s *Store) recover() error {
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
 	}
-	if err := checkPlan(from, first, last); err != nil {
+	if err := checkPlan(from, skipped, first, last, lastImport); err != nil {
 		return err
 	}
 	s.snapLSN.Store(from)
@@ -160,7 +164,7 @@ func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64
 			rd.ops++
 			fn(lsn, o)
 		})
-		if err != nil {
+		if err != nil { // checkPlan and the WAL's record check rule this out
 			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
 		}
 		rd.records++

@@ -42,6 +42,7 @@ type Store struct {
 	lock     io.Closer // directory lock; nil in memory
 	failed   atomic.Pointer[error]
 	recovery RecoveryStats
+	walCheck walCheck // the WAL's record check
 
 	cfg   *maintenance.Holder[Config]
 	cfgMu sync.Mutex // orders applyConfig
@@ -135,7 +136,7 @@ func (s *Store) openDisk() error {
 		Sync:          c.Sync,
 		SyncInterval:  c.SyncInterval,
 		Repair:        s.opts.Repair,
-		CheckRecord:   checkRecord,
+		CheckRecord:   s.walCheck.check,
 		Logger:        s.opts.Logger,
 	})
 	if err != nil {

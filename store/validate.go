@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/snapshot"
@@ -23,10 +25,24 @@ import (
 //     (checkPlan): the WAL reaches back to just after the cut and forward
 //     to the cut.
 
-// checkRecord validates the payload of one WAL record as recovery will
-// read it.
-func checkRecord(r wal.Record) error {
-	return decodeOps(r.Type, r.Payload, func(op) {})
+// walCheck validates the payload of WAL records as recovery will read
+// them (its check method is the WAL's record check) and remembers the
+// last imported record it passed (see opImported).
+type walCheck struct {
+	lastImport atomic.Uint64
+}
+
+func (c *walCheck) check(r wal.Record) error {
+	err := decodeOps(r.Type, r.Payload, func(op) {})
+	if _, ok := err.(*importMark); ok {
+		for {
+			old := c.lastImport.Load()
+			if r.LSN <= old || c.lastImport.CompareAndSwap(old, r.LSN) {
+				return nil
+			}
+		}
+	}
+	return err
 }
 
 // checkEntry rejects a snapshot entry with the reserved zero CID as
@@ -79,20 +95,55 @@ func checkCut(sf snapFile, h snapshot.Header) error {
 	return nil
 }
 
-// checkPlan reports whether recovery from a snapshot with cut LSN from (0
-// and no snapshot: the empty state) can be brought up to date by a WAL
-// that holds the records first..last (last = first-1 when it holds none).
-func checkPlan(from uint64, first, last uint64) error {
+// skippedSnap is a snapshot that recovery skipped because it did not
+// validate.
+type skippedSnap struct {
+	snapFile
+	err error
+}
+
+// checkPlan reports whether recovery can rebuild everything the directory
+// acknowledged, starting from a snapshot with cut LSN from (0 and no
+// snapshot: the empty state) and a WAL that holds the records first..last
+// (last = first-1 when it holds none), whose last imported record is
+// lastImport (0: none). skipped are the newer snapshots that did not
+// validate, newest first: their content must be rebuilt from the WAL. An
+// error matches ErrCorrupt and names the snapshots skipped.
+func checkPlan(from uint64, skipped []skippedSnap, first, last, lastImport uint64) error {
+	var err error
 	switch {
+	case lastImport > from:
+		err = fmt.Errorf("%w: WAL record %d marks pairs imported from a snapshot stream that are in no WAL record; "+
+			"only a snapshot with a cut at or after it holds them, and none validates", ErrCorrupt, lastImport)
 	case from+1 < first:
 		what := "no snapshot validates"
 		if from > 0 {
 			what = fmt.Sprintf("the newest valid snapshot ends at LSN %d", from)
 		}
-		return fmt.Errorf("%w: %s, but the WAL starts at LSN %d: records %d..%d are missing",
+		err = fmt.Errorf("%w: %s, but the WAL starts at LSN %d: records %d..%d are missing",
 			ErrCorrupt, what, first, from+1, first-1)
 	case last < from:
-		return fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
+		err = fmt.Errorf("%w: the WAL ends at LSN %d, before the snapshot's cut at LSN %d", ErrCorrupt, last, from)
 	}
-	return nil
+	for _, sk := range skipped {
+		if err != nil {
+			break
+		}
+		switch {
+		case sk.lsn == 0:
+			err = fmt.Errorf("%w: snapshot %s does not validate, and its cut is LSN 0: "+
+				"it holds pairs imported from a snapshot stream, which no WAL record holds", ErrCorrupt, sk.path)
+		case last < sk.lsn:
+			err = fmt.Errorf("%w: snapshot %s does not validate, and the WAL ends at LSN %d: "+
+				"records %d..%d that it holds are lost", ErrCorrupt, sk.path, last, last+1, sk.lsn)
+		}
+	}
+	if err == nil || len(skipped) == 0 {
+		return err
+	}
+	errs := []error{err}
+	for _, sk := range skipped {
+		errs = append(errs, fmt.Errorf("skipped: %w", sk.err))
+	}
+	return errors.Join(errs...)
 }
