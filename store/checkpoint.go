@@ -16,6 +16,7 @@ import (
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // snapDir holds the snapshots of a persistent store, named by cut LSN.
@@ -94,6 +95,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	}
 	d := time.Since(start)
 	s.snapLSN.Store(lsn)
+	s.trust.add(lsn)
 	s.ckptStatsMu.Lock()
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
@@ -185,25 +187,62 @@ func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 	return snaps, temps, nil
 }
 
-// retain removes snapshots beyond the newest SnapshotsKept and WAL
+// snapTrust says which snapshot files retention may count as snapshots:
+// those that validated (the one recovery loaded and those written since)
+// and, since recovery tried the newest first, every file older than the
+// one it loaded. A file named like a snapshot that recovery skipped, or
+// that appeared since, is not one: counting it could retire the valid
+// snapshots and the WAL that only they and it cover.
+type snapTrust struct {
+	valid []uint64 // cut LSNs of snapshots that validated
+	below uint64   // files with a cut below it count too (the loaded one's)
+}
+
+func (t *snapTrust) trusted(lsn uint64) bool {
+	return lsn < t.below || slices.Contains(t.valid, lsn)
+}
+
+func (t *snapTrust) add(lsn uint64) {
+	if !slices.Contains(t.valid, lsn) {
+		t.valid = append(t.valid, lsn)
+	}
+}
+
+// retain moves aside snapshot files it does not trust (see snapTrust),
+// removes trusted snapshots beyond the newest SnapshotsKept and WAL
 // segments wholly below the oldest kept snapshot, so every kept snapshot
-// can still be brought up to date from the WAL.
+// can still be brought up to date from the WAL. The caller holds ckptMu.
 func (s *Store) retain(ctx context.Context) error {
-	snaps, _, err := s.listSnapshots()
+	list, _, err := s.listSnapshots()
 	if err != nil {
 		return err
 	}
+	var errs []error
+	var snaps []snapFile
+	for _, sf := range list {
+		if s.trust.trusted(sf.lsn) {
+			snaps = append(snaps, sf)
+			continue
+		}
+		to, err := vfs.MoveAside(s.opts.FS, sf.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cidstore: move aside %s: %w", sf.path, err))
+			continue
+		}
+		s.opts.Logger.Warn("cidstore: moved aside a file named like a snapshot that did not validate",
+			"file", sf.path, "to", to)
+	}
 	keep := s.snapshotsKept()
 	if len(snaps) == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
-	var errs []error
 	removed := 0
 	for _, sf := range snaps[min(keep, len(snaps)):] {
 		if err := s.removeGradually(ctx, sf.path); err != nil {
 			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
 			continue
 		}
+		s.trust.valid = slices.DeleteFunc(s.trust.valid, func(l uint64) bool { return l == sf.lsn })
 		removed++
 	}
 	if removed > 0 {

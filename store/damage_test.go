@@ -329,3 +329,68 @@ func TestSkippedSnapshotTheWALCannotRebuild(t *testing.T) {
 		must(t, err)
 	}
 }
+
+// writeJunk puts a file of garbage named like the snapshot at cut lsn.
+func writeJunk(t *testing.T, dir string, lsn uint64) string {
+	t.Helper()
+	p := filepath.Join(dir, snapDir, snapshot.Name(lsn))
+	must(t, os.WriteFile(p, bytes.Repeat([]byte("junk"), 100), 0o600))
+	return p
+}
+
+// Retention and WAL truncation count only snapshots that validated: a
+// junk file named like a snapshot, whether recovery skipped it or it
+// appeared while the store ran, is moved aside, and never makes a
+// checkpoint retire the valid snapshots or the WAL they need.
+func TestRetentionCountsOnlyValidSnapshots(t *testing.T) {
+	ctx := context.Background()
+	t.Run("skipped by Open", func(t *testing.T) {
+		dir := t.TempDir()
+		o := Options{Config: withConfig(func(c *Config) { c.SnapshotsKept = 2 }), SegmentSize: wal.MinSegmentSize, NoPreallocate: true}
+		s := openDir(t, dir, o)
+		m := model{}
+		fill(t, s, m, 0, 100)
+		must(t, s.Checkpoint(ctx)) // at 100
+		fill(t, s, m, 100, 200)
+		must(t, s.Close())
+		junk := writeJunk(t, dir, 150)
+		s = openDir(t, dir, o)
+		if s.Stats().Recovery.SnapshotsSkipped != 1 {
+			t.Fatalf("recovery %+v", s.Stats().Recovery)
+		}
+		must(t, s.Insert(w(1000), w(1)))
+		m.add(w(1000), w(1))
+		must(t, s.Checkpoint(ctx)) // at 201: keeps 201 and 100, not the junk
+		must(t, s.Close())
+		// Losing the newest snapshot falls back to the one at 100, whose
+		// WAL is still there.
+		flipFile(t, filepath.Join(dir, snapDir, snapshot.Name(201)), 40)
+		r := openDir(t, dir, Options{})
+		defer r.Close()
+		if r.Stats().Recovery.SnapshotLSN != 100 {
+			t.Fatalf("recovered from %d, want 100", r.Stats().Recovery.SnapshotLSN)
+		}
+		checkAll(t, r, m, 0, 0)
+		if _, err := os.Stat(junk + vfs.AsideSuffix); err != nil {
+			t.Fatalf("junk not moved aside: %v", err)
+		}
+	})
+	t.Run("appeared while open", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openDir(t, dir, Options{Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 }), SegmentSize: 4096, NoPreallocate: true})
+		m := model{}
+		fill(t, s, m, 0, 200)
+		must(t, s.Checkpoint(ctx))
+		junk := writeJunk(t, dir, 1_000_000)
+		fill(t, s, m, 200, 400)
+		must(t, s.Checkpoint(ctx))
+		must(t, s.TriggerWorker(ctx, WorkerGC))
+		must(t, s.Close())
+		r := openDir(t, dir, Options{})
+		defer r.Close()
+		checkAll(t, r, m, 0, 0)
+		if _, err := os.Stat(junk + vfs.AsideSuffix); err != nil {
+			t.Fatalf("junk not moved aside: %v", err)
+		}
+	})
+}

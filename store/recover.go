@@ -70,6 +70,7 @@ func (s *Store) recover() error {
 			return walErr
 		}
 		from, loaders, merged = sf.lsn, ls, wal
+		s.trust = snapTrust{valid: []uint64{sf.lsn}, below: sf.lsn}
 		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break

@@ -53,6 +53,7 @@ type Store struct {
 	ckptStatsMu sync.Mutex // guards ckpt
 	ckpt        CheckpointStats
 	snapLSN     atomic.Uint64 // cut LSN of the newest snapshot
+	trust       snapTrust     // which snapshot files retention may count; guarded by ckptMu
 	walAtSnap   atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
 
 	closed    atomic.Bool
