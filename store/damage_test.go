@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -150,7 +151,7 @@ func TestOneValidation(t *testing.T) {
 		// verify must name, and words of the reason.
 		damage func(t *testing.T, dir string) (string, string)
 		opens  bool // Open succeeds (skipping a snapshot the WAL rebuilds)
-		pairs  int  // pairs after Open with Repair, -1: Open with Repair fails
+		pairs  int  // pairs after Open with Repair
 	}{
 		{"unknown record type", badRecord(9, make([]byte, 64)), false, 20},
 		{"zero CID in a record", badRecord(opAdd, addZero), false, 20},
@@ -168,7 +169,7 @@ func TestOneValidation(t *testing.T) {
 			m.add(w(1), w(2))
 			craftSnapshot(t, dir, 500, 500, m)
 			return "", "before the snapshot's cut"
-		}, false, -1},
+		}, false, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,6 +183,10 @@ func TestOneValidation(t *testing.T) {
 				if s.Stats().Recovery.SnapshotsSkipped != 1 || s.Pairs() != 20 {
 					t.Fatalf("Open skipped %d snapshots, has %d pairs", s.Stats().Recovery.SnapshotsSkipped, s.Pairs())
 				}
+				err := s.TriggerWorker(context.Background(), WorkerScrub)
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), file) {
+					t.Fatalf("scrub = %v, want ErrCorrupt naming %s", err, file)
+				}
 				must(t, s.Close())
 			} else if !errors.Is(openErr, ErrCorrupt) || !strings.Contains(openErr.Error(), file) || !strings.Contains(openErr.Error(), reason) {
 				t.Fatalf("Open = %v, want ErrCorrupt naming %s and %q", openErr, file, reason)
@@ -190,22 +195,17 @@ func TestOneValidation(t *testing.T) {
 			if !errors.Is(verr, ErrCorrupt) || !strings.Contains(verr.Error(), file) || !strings.Contains(verr.Error(), reason) {
 				t.Fatalf("VerifyDir = %v, want ErrCorrupt naming %s and %q", verr, file, reason)
 			}
-			if tc.pairs < 0 {
-				return
-			}
 			r, err := Open(dir, Options{Repair: true})
 			if err != nil {
 				t.Fatalf("Open with Repair: %v", err)
 			}
-			defer r.Close()
 			if r.Pairs() != tc.pairs {
 				t.Fatalf("%d pairs after Open with Repair, want %d", r.Pairs(), tc.pairs)
 			}
-			if tc.opens {
-				err := r.TriggerWorker(context.Background(), WorkerScrub)
-				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), file) {
-					t.Fatalf("scrub = %v, want ErrCorrupt naming %s", err, file)
-				}
+			must(t, r.TriggerWorker(context.Background(), WorkerScrub))
+			must(t, r.Close())
+			if _, err := VerifyDir(nil, dir); err != nil {
+				t.Fatalf("VerifyDir after repair: %v", err)
 			}
 		})
 	}
@@ -391,6 +391,207 @@ func TestRetentionCountsOnlyValidSnapshots(t *testing.T) {
 		checkAll(t, r, m, 0, 0)
 		if _, err := os.Stat(junk + vfs.AsideSuffix); err != nil {
 			t.Fatalf("junk not moved aside: %v", err)
+		}
+	})
+}
+
+// repairAndCheck repairs dir (with Repair, or with Open and
+// Options.Repair) and checks that the store then opens holding want and
+// that VerifyDir finds nothing wrong.
+func repairAndCheck(t *testing.T, dir string, viaOpen bool, want model) RepairReport {
+	t.Helper()
+	var rep RepairReport
+	if viaOpen {
+		s, err := Open(dir, Options{Repair: true})
+		must(t, err)
+		if s.Stats().Recovery.Repair != nil {
+			rep = *s.Stats().Recovery.Repair
+		}
+		must(t, s.Close())
+	} else {
+		var err error
+		rep, err = Repair(nil, dir, nil)
+		must(t, err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after repair: %v\nreport %+v", err, rep)
+	}
+	checkAll(t, s, want, 0, 0)
+	must(t, s.Close())
+	if _, err := VerifyDir(nil, dir); err != nil {
+		t.Fatalf("VerifyDir after repair: %v", err)
+	}
+	return rep
+}
+
+// Repair knows the snapshots: damage at or below the newest valid
+// snapshot's cut is dropped without touching the records after the cut,
+// and a stray file named like a segment is moved aside instead of
+// deciding what real segments go. The store then opens with every pair
+// and verify agrees.
+func TestRepairKeepsWhatFollowsTheCut(t *testing.T) {
+	ctx := context.Background()
+	// 300 pairs, one record each; a snapshot at 200; small segments
+	// (several records each) or one large one.
+	build := func(t *testing.T, segSize int64) (string, model) {
+		dir := t.TempDir()
+		s := openDir(t, dir, Options{SegmentSize: segSize, NoPreallocate: true, Config: withConfig(func(c *Config) { c.SnapshotsKept = 100 })})
+		m := model{}
+		for i := uint64(1); i <= 300; i++ {
+			must(t, s.Insert(w(i), w(i+1)))
+			m.add(w(i), w(i+1))
+			if i == 200 {
+				must(t, s.Checkpoint(ctx))
+			}
+		}
+		must(t, s.Close())
+		return dir, m
+	}
+	recordAt := func(t *testing.T, dir string, lsn uint64) (string, int64) {
+		rep, err := wal.Verify(nil, filepath.Join(dir, walDir), nil)
+		must(t, err)
+		for _, sg := range rep.Segments {
+			if sg.FirstLSN <= lsn && lsn <= sg.LastLSN {
+				return sg.Path, wal.SegmentHeaderSize + int64(lsn-sg.FirstLSN)*(wal.HeaderSize+64)
+			}
+		}
+		t.Fatalf("no record %d", lsn)
+		return "", 0
+	}
+	for _, viaOpen := range []bool{false, true} {
+		for _, segSize := range []int64{1 << 20, wal.MinSegmentSize} {
+			name := fmt.Sprintf("open=%v/segment=%d", viaOpen, segSize)
+			t.Run(name+"/flip below the cut", func(t *testing.T) {
+				dir, m := build(t, segSize)
+				vr, err := wal.Verify(nil, filepath.Join(dir, walDir), nil)
+				must(t, err)
+				first, _ := vr.Span() // retention dropped segments below the cut
+				if first > 200 {
+					t.Fatalf("the WAL starts at %d", first)
+				}
+				seg, off := recordAt(t, dir, max(first, 150))
+				flipFile(t, seg, off+30)
+				if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Open = %v, want ErrCorrupt", err)
+				}
+				rep := repairAndCheck(t, dir, viaOpen, m)
+				if !rep.WAL.Truncated || rep.WAL.RecordsDropped != 0 || rep.BaseLSN != 200 {
+					t.Fatalf("report %+v", rep)
+				}
+			})
+			t.Run(name+"/stray segment before the log", func(t *testing.T) {
+				if segSize >= 1<<20 {
+					return // one segment: retention keeps the log at LSN 1
+				}
+				dir, m := build(t, segSize)
+				// Retire the WAL below the snapshot, as retention does,
+				// so that the log starts above LSN 1.
+				s := openDir(t, dir, Options{Config: withConfig(func(c *Config) { c.SnapshotsKept = 1 }), SegmentSize: segSize, NoPreallocate: true})
+				must(t, s.Insert(w(1000), w(1)))
+				m.add(w(1000), w(1))
+				must(t, s.Checkpoint(ctx))
+				must(t, s.Insert(w(1001), w(1)))
+				m.add(w(1001), w(1))
+				must(t, s.Close())
+				stray := filepath.Join(dir, walDir, "00000000000000000001.wal")
+				if _, err := os.Stat(stray); err == nil {
+					t.Fatal("the log still starts at LSN 1")
+				}
+				must(t, os.WriteFile(stray, bytes.Repeat([]byte("garbage!"), 64), 0o600))
+				if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Open = %v, want ErrCorrupt", err)
+				}
+				rep := repairAndCheck(t, dir, viaOpen, m)
+				if rep.WAL.RecordsDropped != 0 || len(rep.WAL.MovedAside) != 1 || rep.WAL.MovedAside[0] != stray+".corrupt" {
+					t.Fatalf("report %+v", rep)
+				}
+			})
+			t.Run(name+"/flip above the cut", func(t *testing.T) {
+				dir, m := build(t, segSize)
+				seg, off := recordAt(t, dir, 250)
+				flipFile(t, seg, off+30)
+				for i := uint64(250); i <= 300; i++ {
+					delete(m, w(i))
+				}
+				rep := repairAndCheck(t, dir, viaOpen, m)
+				if rep.WAL.RecordsDropped != 50 || rep.WAL.LastLSN != 249 {
+					t.Fatalf("report %+v", rep)
+				}
+				// What the log dropped is still on disk.
+				aside, _ := filepath.Glob(filepath.Join(dir, walDir, "*.corrupt"))
+				if len(aside) == 0 {
+					t.Fatal("nothing moved aside")
+				}
+			})
+		}
+	}
+}
+
+// Repair of imports whose snapshot is lost: the WAL is cut before the
+// imported record, so that the store opens as it was before the import
+// instead of as a mix, and the loss is reported.
+func TestRepairLostImport(t *testing.T) {
+	imported := model{}
+	for i := uint64(1); i <= 20; i++ {
+		imported.add(w(500+i), w(i))
+	}
+	stream := exportOf(t, imported)
+	emptiedStore := func(t *testing.T) string {
+		dir := t.TempDir()
+		s := openDir(t, dir, Options{})
+		must(t, s.Insert(w(1), w(2)))
+		must(t, s.DeleteKey(w(1)))
+		must(t, s.Close())
+		return dir
+	}
+	t.Run("crash between imported record and snapshot", func(t *testing.T) {
+		dir := emptiedStore(t)
+		appendWALRecord(t, dir, opImported, encodeImported(20, 20))
+		if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+		rep := repairAndCheck(t, dir, false, model{})
+		if rep.WAL.LastLSN != 2 || !strings.Contains(rep.WAL.Reason, "imported") {
+			t.Fatalf("report %+v", rep)
+		}
+		// The load can be done again.
+		s := openDir(t, dir, Options{})
+		_, err := s.Import(context.Background(), bytes.NewReader(stream))
+		must(t, err)
+		must(t, s.Close())
+		s = openDir(t, dir, Options{})
+		checkAll(t, s, imported, 0, 0)
+		must(t, s.Close())
+	})
+	t.Run("import snapshot damaged, writes after it", func(t *testing.T) {
+		dir := emptiedStore(t)
+		s := openDir(t, dir, Options{})
+		_, err := s.Import(context.Background(), bytes.NewReader(stream))
+		must(t, err)
+		must(t, s.Insert(w(9), w(9)))
+		must(t, s.Close())
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapDir, "*.snap"))
+		flipFile(t, snaps[0], 40)
+		rep := repairAndCheck(t, dir, true, model{})
+		if len(rep.Snapshots) != 1 || !rep.Snapshots[0].Lost || rep.WAL.RecordsDropped != 1 || rep.WAL.LastLSN != 2 {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+	t.Run("import snapshot at cut 0 damaged", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openDir(t, dir, Options{})
+		_, err := s.Import(context.Background(), bytes.NewReader(stream))
+		must(t, err)
+		must(t, s.Insert(w(9), w(9)))
+		must(t, s.Close())
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapDir, "*.snap"))
+		flipFile(t, snaps[0], 40)
+		want := model{}
+		want.add(w(9), w(9))
+		rep := repairAndCheck(t, dir, false, want)
+		if len(rep.Snapshots) != 1 || !rep.Snapshots[0].Lost || rep.Snapshots[0].MovedTo != snaps[0]+".corrupt" {
+			t.Fatalf("report %+v", rep)
 		}
 	})
 }

@@ -52,6 +52,9 @@ var (
 	// whose LSNs go beyond it. No write is ever logged under an LSN that
 	// wrapped around. It is the same value as wal.ErrLSNExhausted.
 	ErrLSNExhausted = wal.ErrLSNExhausted
+	// ErrNotStore is returned (wrapped) by Repair, and by Open with
+	// Options.ReadOnly, for a path that is not a store directory.
+	ErrNotStore = errors.New("cidstore: not a store directory")
 )
 
 // corruptError makes damage reported by the WAL or the snapshot layer

@@ -48,9 +48,12 @@ type Options struct {
 	// turns the store read-only by itself.
 	NoPreallocate bool
 
-	// Repair makes Open cut the WAL at the first damaged record instead of
-	// failing with ErrCorrupt. What was dropped is logged. A torn final
-	// write is always cut, with or without Repair.
+	// Repair makes Open repair the directory (see Repair) instead of
+	// failing with ErrCorrupt: snapshots that do not validate are moved
+	// aside, and the WAL keeps the intact records that follow the newest
+	// valid snapshot. What was done is logged and reported in
+	// RecoveryStats.Repair. A torn final write is always cut, with or
+	// without Repair.
 	Repair bool
 
 	// Config is the initial configuration: sync policy, inline threshold,

@@ -27,10 +27,8 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
-	for _, t := range temps { // a checkpoint interrupted by a crash
-		if err := s.opts.FS.Remove(t); err != nil {
-			return fmt.Errorf("cidstore: remove %s: %w", t, err)
-		}
+	if err := s.removeTemps(temps); err != nil {
+		return err
 	}
 	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
 	lastImport := s.walCheck.lastImport.Load()

@@ -14,6 +14,7 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
 
@@ -27,6 +28,21 @@ const (
 	lockName = "LOCK" // flock: one Store per directory
 	walDir   = "wal"  // the write-ahead log's segments
 )
+
+// isStore fails with ErrNotStore unless dir is a store directory: a
+// directory with a WAL directory in it.
+func isStore(fs vfs.FS, dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, walDir)} {
+		fi, err := fs.Stat(d)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNotStore, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %s is not a directory", ErrNotStore, d)
+		}
+	}
+	return nil
+}
 
 // Store is a concurrent multi-valued map from CID to a sorted set of CIDs.
 // All methods are safe for concurrent use.
@@ -70,6 +86,7 @@ type RecoveryStats struct {
 	Records          int64         // WAL records replayed after the snapshot
 	Ops              int64         // operations in them
 	TornBytes        int64         // torn tail cut from the last WAL segment
+	Repair           *RepairReport // what Options.Repair changed (nil: nothing)
 }
 
 // Open opens the store in dir, creating the directory (mode 0700) if
@@ -128,6 +145,12 @@ func (s *Store) openDisk() error {
 	if err != nil {
 		return err
 	}
+	var repaired RepairReport
+	if s.opts.Repair {
+		if repaired, err = repairDir(fs, s.dir, s.opts.Logger); err != nil {
+			return errors.Join(err, lock.Close())
+		}
+	}
 	c := s.cfg.Load()
 	l, err := wal.Open(wal.Options{
 		FS:            fs,
@@ -136,7 +159,6 @@ func (s *Store) openDisk() error {
 		NoPreallocate: s.opts.NoPreallocate,
 		Sync:          c.Sync,
 		SyncInterval:  c.SyncInterval,
-		Repair:        s.opts.Repair,
 		CheckRecord:   s.walCheck.check,
 		Logger:        s.opts.Logger,
 	})
@@ -150,6 +172,10 @@ func (s *Store) openDisk() error {
 	if err := s.recover(); err != nil {
 		return errors.Join(err, l.Close(), lock.Close())
 	}
+	if repaired.Changed() {
+		s.recovery.Repair = &repaired
+	}
+	s.recovery.TornBytes = max(s.recovery.TornBytes, repaired.WAL.TornBytes)
 	return nil
 }
 

@@ -291,11 +291,12 @@ const (
 // segment or snapshot, flip a bit, zero a range, remove a file), and opens
 // it again.
 //
-// The invariant: Open either fails with ErrCorrupt (wal's or snapshot's)
+// The invariant: Open either fails with ErrCorrupt, and VerifyDir agrees,
 // or yields exactly one of the recorded prefix states, never a pair that
 // was not written; without damage it yields the final state. A repair open
-// (Options.Repair) obeys the same rule. A store that opened accepts a new
-// write, and a further reopen shows the recovered state plus that write.
+// (Options.Repair) always succeeds and obeys the same rule, and VerifyDir
+// then finds nothing wrong. A store that opened accepts a new write, and a
+// further reopen shows the recovered state plus that write.
 func FuzzRecovery(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 40, 1, 0})
 	f.Add([]byte{9, 9, 9, 9, 9, 9, 9, 9, 10, 2, 1, 1, dmTruncate, 0, 0, 200})
@@ -403,6 +404,7 @@ func FuzzRecovery(f *testing.F) {
 		// damage.
 		ro := fuzzOptions(1<<(in.byte()%3), 2, kept, segSize)
 		r, err := Open(dir, ro)
+		repaired := false
 		if err != nil {
 			if !damaged {
 				t.Fatalf("Open of an undamaged directory: %v", err)
@@ -410,15 +412,16 @@ func FuzzRecovery(f *testing.F) {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, snapshot.ErrCorrupt) {
 				t.Fatalf("Open of a damaged directory: %v, want ErrCorrupt", err)
 			}
+			if _, verr := VerifyDir(nil, dir); !errors.Is(verr, ErrCorrupt) {
+				t.Fatalf("Open failed (%v) but VerifyDir says %v", err, verr)
+			}
+			// Repair makes every damaged directory open again.
 			ro.Repair = true
 			r, err = Open(dir, ro)
 			if err != nil {
-				if !errors.Is(err, ErrCorrupt) && !errors.Is(err, snapshot.ErrCorrupt) {
-					t.Fatalf("Open with Repair: %v, want success or ErrCorrupt", err)
-				}
-				return
+				t.Fatalf("Open with Repair: %v", err)
 			}
-			ro.Repair = false
+			ro.Repair, repaired = false, true
 		}
 		got := storeState(r)
 		if !states[stateKey(got)] {
@@ -437,6 +440,9 @@ func FuzzRecovery(f *testing.F) {
 		}
 		got.add(extra.Key, extra.Value)
 		must(t, r.Close())
+		if _, err := VerifyDir(nil, dir); err != nil && (!damaged || repaired) {
+			t.Fatalf("VerifyDir after recovery (repaired %v): %v", repaired, err)
+		}
 		r2, err := Open(dir, ro)
 		if err != nil {
 			t.Fatalf("reopen after recovery and a write: %v", err)

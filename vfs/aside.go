@@ -12,23 +12,32 @@ import (
 // again, and nothing removes it; it is kept for a person to examine.
 const AsideSuffix = ".corrupt"
 
-// MoveAside renames the file at path to path+".corrupt" (or, if that name
-// is taken, path+".N.corrupt" for the smallest free N from 2), fsyncs the
-// directory and returns the new name. It never replaces a file.
+// MoveAside renames the file at path to AsideName's name for it, fsyncs
+// the directory and returns the new name. It never replaces a file.
 func MoveAside(fsys FS, path string) (string, error) {
+	to, err := AsideName(fsys, path)
+	if err != nil {
+		return "", err
+	}
+	if err := fsys.Rename(path, to); err != nil {
+		return "", err
+	}
+	return to, fsys.SyncDir(filepath.Dir(path))
+}
+
+// AsideName returns the name a file at path is moved aside to:
+// path+".corrupt" or, if that is taken, path+".N.corrupt" for the
+// smallest free N from 2.
+func AsideName(fsys FS, path string) (string, error) {
 	for n := 1; ; n++ {
 		to := path + AsideSuffix
 		if n > 1 {
 			to = fmt.Sprintf("%s.%d%s", path, n, AsideSuffix)
 		}
-		if _, err := fsys.Stat(to); err == nil {
-			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsys.Stat(to); errors.Is(err, fs.ErrNotExist) {
+			return to, nil
+		} else if err != nil {
 			return "", err
 		}
-		if err := fsys.Rename(path, to); err != nil {
-			return "", err
-		}
-		return to, fsys.SyncDir(filepath.Dir(path))
 	}
 }

@@ -105,9 +105,21 @@
 // a bad record in a segment that is not the last, a bad segment header, or
 // an LSN that is not the previous one plus one. Open then fails with a
 // *CorruptError (errors.Is(err, ErrCorrupt)) naming the file and byte offset.
-// With Options.Repair, or offline with Repair, the log is instead cut just
-// before the first bad record and every later segment is removed; the
-// dropped bytes and records are logged and reported.
+// Options.CheckRecord lets the caller reject records that pass their
+// checksum but that it cannot read; such a record is damage like any
+// other, also at the very end of the log.
+//
+// With Options.Repair, or offline with Repair, the log is instead
+// repaired: every segment is read, skipping over damage to the next
+// intact frame, the runs of intact records are strung together by LSN,
+// and one chain of consecutive records is kept: the one that starts the
+// log or, given a cut (RepairOptions: the caller holds everything up to
+// an LSN, in a snapshot), the longest one that reaches the record after
+// the cut, so that damage below the cut costs nothing. Files that hold
+// nothing kept are moved aside (renamed *.corrupt); a segment that holds
+// kept records among dropped bytes is copied aside and written anew with
+// only the kept ones. Repair deletes no file, and what it did is logged
+// and reported in a RepairReport.
 //
 // Segments are fsynced before a new one is created, whatever the sync
 // policy, so only the last segment can legitimately end in a torn write.

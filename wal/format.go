@@ -231,32 +231,3 @@ func nonZeroFrom(b []byte, i int) int {
 	}
 	return len(b)
 }
-
-// count counts the valid frames from offset start on, walking frame to
-// frame and resynchronising byte by byte over damage. It is used to
-// report how many records a repair drops; the count is best effort.
-func (s *frameScanner) count(start int64, lastGood uint64) (int64, error) {
-	var n int64
-	p := start
-	for {
-		h, err := s.header(p)
-		if err != nil || h == nil {
-			return n, err
-		}
-		size, ok, err := s.check(p, h)
-		if err != nil {
-			return n, err
-		}
-		if lsn := binary.LittleEndian.Uint64(h[8:16]); ok && lsn > lastGood {
-			n++
-			lastGood = lsn
-			p += size
-			continue
-		}
-		q, err := s.find(p+1, p, lastGood, true)
-		if err != nil || q < 0 {
-			return n, err
-		}
-		p = q
-	}
-}

@@ -654,7 +654,10 @@ func (l *Log) Stats() Stats {
 // repair cut when Options.Repair was set).
 func (l *Log) RepairReport() RepairReport {
 	r := l.report
-	r.SegmentsRemoved = slices.Clone(r.SegmentsRemoved)
+	r.Damage = slices.Clone(r.Damage)
+	r.Dropped = slices.Clone(r.Dropped)
+	r.MovedAside = slices.Clone(r.MovedAside)
+	r.Rewritten = slices.Clone(r.Rewritten)
 	return r
 }
 

@@ -382,7 +382,7 @@ func TestLockExcludesSecondOpen(t *testing.T) {
 	if _, err := Open(Options{Dir: dir}); !errors.Is(err, vfs.ErrLocked) {
 		t.Fatalf("second Open: %v", err)
 	}
-	if _, err := Repair(nil, dir, nil); !errors.Is(err, vfs.ErrLocked) {
+	if _, err := Repair(nil, dir, RepairOptions{}); !errors.Is(err, vfs.ErrLocked) {
 		t.Fatalf("Repair of open log: %v", err)
 	}
 	if err := l.Close(); err != nil {

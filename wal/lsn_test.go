@@ -93,7 +93,7 @@ func TestLogBeyondLSNLimit(t *testing.T) {
 			if _, err := Verify(nil, dir, nil); !errors.Is(err, ErrLSNExhausted) {
 				t.Fatalf("Verify: %v, want ErrLSNExhausted", err)
 			}
-			if _, err := Repair(nil, dir, nil); !errors.Is(err, ErrLSNExhausted) {
+			if _, err := Repair(nil, dir, RepairOptions{}); !errors.Is(err, ErrLSNExhausted) {
 				t.Fatalf("Repair: %v, want ErrLSNExhausted", err)
 			}
 			if after := segmentFiles(t, dir); len(after) != len(before) {

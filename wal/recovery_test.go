@@ -247,14 +247,14 @@ func TestCorruptionInOlderSegment(t *testing.T) {
 			if ce.File != file || ce.Offset != offset {
 				t.Fatalf("CorruptError %v, want %s offset %d", ce, file, offset)
 			}
-			rep, err := Repair(nil, dir, nil)
+			rep, err := Repair(nil, dir, RepairOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !rep.Truncated || rep.LastLSN != uint64(keep) || rep.File != file || rep.Offset != offset {
 				t.Fatalf("report %+v, want cut at %s:%d keeping %d", rep, file, offset, keep)
 			}
-			if len(rep.SegmentsRemoved) == 0 || rep.BytesDropped == 0 || rep.RecordsDropped == 0 {
+			if len(rep.MovedAside) == 0 || rep.BytesDropped == 0 || rep.RecordsDropped == 0 {
 				t.Fatalf("report %+v", rep)
 			}
 			l := mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
@@ -295,14 +295,14 @@ func TestReplayDetectsCorruption(t *testing.T) {
 func TestRepairCleanLog(t *testing.T) {
 	dir := t.TempDir()
 	makeLog(t, dir, 5, 0)
-	rep, err := Repair(nil, dir, nil)
+	rep, err := Repair(nil, dir, RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Truncated || rep.LastLSN != 5 || rep.TornBytes != 0 {
 		t.Fatalf("report %+v", rep)
 	}
-	if _, err := Repair(nil, filepath.Join(dir, "missing"), nil); err == nil {
+	if _, err := Repair(nil, filepath.Join(dir, "missing"), RepairOptions{}); err == nil {
 		t.Fatal("Repair of missing dir succeeded")
 	}
 }

@@ -89,7 +89,7 @@ func TestSparseSegmentMemory(t *testing.T) {
 				return
 			}
 			check("Repair", func() {
-				rep, err := Repair(nil, dir, nil)
+				rep, err := Repair(nil, dir, RepairOptions{})
 				if err != nil || !rep.Truncated {
 					t.Errorf("Repair: %v, report %+v", err, rep)
 				}
