@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -172,6 +173,9 @@ type snapFile struct {
 func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 	dir := filepath.Join(s.dir, snapDir)
 	ents, err := s.opts.FS.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil // no snapshot taken yet
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cidstore: list snapshots: %w", err)
 	}

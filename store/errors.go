@@ -27,7 +27,8 @@ var (
 	// pairs.
 	ErrBatchTooLarge = errors.New("cidstore: batch too large")
 	// ErrReadOnly is returned (wrapped, together with the cause) by every
-	// write after the write-ahead log failed to write or fsync. The store
+	// write to a store opened with Options.ReadOnly, and by every write
+	// after the write-ahead log failed to write or fsync. The store
 	// stays readable; nothing written after the failure is acknowledged.
 	// The write that failed was already published, so readers keep seeing
 	// it until the store is closed; after a reopen only what was durable

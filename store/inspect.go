@@ -61,7 +61,7 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 		fs = vfs.Default
 	}
 	var info DirInfo
-	if _, err := fs.Stat(dir); err != nil {
+	if err := isStore(fs, dir); err != nil {
 		return info, err
 	}
 	s := &Store{dir: dir, opts: Options{FS: fs}}

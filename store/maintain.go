@@ -62,7 +62,7 @@ func (s *Store) startMaintenance() error {
 		{Name: string(WorkerCompact), Interval: func(c Config) time.Duration { return c.CompactInterval }, Run: s.runCompact},
 		{Name: string(WorkerAudit), Interval: func(c Config) time.Duration { return c.AuditInterval }, Run: s.runAudit},
 	}
-	if s.wal != nil {
+	if s.wal != nil && !s.opts.ReadOnly {
 		workers = append(workers,
 			maintenance.Worker[Config]{Name: string(WorkerCheckpoint), Interval: checkpointInterval, Run: s.runCheckpoint},
 			maintenance.Worker[Config]{Name: string(WorkerScrub), Interval: func(c Config) time.Duration { return c.ScrubInterval }, Run: s.runScrub},

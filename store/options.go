@@ -56,6 +56,16 @@ type Options struct {
 	// without Repair.
 	Repair bool
 
+	// ReadOnly opens an existing store directory for reading only:
+	// nothing on disk is created or changed (a torn final write is left
+	// in place and not read, leftover temporary files stay), a path that
+	// is not a store directory fails with ErrNotStore, every write,
+	// Import and Checkpoint return ErrReadOnly, and no background worker
+	// touches the disk. The directory lock is taken if the lock file
+	// exists and the filesystem is writable, so a store open elsewhere
+	// fails with ErrLocked. Not with Repair or InMemory.
+	ReadOnly bool
+
 	// Config is the initial configuration: sync policy, inline threshold,
 	// snapshot retention, checkpoint triggers and the background workers.
 	// nil means DefaultConfig(). A non-nil Config is used exactly as
@@ -102,6 +112,8 @@ func (o Options) normalize() (Options, error) {
 	case o.SegmentSize != 0 && (o.SegmentSize < wal.MinSegmentSize || o.SegmentSize > wal.MaxSegmentSize):
 		return o, fmt.Errorf("%w: SegmentSize %d outside %d..%d", ErrInvalidOptions,
 			o.SegmentSize, wal.MinSegmentSize, wal.MaxSegmentSize)
+	case o.ReadOnly && (o.Repair || o.InMemory):
+		return o, fmt.Errorf("%w: ReadOnly with Repair or InMemory", ErrInvalidOptions)
 	}
 	if o.Shards == 0 {
 		o.Shards = DefaultShards()

@@ -27,6 +27,9 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	if s.opts.ReadOnly {
+		temps = nil
+	}
 	if err := s.removeTemps(temps); err != nil {
 		return err
 	}

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -122,6 +124,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.shards[i] = sh
 	}
+	if o.ReadOnly && dir == "" {
+		return nil, fmt.Errorf("%w: ReadOnly needs a directory", ErrInvalidOptions)
+	}
 	if dir != "" && !o.InMemory {
 		if err := s.openDisk(); err != nil {
 			return nil, fmt.Errorf("cidstore: open %s: %w", dir, asCorrupt(err))
@@ -138,6 +143,9 @@ func Open(dir string, opts Options) (*Store, error) {
 // valid snapshot, then the WAL records after its cut.
 func (s *Store) openDisk() error {
 	fs := s.opts.FS
+	if s.opts.ReadOnly {
+		return s.openReadOnly()
+	}
 	if err := fs.MkdirAll(filepath.Join(s.dir, snapDir), 0o700); err != nil {
 		return err
 	}
@@ -146,7 +154,7 @@ func (s *Store) openDisk() error {
 		return err
 	}
 	var repaired RepairReport
-	if s.opts.Repair {
+	if s.opts.Repair && isStore(fs, s.dir) == nil { // else there is nothing to repair
 		if repaired, err = repairDir(fs, s.dir, s.opts.Logger); err != nil {
 			return errors.Join(err, lock.Close())
 		}
@@ -177,6 +185,53 @@ func (s *Store) openDisk() error {
 	}
 	s.recovery.TornBytes = max(s.recovery.TornBytes, repaired.WAL.TornBytes)
 	return nil
+}
+
+// openReadOnly opens the store directory as Options.ReadOnly says.
+func (s *Store) openReadOnly() error {
+	fs := s.opts.FS
+	if err := isStore(fs, s.dir); err != nil {
+		return err
+	}
+	lock, err := lockIfWritable(fs, filepath.Join(s.dir, lockName))
+	if err != nil {
+		return err
+	}
+	c := s.cfg.Load()
+	l, err := wal.Open(wal.Options{
+		FS:          fs,
+		Dir:         filepath.Join(s.dir, walDir),
+		ReadOnly:    true,
+		SegmentSize: s.opts.SegmentSize,
+		Sync:        c.Sync,
+		CheckRecord: s.walCheck.check,
+		Logger:      s.opts.Logger,
+	})
+	if err != nil {
+		return errors.Join(err, lock.Close())
+	}
+	s.wal, s.lock = l, lock
+	if err := s.recover(); err != nil {
+		return errors.Join(err, l.Close(), lock.Close())
+	}
+	ro := fmt.Errorf("%w: opened with Options.ReadOnly", ErrReadOnly)
+	s.failed.Store(&ro)
+	return nil
+}
+
+// lockIfWritable takes the directory lock at path for a read-only open:
+// not if the lock file is missing (no store has the directory open, since
+// an open store keeps it), and not on a read-only filesystem (nothing can
+// write there); creating the file would change the directory.
+func lockIfWritable(fs vfs.FS, path string) (io.Closer, error) {
+	if _, err := fs.Stat(path); errors.Is(err, iofs.ErrNotExist) {
+		return io.NopCloser(nil), nil
+	}
+	lock, err := fs.Lock(path)
+	if errors.Is(err, syscall.EROFS) {
+		return io.NopCloser(nil), nil
+	}
+	return lock, err
 }
 
 // shardOf returns the index of k's shard. The top bits of a seeded mix of

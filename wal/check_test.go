@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -83,5 +84,66 @@ func TestCheckRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A log opened read-only reads what Open would recover and changes
+// nothing: a torn tail and a leftover temporary segment stay; appends and
+// syncs fail with ErrReadOnly; a missing directory is not created.
+func TestReadOnly(t *testing.T) {
+	bigRecords(t)
+	dir := t.TempDir()
+	makeLog(t, dir, 12, MinSegmentSize)
+	segs := segmentFiles(t, dir)
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("torn")); err != nil || f.Close() != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, segmentName(99)+tempSuffix)
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(last)
+	l := mustOpen(t, Options{Dir: dir, ReadOnly: true})
+	checkRecords(t, replayAll(t, l, 1), 1, 12)
+	if _, err := l.Append(1, nil); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Append: %v", err)
+	}
+	if err := l.Sync(); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := l.WaitDurable(13); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("WaitDurable: %v", err)
+	}
+	if got := l.RepairReport().TornBytes; got != 4 {
+		t.Fatalf("TornBytes %d", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, _ := os.Stat(last); fi2.Size() != fi.Size() {
+		t.Fatal("read-only open truncated the torn tail")
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatal("read-only open removed a temporary segment")
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := Open(Options{Dir: missing, ReadOnly: true}); err == nil {
+		t.Fatal("read-only Open of a missing directory succeeded")
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatal("read-only Open created the directory")
+	}
+	empty := t.TempDir()
+	l = mustOpen(t, Options{Dir: empty, ReadOnly: true})
+	if l.FirstLSN() != 1 || l.LastLSN() != 0 || len(replayAll(t, l, 1)) != 0 {
+		t.Fatal("empty read-only log")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,6 +12,10 @@ var (
 	// bad segment header. The concrete error is a *CorruptError.
 	ErrCorrupt = errors.New("wal: corrupt log")
 
+	// ErrReadOnly is returned by Append, WaitDurable beyond the last
+	// record and Sync on a log opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("wal: log opened read-only")
+
 	// ErrClosed is returned by operations on a closed Log, and by a second
 	// call to Close.
 	ErrClosed = errors.New("wal: log closed")

@@ -105,6 +105,12 @@ type Options struct {
 	CheckRecord func(Record) error
 	// Logger receives recovery and failure reports; nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens an existing log for reading: Open validates it as
+	// usual but changes nothing on disk (a torn tail stays, and the log
+	// ends before it), creates nothing, takes no lock (the caller keeps
+	// writers out) and starts no goroutine. Append, WaitDurable beyond
+	// the last record and Sync return ErrReadOnly. Not with Repair.
+	ReadOnly bool
 	// NoPreallocate turns off segment preallocation (see the package
 	// documentation). Preallocation makes each sync cheaper on
 	// filesystems that overwrite in place, such as ext4 and XFS, at the
@@ -129,13 +135,14 @@ var closedChan = func() chan struct{} {
 
 // Log is an open write-ahead log. All methods are safe for concurrent use.
 type Log struct {
-	fs      vfs.FS
-	dir     string
-	segSize int64
-	logger  *slog.Logger
-	lock    io.Closer
-	report  RepairReport // what recovery at Open dropped
-	check   func(Record) error
+	fs       vfs.FS
+	dir      string
+	segSize  int64
+	logger   *slog.Logger
+	lock     io.Closer
+	report   RepairReport // what recovery at Open dropped
+	check    func(Record) error
+	readOnly bool
 
 	mu           sync.Mutex
 	spaceCond    sync.Cond // Append waiting for the pending buffer to drain
@@ -229,6 +236,9 @@ func Open(opts Options) (*Log, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	fs, dir := opts.FS, opts.Dir
+	if opts.ReadOnly {
+		return openReadOnly(opts)
+	}
 	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: create dir: %w", err)
 	}
@@ -252,7 +262,7 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 	if err := removeLeftoverSpare(fs, dir); err != nil {
 		return nil, err
 	}
-	rec, err := recoverLog(fs, dir, opts.Repair, opts.CheckRecord, opts.Logger)
+	rec, err := recoverLog(fs, dir, recoverOptions{repair: opts.Repair, check: opts.CheckRecord, logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -582,6 +592,9 @@ func (l *Log) SetSync(mode SyncMode, interval time.Duration) {
 // error, or ErrClosed). A checkpoint uses it so that no snapshot ever
 // covers LSNs the log could still lose.
 func (l *Log) Sync() error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
 	reply := make(chan error, 1)
 	select {
 	case l.syncReq <- reply:
@@ -706,4 +719,54 @@ func (l *Log) InFlight() <-chan struct{} { return *l.inflightPub.Load() }
 func (l *Log) setInflight(ch chan struct{}) {
 	l.inflightCh = ch
 	l.inflightPub.Store(&ch)
+}
+
+// openReadOnly opens the log in opts.Dir as Options.ReadOnly says.
+func openReadOnly(opts Options) (*Log, error) {
+	fs, dir := opts.FS, opts.Dir
+	if opts.Repair {
+		return nil, fmt.Errorf("%w: ReadOnly with Repair", ErrInvalidOptions)
+	}
+	if _, err := fs.Stat(dir); err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
+	}
+	rec, err := recoverLog(fs, dir, recoverOptions{readOnly: true, check: opts.CheckRecord, logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.segs) == 0 {
+		// The segment a writer would create; nothing reads it, since
+		// the log holds no record.
+		rec.segs = []segment{{first: rec.next, path: filepath.Join(dir, segmentName(rec.next))}}
+	}
+	done := make(chan struct{})
+	close(done)
+	l := &Log{
+		fs:           fs,
+		dir:          dir,
+		segSize:      opts.SegmentSize,
+		logger:       opts.Logger,
+		lock:         io.NopCloser(nil),
+		report:       rec.report,
+		check:        opts.CheckRecord,
+		readOnly:     true,
+		nextLSN:      rec.next,
+		mode:         opts.Sync,
+		interval:     opts.SyncInterval,
+		err:          ErrReadOnly,
+		exited:       true,
+		inflightLast: rec.last,
+		pendingCh:    make(chan struct{}),
+		segs:         rec.segs,
+		wake:         make(chan struct{}, 1),
+		syncReq:      make(chan chan error),
+		closeCh:      make(chan struct{}),
+		doneCh:       done,
+	}
+	l.spaceCond.L = &l.mu
+	l.setInflight(closedChan)
+	l.acked.Store(rec.last)
+	l.written.Store(rec.last)
+	l.synced.Store(rec.last)
+	return l, nil
 }

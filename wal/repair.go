@@ -123,7 +123,7 @@ func repairAndRecover(fs vfs.FS, dir string, opts RepairOptions) (recovered, err
 	if err != nil {
 		return recovered{report: rep}, err
 	}
-	rec, err := recoverLog(fs, dir, false, opts.CheckRecord, opts.Logger)
+	rec, err := recoverLog(fs, dir, recoverOptions{check: opts.CheckRecord, logger: opts.Logger})
 	rep.TornBytes = rec.report.TornBytes
 	rep.FirstLSN, rep.LastLSN = rec.first(), rec.last
 	rec.report = rep
@@ -151,20 +151,31 @@ func (r recovered) first() uint64 {
 	return r.segs[0].first
 }
 
+// recoverOptions say how recoverLog treats what it finds.
+type recoverOptions struct {
+	repair   bool // repair the log first (repairLog, keeping the records that start it)
+	readOnly bool // change nothing: leave a torn tail and leftover files in place
+	check    func(Record) error
+	logger   *slog.Logger
+}
+
 // recoverLog validates every segment in dir. It checks every record's
-// checksum (and check, if not nil) and that LSNs are consecutive within
-// and across segments, truncates a torn tail of the last segment, and
-// fails with a *CorruptError at the first bad record, after repairing the
-// log first (repairLog, keeping the records that start it) if repair is
-// set.
-func recoverLog(fs vfs.FS, dir string, repair bool, check func(Record) error, logger *slog.Logger) (recovered, error) {
-	if repair {
-		return repairAndRecover(fs, dir, RepairOptions{Logger: logger, CheckRecord: check})
+// checksum (and o.check, if not nil) and that LSNs are consecutive within
+// and across segments, truncates a torn tail of the last segment (or,
+// read-only, leaves it out of the log), and fails with a *CorruptError at
+// the first bad record.
+func recoverLog(fs vfs.FS, dir string, o recoverOptions) (recovered, error) {
+	if o.repair {
+		return repairAndRecover(fs, dir, RepairOptions{Logger: o.logger, CheckRecord: o.check})
 	}
+	check, logger := o.check, o.logger
 	var rec recovered
 	segs, temps, err := listSegments(fs, dir)
 	if err != nil {
 		return rec, fmt.Errorf("wal: list %s: %w", dir, err)
+	}
+	if o.readOnly {
+		temps = nil
 	}
 	for _, t := range temps {
 		if err := fs.Remove(t); err != nil {
@@ -202,7 +213,11 @@ func recoverLog(fs vfs.FS, dir string, repair bool, check func(Record) error, lo
 		case res.corrupt != nil:
 			return rec, res.corrupt
 		case res.torn && isLast:
-			dropped, err := dropTornTail(fs, dir, seg, res, logger)
+			drop := dropTornTail
+			if o.readOnly {
+				drop = countTornTail
+			}
+			dropped, err := drop(fs, dir, seg, res, logger)
 			if err != nil {
 				return rec, err
 			}
@@ -245,6 +260,12 @@ func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *sl
 	logger.Warn("wal: dropped torn tail of last segment",
 		"file", seg.path, "offset", res.end, "bytes", dropped, "last_lsn", res.last)
 	return dropped, nil
+}
+
+// countTornTail is dropTornTail for a log opened read-only: it only
+// counts the torn tail, which the log then ends before.
+func countTornTail(fs vfs.FS, _ string, seg segment, res scanResult, _ *slog.Logger) (int64, error) {
+	return tornBytes(fs, seg, res)
 }
 
 // tornBytes is the size of the torn tail of seg, as tailCounter counts

@@ -23,10 +23,7 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: dump DIR FILE", errUsage)
 	}
 	dir, file := fs.Arg(0), fs.Arg(1)
-	if _, err := os.Stat(dir); err != nil {
-		return err
-	}
-	s, err := store.Open(dir, store.Options{})
+	s, err := store.Open(dir, store.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func runInspect(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	dir := fs.Arg(0)
 	if *metrics {
-		s, err := store.Open(dir, store.Options{})
+		s, err := store.Open(dir, store.Options{ReadOnly: true})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// listing describes every file under dir (name and size), to show that a
+// command changed nothing.
+func listing(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %v %d", strings.TrimPrefix(p, dir), fi.Mode(), fi.Size()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Every read-only command opens read-only: on a path that is not a store
+// it fails and creates nothing, and on a store it changes nothing, not
+// even a torn final write.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	base := t.TempDir()
+	notDir := filepath.Join(base, "file")
+	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "out.snap")
+	for _, dir := range []string{filepath.Join(base, "missing", "store"), empty, notDir} {
+		before := listing(t, base)
+		for _, args := range [][]string{
+			{"dump", dir, out},
+			{"inspect", "-metrics", dir},
+			{"inspect", dir},
+			{"verify", dir},
+		} {
+			code, text := cli(t, args...)
+			if code != 1 || !strings.Contains(text, "not a store directory") {
+				t.Errorf("%v: exit %d\n%s", args, code, text)
+			}
+			if after := listing(t, base); !slices.Equal(before, after) {
+				t.Fatalf("%v changed the directory:\n%v\n%v", args, before, after)
+			}
+		}
+	}
+
+	// A store with a torn final write: read, not repaired.
+	dir := filepath.Join(base, "db")
+	segs := writeRepairStore(t, dir, 160)
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, dir)
+	if code, text := cli(t, "inspect", "-metrics", dir); code != 0 || !strings.Contains(text, "cidstore_pairs 160") {
+		t.Fatalf("inspect -metrics: exit %d\n%s", code, text)
+	}
+	if code, text := cli(t, "dump", dir, out); code != 0 || !strings.Contains(text, "160 pairs") {
+		t.Fatalf("dump: exit %d\n%s", code, text)
+	}
+	if after := listing(t, dir); !slices.Equal(before, after) {
+		t.Fatalf("read-only commands changed the store:\n%v\n%v", before, after)
+	}
+}
