@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cidstore/cidstore/store"
 	"github.com/cidstore/cidstore/vfs"
@@ -23,6 +24,9 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: dump DIR FILE", errUsage)
 	}
 	dir, file := fs.Arg(0), fs.Arg(1)
+	if err := outsideStore(file, dir); err != nil {
+		return err
+	}
 	s, err := store.Open(dir, store.Options{ReadOnly: true})
 	if err != nil {
 		return err
@@ -33,6 +37,33 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d bytes\n", dir, file, sum.Entries, sum.Pairs, sum.Bytes)
+	return nil
+}
+
+// outsideStore refuses a FILE argument that lies inside the store
+// directory dir, or is dir itself: dump would write into the store's own
+// files, load would read a file the store may change under it.
+func outsideStore(file, dir string) error {
+	d, err := filepath.Abs(dir)
+	if err == nil {
+		d, err = filepath.EvalSymlinks(d)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no store there to be inside of
+	}
+	if err != nil {
+		return err
+	}
+	f, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(f)); err == nil {
+		f = filepath.Join(parent, filepath.Base(f))
+	}
+	if rel, err := filepath.Rel(d, f); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%w: %s is inside the store directory %s", errUsage, file, dir)
+	}
 	return nil
 }
 
@@ -89,6 +120,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: load FILE DIR", errUsage)
 	}
 	file, dir := fs.Arg(0), fs.Arg(1)
+	if err := outsideStore(file, dir); err != nil {
+		return err
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return err

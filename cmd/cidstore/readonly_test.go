@@ -87,3 +87,37 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		t.Fatalf("read-only commands changed the store:\n%v\n%v", before, after)
 	}
 }
+
+// dump refuses an output file inside the store directory, however it is
+// spelled; load refuses an input file there.
+func TestDumpRefusesFileInsideStore(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "db")
+	segs := writeRepairStore(t, dir, 160)
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, dir)
+	for _, file := range []string{
+		segs[0],
+		filepath.Join(dir, "x.snap"),
+		dir,
+		filepath.Join(link, "wal", filepath.Base(segs[0])),
+		filepath.Join(dir, "..", "db", "LOCK"),
+	} {
+		if code, text := cli(t, "dump", dir, file); code != 2 || !strings.Contains(text, "inside the store directory") {
+			t.Errorf("dump %s: exit %d\n%s", file, code, text)
+		}
+		if code, text := cli(t, "load", file, dir); code != 2 || !strings.Contains(text, "inside the store directory") {
+			t.Errorf("load %s: exit %d\n%s", file, code, text)
+		}
+	}
+	if after := listing(t, dir); !slices.Equal(before, after) {
+		t.Fatalf("refused commands changed the store:\n%v\n%v", before, after)
+	}
+	// Beside the store is fine.
+	if code, text := cli(t, "dump", dir, filepath.Join(base, "db.snap")); code != 0 {
+		t.Fatalf("dump beside the store: exit %d\n%s", code, text)
+	}
+}
