@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
+
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // files lists every file under dir with its size.
@@ -77,5 +80,27 @@ func TestReadOnlyOpen(t *testing.T) {
 	}
 	if _, err := Open(dir, Options{ReadOnly: true, Repair: true}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("ReadOnly with Repair = %v", err)
+	}
+}
+
+// An Open that fails in a directory it created leaves nothing behind.
+func TestFailedOpenRemovesWhatItCreated(t *testing.T) {
+	base := t.TempDir()
+	fs := vfs.NewFaultFS(vfs.Default)
+	fs.FailWrite(1, syscall.ENOSPC) // the first WAL segment's header
+	dir := filepath.Join(base, "a", "b")
+	if _, err := Open(dir, Options{FS: fs}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open = %v, want ENOSPC", err)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 0 {
+		t.Fatalf("failed Open left %v", ents)
+	}
+	// A directory that was there stays.
+	fs.FailWrite(fs.Writes()+1, syscall.ENOSPC)
+	if _, err := Open(base, Options{FS: fs}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open = %v, want ENOSPC", err)
+	}
+	if _, err := os.Stat(base); err != nil {
+		t.Fatal(err)
 	}
 }

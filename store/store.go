@@ -146,6 +146,21 @@ func (s *Store) openDisk() error {
 	if s.opts.ReadOnly {
 		return s.openReadOnly()
 	}
+	created, err := missingAncestor(fs, s.dir)
+	if err != nil {
+		return err
+	}
+	if err := s.openDiskIn(fs); err != nil {
+		if created != "" {
+			// Open made the directory: leave nothing behind.
+			err = errors.Join(err, removeTree(fs, created))
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) openDiskIn(fs vfs.FS) error {
 	if err := fs.MkdirAll(filepath.Join(s.dir, snapDir), 0o700); err != nil {
 		return err
 	}
@@ -232,6 +247,48 @@ func lockIfWritable(fs vfs.FS, path string) (io.Closer, error) {
 		return io.NopCloser(nil), nil
 	}
 	return lock, err
+}
+
+// missingAncestor returns the outermost of dir and its parents that does
+// not exist ("" if dir exists): what creating dir creates.
+func missingAncestor(fs vfs.FS, dir string) (string, error) {
+	missing := ""
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		_, err := fs.Stat(d)
+		if err == nil {
+			return missing, nil
+		}
+		if !errors.Is(err, iofs.ErrNotExist) {
+			return "", err
+		}
+		missing = d
+		if filepath.Dir(d) == d {
+			return missing, nil
+		}
+	}
+}
+
+// removeTree removes the directory path and everything in it.
+func removeTree(fs vfs.FS, path string) error {
+	ents, err := fs.ReadDir(path)
+	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(path, e.Name())
+		if e.IsDir() {
+			err = removeTree(fs, p)
+		} else {
+			err = fs.Remove(p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := fs.Remove(path); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // shardOf returns the index of k's shard. The top bits of a seeded mix of

@@ -31,12 +31,13 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	keys, pairs := s.Len(), s.Pairs() // a read-only store does not change
 	sum, err := exportTo(ctx, s, file)
 	err = errors.Join(err, s.Close())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d bytes\n", dir, file, sum.Entries, sum.Pairs, sum.Bytes)
+	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d bytes\n", dir, file, keys, pairs, sum.Bytes)
 	return nil
 }
 
@@ -67,7 +68,7 @@ func outsideStore(file, dir string) error {
 	return nil
 }
 
-type summary struct{ Entries, Pairs, Bytes int64 }
+type summary struct{ Bytes int64 }
 
 // exportTo writes the export to a temporary file, fsyncs it and renames
 // it into place, so FILE is either complete or absent.
@@ -107,7 +108,7 @@ func exportTo(ctx context.Context, s *store.Store, file string) (_ summary, err 
 		return summary{}, err
 	}
 	renamed = true
-	return summary{sum.Entries, sum.Pairs, sum.Bytes}, vfs.Default.SyncDir(filepath.Dir(file))
+	return summary{sum.Bytes}, vfs.Default.SyncDir(filepath.Dir(file))
 }
 
 // runLoad imports a snapshot stream file into a new or empty store.
@@ -132,16 +133,39 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(dir, store.Options{})
+	created, err := missingAncestor(dir)
 	if err != nil {
 		return err
 	}
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		return err // Open leaves nothing behind
+	}
 	p := newProgress(fi.Size(), "loading")
-	sum, err := s.Import(ctx, p.reader(bufio.NewReaderSize(f, 1<<20)))
+	_, err = s.Import(ctx, p.reader(bufio.NewReaderSize(f, 1<<20)))
 	p.done()
+	keys, pairs := s.Len(), s.Pairs()
 	if err = errors.Join(err, s.Close()); err != nil {
+		if created != "" {
+			// The load made the directory: leave nothing behind.
+			err = errors.Join(err, os.RemoveAll(created))
+		}
 		return err
 	}
-	fmt.Fprintf(stdout, "loaded %s into %s: %d keys, %d pairs\n", file, dir, sum.Entries, sum.Pairs)
+	fmt.Fprintf(stdout, "loaded %s into %s: %d keys, %d pairs\n", file, dir, keys, pairs)
 	return nil
+}
+
+// missingAncestor returns the outermost of dir and its parents that does
+// not exist ("" if dir exists): what opening a store in dir creates.
+func missingAncestor(dir string) (string, error) {
+	missing := ""
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return missing, err
+		}
+		if missing = d; filepath.Dir(d) == d {
+			return missing, nil
+		}
+	}
 }

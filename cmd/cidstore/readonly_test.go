@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/store"
 )
 
 // listing describes every file under dir (name and size), to show that a
@@ -119,5 +122,51 @@ func TestDumpRefusesFileInsideStore(t *testing.T) {
 	// Beside the store is fine.
 	if code, text := cli(t, "dump", dir, filepath.Join(base, "db.snap")); code != 0 {
 		t.Fatalf("dump beside the store: exit %d\n%s", code, text)
+	}
+}
+
+// A load that fails leaves no directory it created; a load that works
+// reports the keys and pairs the store holds, not the stream's entry
+// count (a key with many values spans several entries).
+func TestLoadResult(t *testing.T) {
+	base := t.TempDir()
+	src, file := filepath.Join(base, "src"), filepath.Join(base, "dump.snap")
+	s, err := store.Open(src, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40000 // more than one 1 MiB block of values
+	pairs := make([]store.Pair, n)
+	for i := range pairs {
+		pairs[i] = store.Pair{Key: cid.FromWords(0, 0, 0, 1), Value: cid.FromWords(0, 0, 1, uint64(i+1))}
+	}
+	if err := s.InsertBatch(pairs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, text := cli(t, "dump", src, file); code != 0 || !strings.Contains(text, "1 keys, 40000 pairs") {
+		t.Fatalf("dump: exit %d\n%s", code, text)
+	}
+	if code, text := cli(t, "load", file, filepath.Join(base, "dst")); code != 0 || !strings.Contains(text, "1 keys, 40000 pairs") {
+		t.Fatalf("load: exit %d\n%s", code, text)
+	}
+
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	bad := filepath.Join(base, "bad.snap")
+	if err := os.WriteFile(bad, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(base, "new", "db")
+	if code, text := cli(t, "load", bad, fresh); code != 1 || !strings.Contains(text, "corrupt") {
+		t.Fatalf("load of a damaged stream: exit %d\n%s", code, text)
+	}
+	if _, err := os.Stat(filepath.Join(base, "new")); !os.IsNotExist(err) {
+		t.Fatalf("failed load left %s behind: %v", filepath.Join(base, "new"), err)
 	}
 }
