@@ -36,9 +36,12 @@ func (s *Store) Count(k cid.CID) int {
 	return s.shardFor(k).Count(k)
 }
 
-// Len returns the number of keys. Under concurrent writes it is a moment's
-// approximation: shards are summed one after another.
+// Len returns the number of keys (0 after Close). Under concurrent writes
+// it is a moment's approximation: shards are summed one after another.
 func (s *Store) Len() int {
+	if s.closed.Load() {
+		return 0
+	}
 	n := 0
 	for _, sh := range s.shards {
 		n += sh.Keys()
@@ -49,6 +52,9 @@ func (s *Store) Len() int {
 // Pairs returns the number of (key, value) pairs, with the same caveat as
 // Len.
 func (s *Store) Pairs() int {
+	if s.closed.Load() {
+		return 0
+	}
 	n := 0
 	for _, sh := range s.shards {
 		n += sh.Pairs()

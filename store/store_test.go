@@ -144,6 +144,7 @@ func TestClose(t *testing.T) {
 		"Close":       s.Close(),
 		"Insert":      s.Insert(w(1), w(3)),
 		"InsertBatch": s.InsertBatch([]Pair{{w(1), w(3)}}),
+		"empty batch": s.InsertBatch(nil),
 		"Delete":      s.Delete(w(1), w(2)),
 		"DeleteKey":   s.DeleteKey(w(1)),
 	} {
@@ -151,7 +152,7 @@ func TestClose(t *testing.T) {
 			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 		}
 	}
-	if s.Get(w(1)) != nil || s.Contains(w(1), w(2)) || s.Count(w(1)) != 0 {
+	if s.Get(w(1)) != nil || s.Contains(w(1), w(2)) || s.Count(w(1)) != 0 || s.Len() != 0 || s.Pairs() != 0 {
 		t.Error("reads after Close returned data")
 	}
 	for range s.All() {

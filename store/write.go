@@ -159,6 +159,9 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 	if err := s.readOnly(); err != nil {
 		return err
 	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if len(pairs) == 0 {
 		return nil
 	}
