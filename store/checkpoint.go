@@ -168,8 +168,21 @@ type snapFile struct {
 	path string
 }
 
-// listSnapshots returns the snapshots, newest first, and leftover
-// temporary files.
+// isSnapTemp reports whether name is one of the store's own temporary
+// files in the snapshot directory: a snapshot being written
+// (snapshot.WriteFile: NAME.snap.tmp) or being removed (removeGradually:
+// NAME.snap.del.tmp). Other files are left alone, whatever their names.
+func isSnapTemp(name string) bool {
+	base, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return false
+	}
+	_, ok = snapshot.ParseName(strings.TrimSuffix(base, ".del"))
+	return ok
+}
+
+// listSnapshots returns the snapshots, newest first, and the store's own
+// leftover temporary files (isSnapTemp).
 func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 	dir := filepath.Join(s.dir, snapDir)
 	ents, err := s.opts.FS.ReadDir(dir)
@@ -183,7 +196,7 @@ func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 		name := e.Name()
 		if lsn, ok := snapshot.ParseName(name); ok {
 			snaps = append(snaps, snapFile{lsn, filepath.Join(dir, name)})
-		} else if strings.HasSuffix(name, ".tmp") {
+		} else if isSnapTemp(name) {
 			temps = append(temps, filepath.Join(dir, name))
 		}
 	}

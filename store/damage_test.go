@@ -595,3 +595,28 @@ func TestRepairLostImport(t *testing.T) {
 		}
 	})
 }
+
+// Open and GC remove only the store's own temporary files in snapshots/,
+// not every file whose name ends in .tmp.
+func TestOnlyOwnTempFilesRemoved(t *testing.T) {
+	dir, m := damageStore(t, 20, 10)
+	own := []string{snapshot.Name(15) + ".tmp", snapshot.Name(10) + ".del.tmp"}
+	foreign := []string{"notes.tmp", "x.snap.tmp", snapshot.Name(15) + ".tmp.tmp", snapshot.Name(15) + ".old.tmp"}
+	for _, n := range append(slices.Clone(own), foreign...) {
+		must(t, os.WriteFile(filepath.Join(dir, snapDir, n), []byte("x"), 0o600))
+	}
+	s := openDir(t, dir, Options{})
+	checkAll(t, s, m, 0, 0)
+	must(t, s.TriggerWorker(context.Background(), WorkerGC))
+	must(t, s.Close())
+	for _, n := range own {
+		if _, err := os.Stat(filepath.Join(dir, snapDir, n)); !os.IsNotExist(err) {
+			t.Errorf("own temporary file %s not removed: %v", n, err)
+		}
+	}
+	for _, n := range foreign {
+		if _, err := os.Stat(filepath.Join(dir, snapDir, n)); err != nil {
+			t.Errorf("file %s removed: %v", n, err)
+		}
+	}
+}
