@@ -16,7 +16,14 @@
 //     searches compare integers instead of dereferencing records;
 //   - a mutex that serialises writers. The caller holds it across "log the
 //     operation, then publish it", so a key's log order equals its memory
-//     order.
+//     order. Every hold that spans a call is released by defer, here and
+//     in the store, so that a panic (a bug) never leaves a shard locked.
+//     The store's maintenance scheduler recovers a panicking worker and
+//     counts it as an error instead of crashing: a maintenance step logs
+//     nothing, and what a step cut short can leave inconsistent, the index
+//     and the counters, derives from the map, which Audit checks and
+//     RebuildIndex rebuilds. A lock left held would instead hang every
+//     later writer of the shard and Close.
 //
 // Records are immutable once published. A writer builds a new record and
 // stores it in the map and the B-tree; a reader that loaded the old record

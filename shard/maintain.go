@@ -31,8 +31,22 @@ func (s *Shard) walkStep(pos position, max int, fn func(*record)) position {
 	if pos.done {
 		return pos
 	}
+	batch := s.stepLocked(pos, max, fn)
+	if len(batch) < max {
+		return position{done: true}
+	}
+	next, more := successor(batch[len(batch)-1].key)
+	return position{next: next, done: !more}
+}
+
+// stepLocked is walkStep's work under the lock. The lock is released by
+// defer, as every shard lock that spans a call is: a step that panics (a
+// bug) must not leave the shard locked for every later writer and for
+// Close while the maintenance scheduler recovers the panic.
+func (s *Shard) stepLocked(pos position, max int, fn func(*record)) []*record {
 	batch := make([]*record, 0, min(max, maintainChunk))
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.index.AscendGreaterOrEqual(pivot(pos.next), func(x item) bool {
 		batch = append(batch, x.r)
 		return len(batch) < max
@@ -40,12 +54,7 @@ func (s *Shard) walkStep(pos position, max int, fn func(*record)) position {
 	for _, r := range batch {
 		fn(r)
 	}
-	s.mu.Unlock()
-	if len(batch) < max {
-		return position{done: true}
-	}
-	next, more := successor(batch[len(batch)-1].key)
-	return position{next: next, done: !more}
+	return batch
 }
 
 // compactStep examines up to max keys from pos and converts every large

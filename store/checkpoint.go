@@ -113,8 +113,10 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 // "logged" and "published", so the view holds exactly the operations up to
 // the WAL's last LSN. Returns nil views after Close.
 func (s *Store) cut() ([]*shard.View, walMark) {
-	for _, sh := range s.shards {
-		sh.Lock()
+	unlock := s.lockAll()
+	defer unlock()
+	if s.cutHook != nil {
+		s.cutHook()
 	}
 	var views []*shard.View
 	var mark walMark
@@ -128,10 +130,22 @@ func (s *Store) cut() ([]*shard.View, walMark) {
 			mark = walMark{lsn, int64(bytes)}
 		}
 	}
-	for _, sh := range s.shards {
-		sh.Unlock()
-	}
 	return views, mark
+}
+
+// lockAll locks every shard, in order, and returns the function that
+// unlocks them; callers defer it, so that a panic while the locks are
+// held (a bug, which the maintenance scheduler recovers in a worker) does
+// not leave the store locked.
+func (s *Store) lockAll() (unlock func()) {
+	for _, sh := range s.shards {
+		sh.Lock()
+	}
+	return func() {
+		for _, sh := range s.shards {
+			sh.Unlock()
+		}
+	}
 }
 
 // walMark is where the WAL stood at a cut: its last LSN and the payload

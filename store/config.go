@@ -191,8 +191,13 @@ func (s *Store) applyConfig() {
 		s.wal.SetSync(c.Sync, c.SyncInterval)
 	}
 	for _, sh := range s.shards {
-		sh.Lock()
-		sh.SetInlineMax(c.InlineValues)
-		sh.Unlock()
+		setInlineMax(sh, c.InlineValues)
 	}
+}
+
+// setInlineMax sets sh's inline threshold under its lock.
+func setInlineMax(sh *shard.Shard, n int) {
+	sh.Lock()
+	defer sh.Unlock()
+	sh.SetInlineMax(n)
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/snapshot"
@@ -618,5 +619,33 @@ func TestOnlyOwnTempFilesRemoved(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, snapDir, n)); err != nil {
 			t.Errorf("file %s removed: %v", n, err)
 		}
+	}
+}
+
+// A worker that panics while it holds shard locks (a bug: here the
+// checkpointer, inside its cut) is recovered by the scheduler and counted
+// as an error; the locks are released, so writes and Close go on.
+func TestWorkerPanicLeavesNoShardLocked(t *testing.T) {
+	s := openDir(t, t.TempDir(), Options{})
+	must(t, s.Insert(w(1), w(2)))
+	s.maint.lastCheckpointAt.Store(0) // a checkpoint is due
+	panicked := false
+	s.cutHook = func() {
+		if !panicked {
+			panicked = true
+			panic("bug in a maintenance step")
+		}
+	}
+	err := s.TriggerWorker(context.Background(), WorkerCheckpoint)
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("TriggerWorker = %v, want the recovered panic", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- errors.Join(s.Insert(w(3), w(4)), s.Checkpoint(context.Background()), s.Close()) }()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(10 * time.Second): // a hang detector, not synchronisation
+		t.Fatal("writes and Close hang after a worker panic")
 	}
 }

@@ -76,6 +76,8 @@ type Store struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	cutHook func() // tests: called by cut with every shard locked
 }
 
 // RecoveryStats describe what Open recovered.
@@ -318,13 +320,9 @@ func (s *Store) Close() error {
 			s.sched.Close()
 		}
 		// Taking every shard lock waits for publications in flight.
-		for _, sh := range s.shards {
-			sh.Lock()
-		}
+		unlock := s.lockAll()
 		s.closed.Store(true)
-		for _, sh := range s.shards {
-			sh.Unlock()
-		}
+		unlock()
 		// A Checkpoint or Import a caller started is past its cut; let it
 		// finish while the WAL and the directory lock are still held.
 		s.ckptMu.Lock()

@@ -61,19 +61,31 @@ func (s *Store) write(o op) error {
 	if err := s.readOnly(); err != nil {
 		return err
 	}
+	lsn, err := s.writeLocked(o)
+	if err != nil || s.wal == nil {
+		return err
+	}
+	if err := s.wal.WaitDurable(lsn); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// writeLocked logs and publishes o under its shard's lock, released by
+// defer, and returns the LSN to wait for.
+func (s *Store) writeLocked(o op) (uint64, error) {
 	i := s.shardOf(o.key)
 	sh := s.shards[i]
 	sh.Lock()
+	defer sh.Unlock()
 	if s.closed.Load() {
-		sh.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if s.wal == nil {
 		if apply(sh, o) {
 			s.counts[i].count(o.kind)
 		}
-		sh.Unlock()
-		return nil
+		return 0, nil
 	}
 	// A no-op still waits: the state it observed may come from a record
 	// that is not durable yet, and the shard's last LSN covers it.
@@ -86,19 +98,14 @@ func (s *Store) write(o op) error {
 		}
 		l, err := s.wal.Append(o.kind, payload)
 		if err != nil {
-			sh.Unlock()
-			return s.fail(err)
+			return 0, s.fail(err)
 		}
 		apply(sh, o)
 		sh.SetLSN(l)
 		s.counts[i].count(o.kind)
 		lsn = l
 	}
-	sh.Unlock()
-	if err := s.wal.WaitDurable(lsn); err != nil {
-		return s.fail(err)
-	}
-	return nil
+	return lsn, nil
 }
 
 // changes reports whether o would change sh.
@@ -177,14 +184,10 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 	locked := make([]int32, 0, min(len(pairs), len(s.shards)))
 	for _, j := range order {
 		if i := byShard[j]; len(locked) == 0 || locked[len(locked)-1] != i {
-			s.shards[i].Lock()
 			locked = append(locked, i)
 		}
 	}
 	lsn, err := s.applyBatchLocked(pairs, order, byShard, locked)
-	for _, i := range locked {
-		s.shards[i].Unlock()
-	}
 	if err != nil || s.wal == nil {
 		return err
 	}
@@ -194,9 +197,18 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 	return nil
 }
 
-// applyBatchLocked logs and publishes a batch while the caller holds the
-// locks of the shards in locked. It returns the LSN to wait for.
+// applyBatchLocked locks the shards in locked, in order, logs and
+// publishes a batch and unlocks them (by defer). It returns the LSN to
+// wait for.
 func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (uint64, error) {
+	for _, i := range locked {
+		s.shards[i].Lock()
+	}
+	defer func() {
+		for _, i := range locked {
+			s.shards[i].Unlock()
+		}
+	}()
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
