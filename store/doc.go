@@ -44,5 +44,18 @@
 //
 // Open with an empty directory (or Options.InMemory) gives a pure in-memory
 // store. Close is idempotent; after it every write returns ErrClosed and
-// reads return empty results.
+// reads return empty results. Options.ReadOnly opens an existing store
+// directory without changing anything on disk.
+//
+// # Damage
+//
+// Open, VerifyDir, Repair and the scrub worker validate a directory with
+// the same checks (validate.go), so they agree on what is damaged. Open
+// fails with ErrCorrupt, naming the file, on damage other than a torn
+// final write and whenever the WAL cannot rebuild a snapshot it has to
+// skip; it never comes up with less than was acknowledged without an
+// error. Repair (or Options.Repair) makes such a directory open again,
+// keeping everything that follows the newest valid snapshot up to the
+// first damage after it, and moves what it drops aside instead of
+// deleting it.
 package store

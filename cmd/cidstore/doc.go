@@ -9,4 +9,9 @@
 //	cidstore load FILE DIR
 //
 // Run "cidstore help" for the full list.
+//
+// inspect, verify and dump only read: they open the store read-only and
+// fail on a path that is not a store directory. repair moves what it drops
+// aside (*.corrupt) and deletes nothing a store could still need; see
+// store.Repair and the README section "Recovering a damaged store".
 package main

@@ -23,9 +23,9 @@ func commands() []command {
 	return []command{
 		{"version", "", "print the version", runVersion},
 		{"bench", "[flags]", "sweep shard counts over read-heavy, mixed and write-heavy workloads (memory and SyncAlways)", runBench},
-		{"repair", "[-v] DIR", "cut the write-ahead log before its first damaged record", runRepair},
+		{"repair", "[-v] DIR", "repair a damaged store so that it opens again (moves damaged files aside)", runRepair},
 		{"inspect", "[-metrics] DIR", "summarise a store directory (or print its metrics)", runInspect},
-		{"verify", "DIR", "validate every snapshot and WAL segment; non-zero exit on damage", runVerify},
+		{"verify", "DIR", "validate the directory as Open does; non-zero exit on damage", runVerify},
 		{"dump", "DIR FILE", "export a consistent snapshot stream of a store", runDump},
 		{"load", "FILE DIR", "import a snapshot stream into a new or empty store", runLoad},
 	}

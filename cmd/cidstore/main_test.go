@@ -3,13 +3,40 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// cliEnv, set in the environment to a file name, makes the test binary
+// run cidstore with its arguments instead of the tests, and write its peak
+// RSS (VmHWM, KiB) to that file, so that tests can run the commands as
+// processes of their own and measure them (see runTool).
+const cliEnv = "CIDSTORE_TEST_RUN_CLI"
+
+func TestMain(m *testing.M) {
+	if rssFile := os.Getenv(cliEnv); rssFile != "" {
+		code := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+		// VmHWM is the peak of this process since its exec; the rusage
+		// a parent gets also counts the parent's memory it shared until
+		// then.
+		status, err := os.ReadFile("/proc/self/status")
+		if err == nil {
+			for _, line := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					err = os.WriteFile(rssFile, []byte(strings.TrimSpace(strings.TrimSuffix(v, "kB"))), 0o600)
+				}
+			}
+		}
+		if err != nil {
+			code = 3
+		}
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestCLI(t *testing.T) {
 	tests := []struct {
