@@ -84,6 +84,9 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	start := time.Now()
 	parts := viewParts(views)
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
+	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
+		return err
+	}
 	// Leave a core, and disk bandwidth, to the writers that go on during
 	// the checkpoint.
 	bw := s.newPacer(s.cfg.Load().CheckpointPace)
@@ -208,6 +211,9 @@ func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
 	}
 	for _, e := range ents {
 		name := e.Name()
+		if !e.Type().IsRegular() {
+			continue // a directory or link named like one is no snapshot
+		}
 		if lsn, ok := snapshot.ParseName(name); ok {
 			snaps = append(snaps, snapFile{lsn, filepath.Join(dir, name)})
 		} else if isSnapTemp(name) {
@@ -253,15 +259,9 @@ func (s *Store) retain(ctx context.Context) error {
 	for _, sf := range list {
 		if s.trust.trusted(sf.lsn) {
 			snaps = append(snaps, sf)
-			continue
+		} else if err := s.asideUntrusted(sf); err != nil {
+			errs = append(errs, err)
 		}
-		to, err := vfs.MoveAside(s.opts.FS, sf.path)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cidstore: move aside %s: %w", sf.path, err))
-			continue
-		}
-		s.opts.Logger.Warn("cidstore: moved aside a file named like a snapshot that did not validate",
-			"file", sf.path, "to", to)
 	}
 	keep := s.snapshotsKept()
 	if len(snaps) == 0 {
@@ -286,6 +286,25 @@ func (s *Store) retain(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("cidstore: drop WAL below LSN %d: %w", oldest.lsn+1, err))
 	}
 	return errors.Join(errs...)
+}
+
+// asideUntrusted moves the file sf aside if there is one and retention
+// does not trust it (see snapTrust): before a checkpoint writes its
+// snapshot under the same name, and at retention.
+func (s *Store) asideUntrusted(sf snapFile) error {
+	if s.trust.trusted(sf.lsn) {
+		return nil
+	}
+	if _, err := s.opts.FS.Stat(sf.path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	to, err := vfs.MoveAside(s.opts.FS, sf.path)
+	if err != nil {
+		return fmt.Errorf("cidstore: move aside %s: %w", sf.path, err)
+	}
+	s.opts.Logger.Warn("cidstore: moved aside a file named like a snapshot that did not validate",
+		"file", sf.path, "to", to)
+	return nil
 }
 
 // removeChunk is how much of a large file removeGradually frees per step.

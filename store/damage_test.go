@@ -649,3 +649,52 @@ func TestWorkerPanicLeavesNoShardLocked(t *testing.T) {
 		t.Fatal("writes and Close hang after a worker panic")
 	}
 }
+
+// Open of a directory that holds a store's segments or snapshots itself
+// (a store's wal/ or snapshots/ given for the store) fails with
+// ErrNotStore instead of creating an empty store there; a directory with
+// other files still becomes a store.
+func TestOpenRefusesPartOfAStore(t *testing.T) {
+	dir, _ := damageStore(t, 20, 10)
+	for _, sub := range []string{walDir, snapDir} {
+		p := filepath.Join(dir, sub)
+		before, _ := os.ReadDir(p)
+		if _, err := Open(p, Options{}); !errors.Is(err, ErrNotStore) {
+			t.Fatalf("Open(%s) = %v, want ErrNotStore", p, err)
+		}
+		if after, _ := os.ReadDir(p); len(after) != len(before) {
+			t.Fatalf("Open(%s) created files", p)
+		}
+	}
+	other := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(other, "lost+found"), 0o700))
+	must(t, os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o600))
+	must(t, openDir(t, other, Options{}).Close())
+}
+
+// A checkpoint whose snapshot takes the name of a junk file moves the
+// junk aside first instead of replacing it, and a directory named like a
+// snapshot is no snapshot.
+func TestCheckpointMovesJunkAside(t *testing.T) {
+	dir, m := damageStore(t, 20, 10) // snapshot at 10, WAL 1..20
+	junk := writeJunk(t, dir, 20)
+	must(t, os.Mkdir(filepath.Join(dir, snapDir, snapshot.Name(15)), 0o700))
+	s := openDir(t, dir, Options{})
+	if s.Stats().Recovery.SnapshotsSkipped != 1 {
+		t.Fatalf("recovery %+v", s.Stats().Recovery)
+	}
+	must(t, s.Checkpoint(context.Background())) // cut 20
+	must(t, s.Close())
+	if data, err := os.ReadFile(junk + vfs.AsideSuffix); err != nil || !bytes.HasPrefix(data, []byte("junk")) {
+		t.Fatalf("junk not moved aside: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, snapDir, snapshot.Name(15))); err != nil || !fi.IsDir() {
+		t.Fatalf("directory named like a snapshot: %v", err)
+	}
+	r := openDir(t, dir, Options{})
+	defer r.Close()
+	if r.Stats().Recovery.SnapshotLSN != 20 {
+		t.Fatalf("recovered from %d, want 20", r.Stats().Recovery.SnapshotLSN)
+	}
+	checkAll(t, r, m, 0, 0)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -163,6 +164,9 @@ func (s *Store) openDisk() error {
 }
 
 func (s *Store) openDiskIn(fs vfs.FS) error {
+	if err := notAStoreInside(fs, s.dir); err != nil {
+		return err
+	}
 	if err := fs.MkdirAll(filepath.Join(s.dir, snapDir), 0o700); err != nil {
 		return err
 	}
@@ -201,6 +205,28 @@ func (s *Store) openDiskIn(fs vfs.FS) error {
 		s.recovery.Repair = &repaired
 	}
 	s.recovery.TornBytes = max(s.recovery.TornBytes, repaired.WAL.TornBytes)
+	return nil
+}
+
+// notAStoreInside fails with ErrNotStore for an existing directory that
+// is not a store (it has no WAL directory) but holds WAL segments or
+// snapshots itself: the wal/ or snapshots/ directory of a store, or a copy
+// of one, given by mistake for the store's. Open would otherwise create an
+// empty store there and report success.
+func notAStoreInside(fs vfs.FS, dir string) error {
+	if isStore(fs, dir) == nil {
+		return nil
+	}
+	ents, err := fs.ReadDir(dir)
+	if err != nil {
+		return nil // missing (Open creates it) or unreadable (Open says so)
+	}
+	for _, e := range ents {
+		if _, ok := snapshot.ParseName(e.Name()); ok || wal.IsSegmentName(e.Name()) {
+			return fmt.Errorf("%w: %s holds %s but no %s directory; is it part of a store?",
+				ErrNotStore, dir, e.Name(), walDir)
+		}
+	}
 	return nil
 }
 

@@ -30,6 +30,13 @@ func segmentName(first uint64) string {
 	return fmt.Sprintf("%020d%s", first, segmentSuffix)
 }
 
+// IsSegmentName reports whether name is the name of a segment file
+// (%020d.wal with a first LSN of at least 1).
+func IsSegmentName(name string) bool {
+	_, ok := parseSegmentName(name)
+	return ok
+}
+
 // parseSegmentName parses a segment file name.
 func parseSegmentName(name string) (uint64, bool) {
 	num, ok := strings.CutSuffix(name, segmentSuffix)
