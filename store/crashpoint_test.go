@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +79,9 @@ func imageDir(t *testing.T, src string) string {
 	t.Helper()
 	dst := t.TempDir()
 	err := filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path != src {
+			return nil // renamed or removed meanwhile (a segment being created)
+		}
 		if err != nil {
 			return err
 		}
@@ -88,6 +93,9 @@ func imageDir(t *testing.T, src string) string {
 			return nil
 		}
 		in, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
