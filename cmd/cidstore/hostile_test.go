@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/internal/sparsefile"
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/store"
 	"github.com/cidstore/cidstore/vfs"
@@ -33,10 +35,8 @@ import (
 // 1 MiB segments ([1..160] and [161..300]), checkpointed after batch 100
 // and batch 200. With one snapshot kept, the WAL below 161 is gone.
 //
-// Rows not here yet, because they need bounded readers of sparse and huge
-// files: a sparse 4 GiB snapshot whose trailer claims a huge footer, a
-// 16 GiB junk .snap with a bad magic, a 2 GiB sparse segment with one bad
-// frame.
+// Three rows are sparse files of gigabytes that hold a few bytes of data:
+// memory must follow what a file holds, not its apparent size.
 
 // hostileRSS bounds the peak RSS of one tool run, in KiB: 64 MiB over the
 // store's own data, which is about 2 MiB of files and 4 MiB in memory.
@@ -335,6 +335,47 @@ func hostileRows() []hostileRow {
 			}
 			flipAt(t, snapPath(dir, 0), 40)
 			return snapPath(dir, 0)
+		}},
+		{name: "sparse 16 GiB junk named like a snapshot", opens: true, lost: none, build: func(t *testing.T, dir string) string {
+			std(t, dir)
+			p := snapPath(dir, 250)
+			if err := sparsefile.Write(p, 16<<30, map[int64][]byte{0: []byte("JUNKJUNK")}); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+		{name: "sparse 4 GiB snapshot whose trailer claims a footer filling it", opens: true, lost: none, build: func(t *testing.T, dir string) string {
+			std(t, dir)
+			p := snapPath(dir, 250)
+			const size = 4 << 30
+			hdr := make([]byte, snapshot.HeaderSize)
+			copy(hdr, snapshot.Magic)
+			binary.LittleEndian.PutUint16(hdr[8:], snapshot.Version)
+			binary.LittleEndian.PutUint32(hdr[12:], 1)
+			binary.LittleEndian.PutUint64(hdr[16:], 250)
+			binary.LittleEndian.PutUint32(hdr[32:], crc32.Checksum(hdr[:32], crc32.MakeTable(crc32.Castagnoli)))
+			trailer := make([]byte, snapshot.TrailerSize)
+			binary.LittleEndian.PutUint64(trailer[0:], snapshot.HeaderSize)
+			binary.LittleEndian.PutUint64(trailer[8:], size-snapshot.HeaderSize-snapshot.TrailerSize)
+			copy(trailer[24:], snapshot.Magic)
+			if err := sparsefile.Write(p, size, map[int64][]byte{0: hdr, size - snapshot.TrailerSize: trailer}); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+		{name: "sparse 2 GiB segment: a bad frame, zeros, a valid record", lost: none, build: func(t *testing.T, dir string) string {
+			std(t, dir)
+			// It follows the log; its one record repeats a pair the store
+			// holds, so repair keeps it without changing the pairs.
+			k, v := hostilePair(1, 0)
+			rec := wal.AppendRecord(nil, hostileBatches+1, 1, append(k[:], v[:]...))
+			head := append([]byte("CIDWAL\x01\x00"), bytes.Repeat([]byte{0xee}, 40)...)
+			p := filepath.Join(dir, "wal", fmt.Sprintf("%020d.wal", hostileBatches+1))
+			const size = 2 << 30
+			if err := sparsefile.Write(p, size, map[int64][]byte{0: head, size - int64(len(rec)): rec}); err != nil {
+				t.Fatal(err)
+			}
+			return p
 		}},
 		{name: "files that are not the store's own in its directories", opens: true, lost: none, build: func(t *testing.T, dir string) string {
 			std(t, dir)
