@@ -565,8 +565,9 @@ func TestRepairLostImport(t *testing.T) {
 		checkAll(t, s, imported, 0, 0)
 		must(t, s.Close())
 	})
-	t.Run("import snapshot damaged, writes after it", func(t *testing.T) {
-		dir := emptiedStore(t)
+	// importDamaged imports into dir, writes a pair after the import and
+	// damages the import's snapshot, which it returns.
+	importDamaged := func(t *testing.T, dir string) string {
 		s := openDir(t, dir, Options{})
 		_, err := s.Import(context.Background(), bytes.NewReader(stream))
 		must(t, err)
@@ -574,6 +575,11 @@ func TestRepairLostImport(t *testing.T) {
 		must(t, s.Close())
 		snaps, _ := filepath.Glob(filepath.Join(dir, snapDir, "*.snap"))
 		flipFile(t, snaps[0], 40)
+		return snaps[0]
+	}
+	t.Run("import snapshot damaged, writes after it", func(t *testing.T) {
+		dir := emptiedStore(t)
+		importDamaged(t, dir)
 		rep := repairAndCheck(t, dir, true, model{})
 		if len(rep.Snapshots) != 1 || !rep.Snapshots[0].Lost || rep.WAL.RecordsDropped != 1 || rep.WAL.LastLSN != 2 {
 			t.Fatalf("report %+v", rep)
@@ -581,17 +587,11 @@ func TestRepairLostImport(t *testing.T) {
 	})
 	t.Run("import snapshot at cut 0 damaged", func(t *testing.T) {
 		dir := t.TempDir()
-		s := openDir(t, dir, Options{})
-		_, err := s.Import(context.Background(), bytes.NewReader(stream))
-		must(t, err)
-		must(t, s.Insert(w(9), w(9)))
-		must(t, s.Close())
-		snaps, _ := filepath.Glob(filepath.Join(dir, snapDir, "*.snap"))
-		flipFile(t, snaps[0], 40)
+		snap := importDamaged(t, dir)
 		want := model{}
 		want.add(w(9), w(9))
 		rep := repairAndCheck(t, dir, false, want)
-		if len(rep.Snapshots) != 1 || !rep.Snapshots[0].Lost || rep.Snapshots[0].MovedTo != snaps[0]+".corrupt" {
+		if len(rep.Snapshots) != 1 || !rep.Snapshots[0].Lost || rep.Snapshots[0].MovedTo != snap+".corrupt" {
 			t.Fatalf("report %+v", rep)
 		}
 	})

@@ -92,9 +92,10 @@ type Options struct {
 	// SyncInterval is the fsync period for SyncInterval; 0 means
 	// DefaultSyncInterval.
 	SyncInterval time.Duration
-	// Repair makes Open cut the log at the first bad record found anywhere
-	// (removing all later segments) instead of failing with a
-	// *CorruptError. What was dropped is logged and reported in Stats.
+	// Repair makes Open repair the log (see Repair: it keeps the intact
+	// records that start the log and moves the rest aside) instead of
+	// failing with a *CorruptError. What was dropped is logged and
+	// reported in Stats and RepairReport.
 	Repair bool
 	// CheckRecord, if not nil, validates every record that passes its
 	// checksum, at Open and in Scrub (Verify and Repair take it too): a
@@ -302,18 +303,31 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 			return nil, fmt.Errorf("wal: fsync %s: %w", path, errors.Join(err, f.Close()))
 		}
 	}
+	l := newLog(opts, lock, rec)
+	l.pending = make([]byte, 0, initialBuffer)
+	l.spare = make([]byte, 0, initialBuffer)
+	l.projSize = size
+	l.f, l.fpath, l.fSize, l.fPrealloc = f, path, size, prealloc
+	l.fWritten, l.fSynced = rec.last, rec.last
+	if !opts.NoPreallocate && l.segSize >= minPrealloc {
+		l.prep = &preparer{req: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		l.made = make(chan struct{}, 1)
+	}
+	return l, nil
+}
+
+// newLog returns a Log over what recovery found, ready but for the
+// active segment and the flush buffers.
+func newLog(opts Options, lock io.Closer, rec recovered) *Log {
 	l := &Log{
-		fs:           fs,
-		dir:          dir,
+		fs:           opts.FS,
+		dir:          opts.Dir,
 		segSize:      opts.SegmentSize,
 		logger:       opts.Logger,
 		lock:         lock,
 		report:       rec.report,
 		check:        opts.CheckRecord,
-		pending:      make([]byte, 0, initialBuffer),
-		spare:        make([]byte, 0, initialBuffer),
 		nextLSN:      rec.next,
-		projSize:     size,
 		mode:         opts.Sync,
 		interval:     opts.SyncInterval,
 		inflightLast: rec.last,
@@ -323,23 +337,13 @@ func open(opts Options, lock io.Closer) (*Log, error) {
 		syncReq:      make(chan chan error),
 		closeCh:      make(chan struct{}),
 		doneCh:       make(chan struct{}),
-		f:            f,
-		fpath:        path,
-		fSize:        size,
-		fPrealloc:    prealloc,
-		fWritten:     rec.last,
-		fSynced:      rec.last,
-	}
-	if !opts.NoPreallocate && l.segSize >= minPrealloc {
-		l.prep = &preparer{req: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-		l.made = make(chan struct{}, 1)
 	}
 	l.spaceCond.L = &l.mu
 	l.setInflight(closedChan)
 	l.acked.Store(rec.last)
 	l.written.Store(rec.last)
 	l.synced.Store(rec.last)
-	return l, nil
+	return l
 }
 
 // Append adds a record of type typ (which must not be 0) with a copy of
@@ -739,34 +743,8 @@ func openReadOnly(opts Options) (*Log, error) {
 		// the log holds no record.
 		rec.segs = []segment{{first: rec.next, path: filepath.Join(dir, segmentName(rec.next))}}
 	}
-	done := make(chan struct{})
-	close(done)
-	l := &Log{
-		fs:           fs,
-		dir:          dir,
-		segSize:      opts.SegmentSize,
-		logger:       opts.Logger,
-		lock:         io.NopCloser(nil),
-		report:       rec.report,
-		check:        opts.CheckRecord,
-		readOnly:     true,
-		nextLSN:      rec.next,
-		mode:         opts.Sync,
-		interval:     opts.SyncInterval,
-		err:          ErrReadOnly,
-		exited:       true,
-		inflightLast: rec.last,
-		pendingCh:    make(chan struct{}),
-		segs:         rec.segs,
-		wake:         make(chan struct{}, 1),
-		syncReq:      make(chan chan error),
-		closeCh:      make(chan struct{}),
-		doneCh:       done,
-	}
-	l.spaceCond.L = &l.mu
-	l.setInflight(closedChan)
-	l.acked.Store(rec.last)
-	l.written.Store(rec.last)
-	l.synced.Store(rec.last)
+	l := newLog(opts, io.NopCloser(nil), rec)
+	l.readOnly, l.err, l.exited = true, ErrReadOnly, true
+	close(l.doneCh) // no flusher
 	return l, nil
 }

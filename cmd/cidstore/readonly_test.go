@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,16 +68,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	// A store with a torn final write: read, not repaired.
 	dir := filepath.Join(base, "db")
 	segs := writeRepairStore(t, dir, 160)
-	f, err := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendTorn(t, segs[len(segs)-1])
 	before := listing(t, dir)
 	if code, text := cli(t, "inspect", "-metrics", dir); code != 0 || !strings.Contains(text, "cidstore_pairs 160") {
 		t.Fatalf("inspect -metrics: exit %d\n%s", code, text)

@@ -23,7 +23,20 @@ func repairPair(i uint64) (cid.CID, cid.CID) {
 // across several small segments, and returns its segment files in order.
 func writeRepairStore(t *testing.T, dir string, n uint64) []string {
 	t.Helper()
-	s, err := store.Open(dir, store.Options{SegmentSize: wal.MinSegmentSize})
+	fillRepairStore(t, dir, store.Options{SegmentSize: wal.MinSegmentSize}, n, 0)
+	segs, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("segments %v, %v; want at least 3", segs, err)
+	}
+	return segs
+}
+
+// fillRepairStore opens a store in dir with o, inserts pairs 1..n, one
+// WAL record each, checkpoints after pair checkpointAt (if not 0) and
+// closes it.
+func fillRepairStore(t *testing.T, dir string, o store.Options, n, checkpointAt uint64) {
+	t.Helper()
+	s, err := store.Open(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,15 +45,31 @@ func writeRepairStore(t *testing.T, dir string, n uint64) []string {
 		if err := s.Insert(k, v); err != nil {
 			t.Fatal(err)
 		}
+		if i == checkpointAt {
+			if err := s.Checkpoint(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	segs, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
-	if err != nil || len(segs) < 3 {
-		t.Fatalf("segments %v, %v; want at least 3", segs, err)
+}
+
+// appendTorn appends 30 bytes of garbage to the segment at path: a torn
+// final write.
+func appendTorn(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return segs
+	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func runCLI(args ...string) (int, string, string) {
@@ -118,17 +147,7 @@ func TestRepairCleanAndTornStore(t *testing.T) {
 	}
 
 	// Half a record at the end of the last segment is a torn write.
-	last := segs[len(segs)-1]
-	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendTorn(t, segs[len(segs)-1])
 	code, out, errOut = runCLI("repair", "-v", dir)
 	if code != 0 || !strings.Contains(out, "torn tail:         30 bytes") || !strings.Contains(out, "none found") {
 		t.Fatalf("repair of a torn store: exit %d\n%s%s", code, out, errOut)
@@ -185,24 +204,7 @@ func TestRepairErrors(t *testing.T) {
 func TestRepairBelowTheSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	const n, cut = 120, 80
-	s, err := store.Open(dir, store.Options{NoPreallocate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(1); i <= n; i++ {
-		k, v := repairPair(i)
-		if err := s.Insert(k, v); err != nil {
-			t.Fatal(err)
-		}
-		if i == cut {
-			if err := s.Checkpoint(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	fillRepairStore(t, dir, store.Options{NoPreallocate: true}, n, cut)
 	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
 	data, err := os.ReadFile(segs[0])
 	if err != nil {
@@ -224,7 +226,7 @@ func TestRepairBelowTheSnapshot(t *testing.T) {
 	if code, out, errOut := runCLI("verify", dir); code != 0 {
 		t.Fatalf("verify after repair: exit %d\n%s%s", code, out, errOut)
 	}
-	s, err = store.Open(dir, store.Options{})
+	s, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
