@@ -62,13 +62,7 @@ func hostileBase(t *testing.T, dir string, kept int, snaps ...int) {
 		t.Fatal(err)
 	}
 	for b := 1; b <= hostileBatches; b++ {
-		pairs := make([]store.Pair, hostileBatch)
-		for j := range pairs {
-			pairs[j].Key, pairs[j].Value = hostilePair(b, j)
-		}
-		if err := s.InsertBatch(pairs); err != nil {
-			t.Fatal(err)
-		}
+		insertBatches(t, s, b, b)
 		if slices.Contains(snaps, b) {
 			if err := s.Checkpoint(context.Background()); err != nil {
 				t.Fatal(err)
@@ -77,6 +71,20 @@ func hostileBase(t *testing.T, dir string, kept int, snaps ...int) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// insertBatches inserts batches from..to into s, one InsertBatch each.
+func insertBatches(t *testing.T, s *store.Store, from, to int) {
+	t.Helper()
+	for b := from; b <= to; b++ {
+		pairs := make([]store.Pair, hostileBatch)
+		for j := range pairs {
+			pairs[j].Key, pairs[j].Value = hostilePair(b, j)
+		}
+		if err := s.InsertBatch(pairs); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -181,10 +189,7 @@ type hostileRow struct {
 
 func none(int) bool { return false }
 
-func hostileRows() []hostileRow {
-	base := func(kept int, snaps ...int) func(*testing.T, string) {
-		return func(t *testing.T, dir string) { hostileBase(t, dir, kept, snaps...) }
-	}
+func hostileRows(base func(kept int, snaps ...int) func(*testing.T, string)) []hostileRow {
 	std := base(1, 100, 200) // WAL 161..300, snapshot 200
 	two := base(2, 100, 200) // WAL 1..300, snapshots 100 and 200
 	return []hostileRow{
@@ -277,7 +282,7 @@ func hostileRows() []hostileRow {
 			return snapPath(dir, 200)
 		}},
 		{name: "last WAL segment deleted after a checkpoint", lost: none, build: func(t *testing.T, dir string) string {
-			hostileBase(t, dir, 1, 100, 200, 300)
+			base(1, 100, 200, 300)(t, dir)
 			path, _, _ := segmentOf(t, dir, hostileBatches)
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
@@ -293,20 +298,12 @@ func hostileRows() []hostileRow {
 			return "before the snapshot's cut"
 		}},
 		{name: "loaded snapshot at cut 0 damaged", lost: func(b int) bool { return b <= 200 }, blockDamage: true, build: func(t *testing.T, dir string) string {
-			src := filepath.Join(t.TempDir(), "src")
-			hostileBase(t, src, 1)
+			src := filepath.Join(t.TempDir(), "src") // the dump holds batches 1..200
 			s, err := store.Open(src, store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for b := 201; b <= hostileBatches; b++ { // the dump holds batches 1..200
-				for j := range hostileBatch {
-					k, _ := hostilePair(b, j)
-					if err := s.DeleteKey(k); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			insertBatches(t, s, 1, 200)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -321,15 +318,7 @@ func hostileRows() []hostileRow {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for b := 201; b <= hostileBatches; b++ {
-				pairs := make([]store.Pair, hostileBatch)
-				for j := range pairs {
-					pairs[j].Key, pairs[j].Value = hostilePair(b, j)
-				}
-				if err := s.InsertBatch(pairs); err != nil {
-					t.Fatal(err)
-				}
-			}
+			insertBatches(t, s, 201, hostileBatches)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -389,12 +378,28 @@ func hostileRows() []hostileRow {
 	}
 }
 
+// toolBinary returns the binary runTool runs: this test binary, or, when
+// it was built with the race detector (whose shadow memory would swamp
+// the RSS measured, and which makes the tools slow), the same tests built
+// without it.
+func toolBinary(t *testing.T) string {
+	t.Helper()
+	if !raceEnabled {
+		return os.Args[0]
+	}
+	bin := filepath.Join(t.TempDir(), "cidstore.test")
+	if out, err := exec.Command("go", "test", "-c", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go test -c: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // runTool runs cidstore with args as a process of its own and returns its
 // exit code, output and peak RSS in KiB.
-func runTool(t *testing.T, args ...string) (int, string, int64) {
+func runTool(t *testing.T, bin string, args ...string) (int, string, int64) {
 	t.Helper()
 	rssFile := filepath.Join(t.TempDir(), "rss")
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), cliEnv+"="+rssFile)
 	out, err := cmd.CombinedOutput()
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
@@ -453,10 +458,25 @@ func TestHostileDirectories(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a store per row")
 	}
+	bin := toolBinary(t)
+	// Each base store is built once and copied for every row that uses it.
+	cache, built := t.TempDir(), map[string]string{}
+	base := func(kept int, snaps ...int) func(*testing.T, string) {
+		return func(t *testing.T, dir string) {
+			key := fmt.Sprint(kept, snaps)
+			if built[key] == "" {
+				built[key] = filepath.Join(cache, fmt.Sprint(len(built)))
+				hostileBase(t, built[key], kept, snaps...)
+			}
+			if err := os.CopyFS(dir, os.DirFS(built[key])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	var table strings.Builder
 	fmt.Fprintln(&table, "| directory | Open | verify | inspect | dump | repair | peak RSS (MiB) |")
 	fmt.Fprintln(&table, "|---|---|---|---|---|---|---|")
-	for _, row := range hostileRows() {
+	for _, row := range hostileRows(base) {
 		t.Run(row.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "db")
 			damaged := row.build(t, dir)
@@ -499,7 +519,7 @@ func TestHostileDirectories(t *testing.T) {
 			before := listing(t, dir)
 
 			// verify, inspect, dump: read-only, and of one mind with Open.
-			code, out, rss := runTool(t, "verify", dir)
+			code, out, rss := runTool(t, bin, "verify", dir)
 			peak = max(peak, rss)
 			verifyCol := "ok"
 			if damaged == "" {
@@ -513,7 +533,7 @@ func TestHostileDirectories(t *testing.T) {
 				names("verify", out)
 				verifyCol = "names it"
 			}
-			code, out, rss = runTool(t, "inspect", dir)
+			code, out, rss = runTool(t, bin, "inspect", dir)
 			peak = max(peak, rss)
 			inspectCol := "ok"
 			if code != 0 {
@@ -530,7 +550,7 @@ func TestHostileDirectories(t *testing.T) {
 				inspectCol = "names it"
 			}
 			dump := filepath.Join(t.TempDir(), "dump.snap")
-			code, out, rss = runTool(t, "dump", dir, dump)
+			code, out, rss = runTool(t, bin, "dump", dir, dump)
 			peak = max(peak, rss)
 			dumpCol := "dumps what Open has"
 			if row.opens {
@@ -551,7 +571,7 @@ func TestHostileDirectories(t *testing.T) {
 			// repair: the store opens with every pair an intact file
 			// holds, verify agrees, and nothing was deleted.
 			files := survivors(t, dir)
-			code, out, rss = runTool(t, "repair", dir)
+			code, out, rss = runTool(t, bin, "repair", dir)
 			peak = max(peak, rss)
 			if code != 0 {
 				t.Fatalf("repair: exit %d\n%s", code, out)
@@ -568,7 +588,7 @@ func TestHostileDirectories(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if code, vout, _ := runTool(t, "verify", dir); code != 0 {
+			if code, vout, _ := runTool(t, bin, "verify", dir); code != 0 {
 				t.Fatalf("verify after repair: exit %d\n%s\nrepair said:\n%s", code, vout, out)
 			}
 			for _, f := range files {
