@@ -95,7 +95,7 @@ func linKey(k uint8) cid.CID { return cid.FromWords(0x11, 0, 0, uint64(k)+1) }
 func linVal(v uint8) cid.CID { return cid.FromWords(0x22, 0, 0, uint64(v)+1) }
 
 // ledger pairs: client g's i-th insert-only pair.
-func ledgerKey(g int) cid.CID         { return cid.FromWords(0x33, 0, uint64(g), 1) }
+func ledgerKey(g int) cid.CID        { return cid.FromWords(0x33, 0, uint64(g), 1) }
 func ledgerVal(g int, i int) cid.CID { return cid.FromWords(0x44, 0, uint64(g), uint64(i)+1) }
 
 // recorder collects the history.
