@@ -192,7 +192,7 @@ func Open(cfg Config) (n *Node, err error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.fsm, cfg.LogStore, cfg.StableStore, cfg.SnapshotStore, n.trans)
+	r, err := raft.NewRaft(rc, n.fsm, n.cfg.LogStore, n.cfg.StableStore, n.cfg.SnapshotStore, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("replica: start raft: %w", err)
 	}
