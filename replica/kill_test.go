@@ -92,8 +92,12 @@ type killPair struct {
 	cycle, g, i int
 }
 
-func (p killPair) key() cid.CID { return cid.FromWords(0x4B, uint64(p.cycle), uint64(p.g), uint64(p.i/4)+1) }
-func (p killPair) val() cid.CID { return cid.FromWords(0x56, uint64(p.cycle), uint64(p.g), uint64(p.i)+1) }
+func (p killPair) key() cid.CID {
+	return cid.FromWords(0x4B, uint64(p.cycle), uint64(p.g), uint64(p.i/4)+1)
+}
+func (p killPair) val() cid.CID {
+	return cid.FromWords(0x56, uint64(p.cycle), uint64(p.g), uint64(p.i)+1)
+}
 
 // killModel records, per pair, which reports arrived: 'i' insert issued,
 // 'I' insert acknowledged, 'd' delete issued, 'D' delete acknowledged.

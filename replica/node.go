@@ -23,13 +23,16 @@ import (
 // timeouts) let a follower wait up to 2 s before it even starts an
 // election; these halve that, so a leader's loss is noticed after 0.5 to
 // 1 s and a new leader commits its first write well under 2 s later
-// (BenchmarkFailover). Heartbeats go out every HeartbeatTimeout/10.
-// Shorter timeouts cost spurious elections on a loaded machine or a slow
-// network.
+// (BenchmarkFailover). Heartbeats go out every HeartbeatTimeout/10. The
+// leader lease, how long a leader keeps leading without hearing from a
+// majority, is as long as it may be (the heartbeat timeout): a shorter
+// one made leaders of a loopback cluster on a busy two-core machine step
+// down under write load, when a heartbeat's answer took 300 ms. Shorter
+// timeouts cost spurious elections on a loaded machine or a slow network.
 const (
 	DefaultHeartbeatTimeout   = 500 * time.Millisecond
 	DefaultElectionTimeout    = 500 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
 	DefaultApplyTimeout       = 10 * time.Second
 )
 
@@ -277,10 +280,13 @@ func (n *Node) openStorage() error {
 	}
 	n.trans = c.Transport
 	if n.trans == nil {
-		t, err := raft.NewTCPTransportWithLogger(c.Addr, nil, 3, 10*time.Second, newHCLogger(c.Logger))
+		stream, err := listenTCP(c.Addr)
 		if err != nil {
 			return fmt.Errorf("replica: listen on %s: %w", c.Addr, err)
 		}
+		t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: newHCLogger(c.Logger),
+		})
 		n.trans = t
 		n.owned = append([]func() error{t.Close}, n.owned...)
 	}
