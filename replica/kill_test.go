@@ -261,7 +261,9 @@ func openKillCluster(t *testing.T, dir string, v killVariant, addrs []string, bo
 		var st *store.Store
 		var err error
 		if v.persistent {
-			st, err = store.Open(filepath.Join(dir, id, "store"), store.Options{Sync: store.SyncNever, Shards: 4})
+			c := store.DefaultConfig()
+			c.Sync = store.SyncNever
+			st, err = store.Open(filepath.Join(dir, id, "store"), store.Options{Config: &c, Shards: 4})
 		} else {
 			st, err = store.Open("", store.Options{InMemory: true, Shards: 4})
 		}

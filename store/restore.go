@@ -81,12 +81,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (snapshot.Summary, err
 // scratch returns an empty in-memory store that places every key in the
 // same shard as s does, to read a stream into before it replaces s.
 func (s *Store) scratch() (*Store, error) {
-	t, err := Open("", Options{
-		InMemory:     true,
-		Shards:       len(s.shards),
-		InlineValues: s.cfg.Load().InlineValues,
-		Logger:       s.opts.Logger,
-	})
+	c := DefaultConfig()
+	c.InlineValues = s.cfg.Load().InlineValues
+	c.CompactInterval, c.GCInterval, c.ScrubInterval, c.AuditInterval = 0, 0, 0, 0 // it lives for one call
+	t, err := Open("", Options{InMemory: true, Shards: len(s.shards), Config: &c, Logger: s.opts.Logger})
 	if err != nil {
 		return nil, err
 	}

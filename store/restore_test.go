@@ -88,7 +88,7 @@ func TestRestoreReplaces(t *testing.T) {
 			re := openDir(t, dir, Options{})
 			defer re.Close()
 			checkAll(t, re, want, 0, 3)
-			if rec := re.Recovery(); rec.Records != 1 {
+			if rec := re.Stats().Recovery; rec.Records != 1 {
 				t.Fatalf("recovery replayed %d records after the restored snapshot, want 1", rec.Records)
 			}
 		})
@@ -151,7 +151,9 @@ func TestRestoreCrashPoints(t *testing.T) {
 
 	dir := t.TempDir()
 	h := &hookFS{FS: vfs.Default}
-	s := openDir(t, dir, Options{FS: h, SegmentSize: 2048, SnapshotsKept: 2, Shards: 4})
+	c := DefaultConfig()
+	c.SnapshotsKept = 2
+	s := openDir(t, dir, Options{FS: h, SegmentSize: 4096, Config: &c, Shards: 4})
 	old := restoreModel(t, s, 2, 80)
 	must(t, s.Checkpoint(ctx))
 	fill(t, s, old, 0, 300)
