@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ import (
 
 // Benchmarks (BENCHMARKS.md has the numbers):
 //
-//	flock /work/bench.lock go test ./replica -run '^$' -bench 'Writes' -benchtime 5s -count 3
+//	flock /work/bench.lock go test ./replica -run '^$' -bench 'Writes' -benchtime 5s -args -writes.rounds 3
 //	flock /work/bench.lock go test ./replica -run '^$' -bench 'Failover' -benchtime 20x
 //
 // BenchmarkWrites compares acknowledged writes per second of a
@@ -39,7 +40,7 @@ import (
 // garbage collector. All three keep raft's log in bbolt files with fsync,
 // use in-memory stores and the default timeouts. Metrics: pairs/s, and
 // cpu-ns/pair, the CPU time of every process involved per acknowledged
-// pair. With -count > 1 the two alternate.
+// pair. -writes.rounds N alternates the two N times.
 
 const (
 	benchBatch        = 1000
@@ -47,28 +48,31 @@ const (
 	benchOneWriters   = 64
 )
 
+var writeRounds = flag.Int("writes.rounds", 1, "rounds of BenchmarkWrites: each runs the store, then the cluster")
+
 func BenchmarkWrites(b *testing.B) {
 	for _, batch := range []int{benchBatch, 1} {
 		writers := benchBatchWriters
 		if batch == 1 {
 			writers = benchOneWriters
 		}
-		b.Run(fmt.Sprintf("batch=%d/single-syncalways", batch), func(b *testing.B) {
-			st, err := store.Open(b.TempDir(), store.Options{}) // SyncAlways
-
-			must(b, err)
-			defer st.Close()
-			runWrites(b, writers, batch, st.Insert, st.InsertBatch)
-		})
-		b.Run(fmt.Sprintf("batch=%d/cluster3", batch), func(b *testing.B) {
-			l, followers := processCluster(b)
-			runWrites(b, writers, batch, l.Insert, l.InsertBatch, followers...)
-			b.StopTimer()
-			closeAll(b, []*Node{l})
-			for _, f := range followers {
-				f.stop(b)
-			}
-		})
+		for round := 1; round <= *writeRounds; round++ {
+			b.Run(fmt.Sprintf("batch=%d/single-syncalways", batch), func(b *testing.B) {
+				st, err := store.Open(b.TempDir(), store.Options{}) // SyncAlways
+				must(b, err)
+				defer st.Close()
+				runWrites(b, writers, batch, st.Insert, st.InsertBatch)
+			})
+			b.Run(fmt.Sprintf("batch=%d/cluster3", batch), func(b *testing.B) {
+				l, followers := processCluster(b)
+				runWrites(b, writers, batch, l.Insert, l.InsertBatch, followers...)
+				b.StopTimer()
+				closeAll(b, []*Node{l})
+				for _, f := range followers {
+					f.stop(b)
+				}
+			})
+		}
 	}
 }
 
