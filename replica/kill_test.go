@@ -306,16 +306,7 @@ func closeKillCluster(t *testing.T, nodes []*Node) {
 // and checks every node against the model.
 func checkKill(t *testing.T, nodes []*Node, m killModel, cycle int) {
 	t.Helper()
-	var leader *Node
-	waitFor(t, "a leader after the kill", func() bool {
-		for _, n := range nodes {
-			if n.IsLeader() {
-				leader = n
-				return true
-			}
-		}
-		return false
-	})
+	leader := leaderOf(t, nodes)
 	// A barrier in the new term applies every committed entry on the
 	// leader; the followers then catch up to its commit index.
 	waitFor(t, "the leader to apply the log", func() bool {

@@ -250,6 +250,12 @@ func (t *snapTrust) add(lsn uint64) {
 // segments wholly below the oldest kept snapshot, so every kept snapshot
 // can still be brought up to date from the WAL. The caller holds ckptMu.
 func (s *Store) retain(ctx context.Context) error {
+	return s.keepNewest(ctx, s.snapshotsKept())
+}
+
+// keepNewest is retain with keep, at least 1, in place of SnapshotsKept.
+// The caller holds ckptMu.
+func (s *Store) keepNewest(ctx context.Context, keep int) error {
 	list, _, err := s.listSnapshots()
 	if err != nil {
 		return err
@@ -263,7 +269,6 @@ func (s *Store) retain(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	keep := s.snapshotsKept()
 	if len(snaps) == 0 {
 		return errors.Join(errs...)
 	}

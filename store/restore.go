@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -68,7 +67,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (snapshot.Summary, err
 		return sum, err
 	}
 	if s.wal != nil {
-		if err := s.dropBefore(ctx, lsn); err != nil {
+		// The new snapshot is the newest (no checkpoint runs meanwhile);
+		// the older ones, and the WAL they need, describe contents that
+		// are gone.
+		if err := s.keepNewest(ctx, 1); err != nil {
 			// The new snapshot is the newest, so recovery uses it; the
 			// next checkpoint retries the removal.
 			s.opts.Logger.Warn("cidstore: restore: could not remove what the restore replaced", "err", err)
@@ -97,14 +99,7 @@ func (s *Store) scratch() (*Store, error) {
 // a persistent store. It returns the LSN the new contents are filed under
 // (0 in memory).
 func (s *Store) restoreLocked(ctx context.Context, want []*shard.View) (uint64, error) {
-	for _, sh := range s.shards {
-		sh.Lock()
-	}
-	defer func() {
-		for _, sh := range s.shards {
-			sh.Unlock()
-		}
-	}()
+	defer s.lockAll()()
 	if s.closed.Load() || want == nil {
 		return 0, ErrClosed
 	}
@@ -140,8 +135,8 @@ func (s *Store) restoreLocked(ctx context.Context, want []*shard.View) (uint64, 
 var emptyBatch = binary.LittleEndian.AppendUint32(nil, 0)
 
 // fileRestore makes the new contents durable as the newest snapshot, under
-// a fresh LSN that it returns. The caller holds every shard lock, so no
-// record is logged between the claim and the cut it names.
+// a fresh LSN that it returns. The caller holds ckptMu and every shard
+// lock, so no record is logged between the claim and the cut it names.
 func (s *Store) fileRestore(ctx context.Context, want []*shard.View) (uint64, error) {
 	lsn, err := s.wal.Append(opBatch, emptyBatch)
 	if err != nil {
@@ -153,11 +148,15 @@ func (s *Store) fileRestore(ctx context.Context, want []*shard.View) (uint64, er
 	}
 	start := time.Now()
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
+	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
+		return 0, err
+	}
 	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(want)},
 		viewParts(want), s.encoderOptions()...)
 	if err != nil {
 		return 0, fmt.Errorf("cidstore: restore: %w", err)
 	}
+	s.trust.add(lsn)
 	s.ckptStatsMu.Lock()
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs = lsn, time.Since(start), sum.Bytes, sum.Pairs
@@ -225,34 +224,4 @@ func syncValues(sh *shard.Shard, c *opCounts, k cid.CID, have, want []cid.CID) {
 			c.count(opRemove)
 		}
 	}
-}
-
-// dropBefore removes every snapshot older than the one at lsn, and the WAL
-// segments wholly below it.
-func (s *Store) dropBefore(ctx context.Context, lsn uint64) error {
-	snaps, _, err := s.listSnapshots()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	removed := 0
-	for _, sf := range snaps {
-		if sf.lsn >= lsn {
-			continue
-		}
-		if err := s.removeGradually(ctx, sf.path); err != nil {
-			errs = append(errs, fmt.Errorf("cidstore: remove replaced snapshot: %w", err))
-			continue
-		}
-		removed++
-	}
-	if removed > 0 {
-		if err := s.opts.FS.SyncDir(filepath.Join(s.dir, snapDir)); err != nil {
-			errs = append(errs, fmt.Errorf("cidstore: sync snapshot dir: %w", err))
-		}
-	}
-	if err := s.wal.TruncateBefore(lsn + 1); err != nil {
-		errs = append(errs, fmt.Errorf("cidstore: drop WAL below LSN %d: %w", lsn+1, err))
-	}
-	return errors.Join(errs...)
 }

@@ -35,7 +35,7 @@ func restoreModel(t *testing.T, s *Store, salt uint64, keys uint64) model {
 	return m
 }
 
-func exportOf(t *testing.T, s *Store) []byte {
+func streamOf(t *testing.T, s *Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := s.Export(context.Background(), &buf); err != nil {
@@ -48,7 +48,7 @@ func TestRestoreReplaces(t *testing.T) {
 	ctx := context.Background()
 	src := openMem(t, Options{Shards: 4})
 	want := restoreModel(t, src, 1, 60)
-	stream := exportOf(t, src)
+	stream := streamOf(t, src)
 
 	for _, persistent := range []bool{false, true} {
 		name := "memory"
@@ -110,7 +110,7 @@ func TestRestoreFailureChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	src := openMem(t, Options{})
 	restoreModel(t, src, 1, 60)
-	stream := exportOf(t, src)
+	stream := streamOf(t, src)
 
 	dir := t.TempDir()
 	dst := openDir(t, dir, Options{})
@@ -147,7 +147,7 @@ func TestRestoreCrashPoints(t *testing.T) {
 	ctx := context.Background()
 	src := openMem(t, Options{})
 	want := restoreModel(t, src, 1, 60)
-	stream := exportOf(t, src)
+	stream := streamOf(t, src)
 
 	dir := t.TempDir()
 	h := &hookFS{FS: vfs.Default}
@@ -236,7 +236,7 @@ func TestRestoreConcurrent(t *testing.T) {
 	ctx := context.Background()
 	src := openMem(t, Options{Shards: 16})
 	want := restoreModel(t, src, 1, 400)
-	stream := exportOf(t, src)
+	stream := streamOf(t, src)
 	dst := openMem(t, Options{Shards: 16})
 	old := restoreModel(t, dst, 2, 500)
 
