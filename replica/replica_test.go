@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
@@ -148,7 +149,7 @@ func TestSnapshotInstall(t *testing.T) {
 		cfg.SnapshotThreshold = 4096
 		cfg.SnapshotInterval = 50 * time.Millisecond
 		cfg.TrailingLogs = 1024
-		cfg.MaxAppendEntries = 512
+		cfg.MaxAppendEntries = 1024
 	})
 	l := c.waitLeader()
 	var lag *member // a follower
@@ -180,24 +181,44 @@ func TestSnapshotInstall(t *testing.T) {
 	}
 }
 
-// applyMany applies count single-insert commands from many goroutines,
-// each retried on the leader of the moment until it is acknowledged.
+// applyMany applies count single-insert commands, keeping up to 4096 in
+// flight on the leader's raft; those that fail (leadership moved) are
+// retried one by one on the leader of the moment.
 func (c *cluster) applyMany(count int) {
 	c.t.Helper()
-	const writers = 256
-	var wg sync.WaitGroup
-	for g := 0; g < writers; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < count; i += writers {
-				if !c.retry(func(n *Node) error { return n.Insert(key(uint64(1000+i%5000)), val(uint64(i))) }) {
-					return
-				}
-			}
-		}()
+	type pending struct {
+		f raft.ApplyFuture
+		i int
 	}
-	wg.Wait()
+	cmd := func(i int) Command { return Insert(key(uint64(1000+i%5000)), val(uint64(i))) }
+	inflight := make(chan pending, 4096)
+	var failed []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range inflight {
+			if err := p.f.Error(); err != nil {
+				failed = append(failed, p.i)
+			} else if r := p.f.Response().(result); r.err != nil {
+				c.t.Errorf("command %d: %v", p.i, r.err)
+			}
+		}
+	}()
+	l := c.waitLeader()
+	for i := range count {
+		data, err := cmd(i).MarshalBinary()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		inflight <- pending{l.node.raft.Apply(data, 0), i}
+	}
+	close(inflight)
+	<-done
+	for _, i := range failed {
+		if !c.retry(func(n *Node) error { _, err := n.Apply(context.Background(), cmd(i)); return err }) {
+			return
+		}
+	}
 }
 
 func TestRemoveAndAddNode(t *testing.T) {
