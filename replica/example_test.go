@@ -39,25 +39,24 @@ func Example() {
 	if err := n.Bootstrap(); err != nil {
 		panic(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !n.IsLeader(); {
-		if time.Now().After(deadline) {
-			panic("no leader")
-		}
-		time.Sleep(10 * time.Millisecond) // polling for the election
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leader, err := n.WaitLeader(ctx) // a one-node cluster elects itself
+	if err != nil {
+		panic(err)
 	}
+	fmt.Println(leader.ID)
 
 	k, v := cid.FromString("alice"), cid.FromString("bob")
 	if err := n.Insert(k, v); err != nil { // returns once committed and applied
 		panic(err)
 	}
-	r, err := n.Read(context.Background(), replica.Linearizable)
+	r, err := n.Read(ctx, replica.Linearizable)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println(r.Contains(k, v))
-	leader, _ := n.Leader()
-	fmt.Println(leader.ID)
 	// Output:
-	// true
 	// n1
+	// true
 }

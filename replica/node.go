@@ -43,9 +43,12 @@ type Config struct {
 	// must not change across restarts.
 	ID string
 
-	// Addr is the host:port raft listens on (TCP) and tells its peers.
-	// Use a loopback or private address: raft's traffic is not
-	// authenticated. Port 0 picks a free port (see Node.Addr).
+	// Addr is the host:port raft listens on (TCP) and tells its peers,
+	// so it must name an address they can reach (not 0.0.0.0). Use a
+	// loopback or private address: raft's traffic is neither
+	// authenticated nor encrypted. Port 0 picks a free port (see
+	// Node.Addr); a restarted node must keep its address, which the
+	// cluster's configuration records.
 	Addr string
 
 	// Dir holds raft's state: raft.db (the log and the stable store, a
@@ -147,14 +150,14 @@ type Node struct {
 // Open starts a node. A node with no raft state waits to be bootstrapped
 // (Bootstrap) or added to a cluster by its leader (AddVoter); a node with
 // state rejoins its cluster and catches up.
-func Open(cfg Config) (n *Node, err error) {
+func Open(cfg Config) (_ *Node, err error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
 	defer func() {
-		if err != nil {
+		if err != nil { // close what was opened
 			cancel()
 			err = errors.Join(err, n.closeOwned())
 		}
@@ -390,6 +393,30 @@ func (n *Node) Leader() (Server, bool) {
 		return Server{}, false
 	}
 	return Server{ID: string(id), Addr: string(addr), Voter: true, Meta: n.fsm.metaOf(string(id))}, true
+}
+
+// WaitLeader waits until this node knows a leader (itself or another)
+// and returns it, or until ctx is done or the node closes.
+func (n *Node) WaitLeader(ctx context.Context) (Server, error) {
+	ch := make(chan raft.Observation, 1)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	for {
+		if l, ok := n.Leader(); ok {
+			return l, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Server{}, ctx.Err()
+		case <-n.ctx.Done():
+			return Server{}, ErrClosed
+		}
+	}
 }
 
 // IsLeader reports whether this node is the leader right now. A leader
