@@ -16,7 +16,7 @@ func openSolo(t *testing.T, st *store.Store) *Node {
 	logs := raft.NewInmemStore()
 	_, trans := raft.NewInmemTransport("")
 	n, err := Open(Config{ID: "solo", Store: st, Transport: trans, LogStore: logs, StableStore: logs,
-		SnapshotStore: raft.NewDiscardSnapshotStore(),
+		SnapshotStore:    raft.NewDiscardSnapshotStore(),
 		HeartbeatTimeout: testHeartbeat, ElectionTimeout: testElection, LeaderLeaseTimeout: testLease})
 	must(t, err)
 	must(t, n.Bootstrap())
