@@ -109,9 +109,9 @@
 // still the leader (VerifyLeader: one round of heartbeats, no disk write).
 // Since a leader acknowledges a write only after applying it, the store
 // then holds every write acknowledged before the read began. The argument
-// is spelt out at Read. TestLinearizable checks recorded histories of
-// adds, removes and membership tests on a few keys, under 20 leader kills,
-// with porcupine.
+// is spelt out at Read. TestLinearizable checks, with porcupine, a
+// recorded history of concurrent inserts, deletes and Contains reads of a
+// few pairs across 20 leader kills (scripts/linearizable runs more).
 //
 // # Writes
 //
