@@ -86,11 +86,19 @@ func TestRestoreReplaces(t *testing.T) {
 				return
 			}
 			re := openDir(t, dir, Options{})
-			defer re.Close()
 			checkAll(t, re, want, 0, 3)
 			if rec := re.Stats().Recovery; rec.Records != 1 {
 				t.Fatalf("recovery replayed %d records after the restored snapshot, want 1", rec.Records)
 			}
+			// Retention counts the restored snapshot as valid: a later
+			// checkpoint keeps it, and recovery still works.
+			must(t, re.Insert(w(5001), w(1)))
+			want.add(w(5001), w(1))
+			must(t, re.Checkpoint(ctx))
+			must(t, re.Close())
+			re = openDir(t, dir, Options{})
+			defer re.Close()
+			checkAll(t, re, want, 0, 4)
 		})
 	}
 }
