@@ -143,7 +143,6 @@ type Node struct {
 	gate      sync.RWMutex
 	closed    atomic.Bool
 	closeOnce sync.Once
-	closeErr  error
 	wg        sync.WaitGroup
 }
 
