@@ -235,19 +235,6 @@ type finalRec struct {
 	r    *record
 }
 
-// bucketMask predicts the bucket index mask of an xsync map presized for
-// n entries (5 entries a bucket, load factor 0.75, a power-of-two table;
-// a key's bucket is (hash>>7)&mask), as xsync/v3 v3.5.1 lays out its
-// table; re-check on an upgrade. Only the speed of a bulk load depends on
-// the prediction being right.
-func bucketMask(n int) uint64 {
-	buckets := uint64(1)
-	for float64(buckets) < float64(n)/5/0.75 {
-		buckets <<= 1
-	}
-	return buckets - 1
-}
-
 // runEnd returns the index after the run of consecutive entries of order,
 // from i on, that hold the key of order[i]: i+1 unless the key's value set
 // was split over several entries.

@@ -1,53 +1,16 @@
 package shard
 
-import "math/bits"
+import "github.com/cidstore/cidstore/internal/bulk"
 
-// radixBits is the digit width of radixSort: 2048 counters fit in L1.
-const (
-	radixBits = 11
-	radixMask = 1<<radixBits - 1
-)
-
-// radixSort sorts xs by key(x), of which only the low width bits count,
-// with a stable least-significant-digit radix sort, using tmp (grown as
-// needed) as scratch. A pass whose digit is the same in every element is
-// skipped. On the hundreds of thousands of random 64-bit keys a shard's
-// bulk load sorts it is several times faster than a comparison sort.
+// radixSort is bulk.Sort; see there.
 func radixSort[T any](xs, tmp []T, width uint, key func(*T) uint64) []T {
-	if len(xs) < 2 {
-		return xs
-	}
-	if cap(tmp) < len(xs) {
-		tmp = make([]T, len(xs))
-	}
-	src, dst := xs, tmp[:len(xs)]
-	for shift := uint(0); shift < width; shift += radixBits {
-		var count [1 << radixBits]int
-		for i := range src {
-			count[key(&src[i])>>shift&radixMask]++
-		}
-		if count[key(&src[0])>>shift&radixMask] == len(src) {
-			continue // every element has this digit: nothing to move
-		}
-		pos := 0
-		for i, c := range count {
-			count[i] = pos
-			pos += c
-		}
-		for i := range src {
-			d := key(&src[i]) >> shift & radixMask
-			dst[count[d]] = src[i]
-			count[d]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &xs[0] {
-		copy(xs, src)
-	}
-	return xs
+	return bulk.Sort(xs, tmp, width, key)
 }
 
 func hiKey(k *loadKey) uint64 { return k.hi }
 
+// bucketMask is bulk.BucketMask; see there.
+func bucketMask(n int) uint64 { return bulk.BucketMask(n) }
+
 // bucketWidth is the number of bits a bucket index of mask has.
-func bucketWidth(mask uint64) uint { return uint(bits.Len64(mask)) }
+func bucketWidth(mask uint64) uint { return bulk.BucketWidth(mask) }

@@ -1,0 +1,211 @@
+package triples
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cidstore/cidstore/cid"
+)
+
+// model is the reference: a plain map of present triples.
+type model map[Triple]bool
+
+func (m model) apply(ops []Op) (changed int) {
+	for _, op := range ops {
+		if m[op.Triple] == op.Delete {
+			changed++
+		}
+		if op.Delete {
+			delete(m, op.Triple)
+		} else {
+			m[op.Triple] = true
+		}
+	}
+	return changed
+}
+
+func compareTriple(a, b Triple) int {
+	return cmp.Or(cid.Compare(a.S, b.S), cid.Compare(a.P, b.P), cid.Compare(a.O, b.O))
+}
+
+// match returns the model's answer to a pattern in the order Query
+// documents.
+func (m model) match(s, p, o cid.CID) []Triple {
+	var out []Triple
+	for t := range m {
+		if (s.IsZero() || t.S == s) && (p.IsZero() || t.P == p) && (o.IsZero() || t.O == o) {
+			out = append(out, t)
+		}
+	}
+	var ord Order
+	switch {
+	case s.IsZero() && p.IsZero() && o.IsZero(), !s.IsZero() && o.IsZero(), !s.IsZero() && !p.IsZero():
+		ord = SPO
+	case !p.IsZero():
+		ord = POS
+	default:
+		ord = OSP
+	}
+	slices.SortFunc(out, func(a, b Triple) int {
+		ka, kb := ord.key(&a), ord.key(&b)
+		return cmp.Or(cid.Compare(ka, kb), comparePair(ord.val(&a), ord.val(&b)))
+	})
+	return out
+}
+
+// testCIDs returns n small distinct CIDs, so that random triples share
+// components often.
+func testCIDs(n int) []cid.CID {
+	cs := make([]cid.CID, n)
+	for i := range cs {
+		cs[i] = cid.FromWords(uint64(i)*0x9e3779b97f4a7c15+1, 0, 0, uint64(i+1))
+	}
+	return cs
+}
+
+func apply(s *Set, ops []Op) int {
+	b := s.Prepare(ops)
+	b.Lock()
+	defer b.Unlock()
+	n := b.Resolve()
+	b.Publish(0)
+	return n
+}
+
+func checkAll(t *testing.T, s *Set, m model, cs []cid.CID) {
+	t.Helper()
+	pick := func(i int) cid.CID {
+		if i < 0 {
+			return cid.Zero
+		}
+		return cs[i]
+	}
+	rng := rand.New(rand.NewPCG(uint64(len(m)), 9))
+	for mask := range 8 {
+		for range 4 {
+			var q [3]cid.CID
+			for c := range 3 {
+				if mask&(1<<c) != 0 {
+					q[c] = pick(rng.IntN(len(cs)))
+				}
+			}
+			got := slices.Collect(s.Query(q[0], q[1], q[2]))
+			want := m.match(q[0], q[1], q[2])
+			if !slices.Equal(got, want) {
+				t.Fatalf("Query(%d bound, mask %03b): got %d triples, want %d", mask, mask, len(got), len(want))
+			}
+			if n := s.CountMatches(q[0], q[1], q[2]); n != len(want) {
+				t.Fatalf("CountMatches mask %03b = %d, want %d", mask, n, len(want))
+			}
+		}
+	}
+	if s.Len() != len(m) {
+		t.Fatalf("Len = %d, want %d", s.Len(), len(m))
+	}
+	st := s.Stats()
+	for _, o := range Orders {
+		if st[o].Triples != len(m) {
+			t.Fatalf("%v holds %d triples, want %d", o, st[o].Triples, len(m))
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestModel(t *testing.T) {
+	for _, inline := range []int{1, 4, 32} {
+		s, err := New(Options{Shards: 4, Seed: 7, InlineMax: inline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := testCIDs(6)
+		m := model{}
+		rng := rand.New(rand.NewPCG(1, uint64(inline)))
+		for step := range 150 {
+			ops := make([]Op, 1+rng.IntN(40))
+			for i := range ops {
+				ops[i] = Op{Delete: rng.IntN(3) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
+			}
+			if got, want := apply(s, ops), m.apply(ops); got != want {
+				t.Fatalf("step %d: changed %d, want %d", step, got, want)
+			}
+			checkAll(t, s, m, cs)
+		}
+	}
+}
+
+// Readers run lock-free queries while writers apply batches; each reader
+// checks what must hold at any moment: a result is sorted and its triples
+// match the pattern. Run under -race.
+func TestConcurrentReaders(t *testing.T) {
+	s, _ := New(Options{Shards: 2, Seed: 3, InlineMax: 4})
+	cs := testCIDs(8)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 5))
+			for !stop.Load() {
+				q := [3]cid.CID{}
+				for c := range 3 {
+					if rng.IntN(2) == 0 {
+						q[c] = cs[rng.IntN(len(cs))]
+					}
+				}
+				var prev *Triple
+				for tr := range s.Query(q[0], q[1], q[2]) {
+					for c := range 3 {
+						if !q[c].IsZero() && tr.comps()[c] != q[c] {
+							t.Errorf("triple %v does not match the pattern", tr)
+						}
+					}
+					if prev != nil && *prev == tr {
+						t.Errorf("triple %v twice", tr)
+					}
+					prev = &tr
+				}
+			}
+		}()
+	}
+	m := model{}
+	rng := rand.New(rand.NewPCG(2, 2))
+	for range 300 {
+		ops := make([]Op, 1+rng.IntN(300))
+		for i := range ops {
+			ops[i] = Op{Delete: rng.IntN(3) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
+		}
+		apply(s, ops)
+		m.apply(ops)
+	}
+	stop.Store(true)
+	wg.Wait()
+	checkAll(t, s, m, cs)
+}
+
+// With the map hash narrowed to 4 bits most keys collide and live in the
+// overflow map; the model must still agree.
+func TestModelHashCollisions(t *testing.T) {
+	s, _ := New(Options{Shards: 1, Seed: 1, InlineMax: 2})
+	for _, o := range Orders {
+		s.idx[o][0].hashMask = 0xf
+	}
+	cs := testCIDs(40)
+	m := model{}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for range 60 {
+		ops := make([]Op, 1+rng.IntN(50))
+		for i := range ops {
+			ops[i] = Op{Delete: rng.IntN(4) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
+		}
+		apply(s, ops)
+		m.apply(ops)
+		checkAll(t, s, m, cs)
+	}
+}

@@ -1,0 +1,164 @@
+package triples
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/google/btree"
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// indexDegree is the B-tree degree of a shard's key index.
+const indexDegree = 64
+
+// shard is one shard of one index: the records of the keys whose hash
+// falls in it, in an xsync map (lock-free point reads) and a B-tree
+// (order, O(1) copy-on-write clones), and the mutex that serialises its
+// writers.
+type shard struct {
+	mu        sync.Mutex
+	order     Order
+	m         *xsync.MapOf[uint64, *Triple]  // keyed by the key's hash
+	overflow  *xsync.MapOf[cid.CID, *Triple] // keys whose hash is taken
+	nOverflow atomic.Int64                   // len(overflow), read first
+	hashMask  uint64                         // all ones; tests narrow it
+	index     *btree.BTreeG[item]
+	inlineMax int
+	lsn       uint64 // last LSN published here; guarded by mu
+
+	keys    atomic.Int64
+	triples atomic.Int64 // values, that is triples, under all keys
+	trees   atomic.Int64 // records whose values are a B-tree
+}
+
+// item is an entry of the key index: a record with the first 8 bytes of
+// its key inline, so that searches compare integers.
+type item struct {
+	hi uint64
+	r  *Triple
+}
+
+func hiOf(k cid.CID) uint64 { return binary.BigEndian.Uint64(k[:8]) }
+
+func newShard(o Order, inlineMax int, presize int) *shard {
+	var opts []func(*xsync.MapConfig)
+	if presize > 0 {
+		opts = append(opts, xsync.WithPresize(presize))
+	}
+	return &shard{
+		order:     o,
+		m:         newPrimary(opts...),
+		overflow:  xsync.NewMapOf[cid.CID, *Triple](),
+		hashMask:  ^uint64(0),
+		index:     btree.NewG(indexDegree, o.lessItem),
+		inlineMax: inlineMax,
+	}
+}
+
+// newPrimary makes a primary map. Its keys are already well-mixed hashes,
+// so its hash function is the identity.
+func newPrimary(opts ...func(*xsync.MapConfig)) *xsync.MapOf[uint64, *Triple] {
+	return xsync.NewMapOfWithHasher[uint64, *Triple](func(h, _ uint64) uint64 { return h }, opts...)
+}
+
+func (o Order) lessItem(a, b item) bool {
+	if a.hi != b.hi {
+		return a.hi < b.hi
+	}
+	return cid.Less(o.key(a.r), o.key(b.r))
+}
+
+func (o Order) itemOf(r *Triple) item { return item{hiOf(o.key(r)), r} }
+
+// pivot returns an index item for searching at key k.
+func (o Order) pivot(k cid.CID) item {
+	var t Triple
+	t.comps()[o] = k
+	return item{hiOf(k), &t}
+}
+
+// lookup returns the record of k (whose hash is h), or nil. Lock-free.
+func (s *shard) lookup(k cid.CID, h uint64) *Triple {
+	if r, ok := s.m.Load(h & s.hashMask); ok && s.order.key(r) == k {
+		return r
+	}
+	if s.nOverflow.Load() != 0 {
+		if r, ok := s.overflow.Load(k); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// slot returns k's current record (or nil) and whether k lives, or would
+// live, in the primary map. The caller holds the lock.
+func (s *shard) slot(k cid.CID, h uint64) (prev *Triple, primary bool) {
+	r, taken := s.m.Load(h & s.hashMask)
+	if taken && s.order.key(r) == k {
+		return r, true
+	}
+	if s.nOverflow.Load() != 0 {
+		if r, ok := s.overflow.Load(k); ok {
+			return r, false
+		}
+	}
+	return nil, !taken
+}
+
+// apply applies changes (distinct values) to key k, whose hash is h, and
+// returns how many triples the shard gained (negative: lost). The caller
+// holds the lock.
+func (s *shard) apply(k cid.CID, h uint64, changes []change) int {
+	prev, primary := s.slot(k, h)
+	next, delta := s.order.update(prev, k, changes, s.inlineMax)
+	if next != prev {
+		s.publish(k, h, primary, prev, next, delta)
+	}
+	return delta
+}
+
+// publish makes next the record of k, replacing prev (either may be nil);
+// delta is the change in the number of values. The caller holds the lock.
+func (s *shard) publish(k cid.CID, h uint64, primary bool, prev, next *Triple, delta int) {
+	o := s.order
+	if prev != nil && o.isTree(prev) {
+		s.trees.Add(-1)
+	}
+	if next != nil && o.isTree(next) {
+		s.trees.Add(1)
+	}
+	s.triples.Add(int64(delta))
+	switch {
+	case next == nil:
+		if primary {
+			s.m.Delete(h & s.hashMask)
+		} else {
+			s.overflow.Delete(k)
+			s.nOverflow.Add(-1)
+		}
+		s.index.Delete(o.itemOf(prev))
+		s.keys.Add(-1)
+		return
+	case prev == nil:
+		s.keys.Add(1)
+		if !primary {
+			s.nOverflow.Add(1)
+		}
+	}
+	if primary {
+		s.m.Store(h&s.hashMask, next)
+	} else {
+		s.overflow.Store(k, next)
+	}
+	s.index.ReplaceOrInsert(o.itemOf(next))
+}
+
+// setLSN records that the operation with this LSN is published. The
+// caller holds the lock.
+func (s *shard) setLSN(lsn uint64) {
+	if lsn > s.lsn {
+		s.lsn = lsn
+	}
+}
