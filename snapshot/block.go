@@ -74,9 +74,26 @@ func (d *blockDecoder) decode(h blockHeader, frame []byte) ([]byte, string) {
 // chainState carries the last key and value of a partition's previous
 // block into the next one, for order checks across blocks.
 type chainState struct {
-	key, val cid.CID
-	valid    bool
+	key     cid.CID
+	val     [2 * cid.Size]byte // the last value; its first width bytes
+	triples bool               // the partition holds triples
+	valid   bool
 }
+
+// Entries receives the entries of a snapshot. Pairs gets each entry of a
+// pair partition: a key and a non-empty, strictly ascending run of its
+// values. Triples gets each entry of a triple partition: a key and its
+// values flattened, two CIDs per value (the second and third components
+// of a triple in the index's rotation), ascending as pairs. A nil
+// function skips those entries (they are still checked). Slices are
+// valid only during the call.
+type Entries struct {
+	Pairs   func(key cid.CID, vals []cid.CID) error
+	Triples func(key cid.CID, vals []cid.CID) error
+}
+
+// pairsOnly wraps a pair callback.
+func pairsOnly(fn func(cid.CID, []cid.CID) error) Entries { return Entries{Pairs: fn} }
 
 // walk checks the entries of a decoded block and then calls fn for each.
 // The block must hold exactly h.entries entries and h.pairs values in raw;
@@ -88,9 +105,13 @@ type chainState struct {
 // block is checked before fn sees any of it. fn may be nil. walk returns a
 // reason for bad data, or fn's error.
 func (d *blockDecoder) walk(raw []byte, h blockHeader, prev *chainState, first *cid.CID,
-	fn func(cid.CID, []cid.CID) error) (string, error) {
+	to Entries) (string, error) {
 	if reason := check(raw, h, prev, first); reason != "" {
 		return reason, nil
+	}
+	fn, per := to.Pairs, uint64(1) // CIDs per value
+	if h.flags&flagTriples != 0 {
+		fn, per = to.Triples, 2
 	}
 	if fn == nil {
 		return "", nil
@@ -100,6 +121,7 @@ func (d *blockDecoder) walk(raw []byte, h blockHeader, prev *chainState, first *
 		key := cid.CID(raw[:cid.Size])
 		n, w := binary.Uvarint(raw[cid.Size:])
 		raw = raw[cid.Size+w:]
+		n *= per
 		if cap(d.vals) < int(n) {
 			d.vals = make([]cid.CID, n)
 		}
@@ -118,6 +140,11 @@ func (d *blockDecoder) walk(raw []byte, h blockHeader, prev *chainState, first *
 // check validates the entries of a block for walk without copying them.
 func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
 	cont := h.flags&flagCont != 0
+	triples := h.flags&flagTriples != 0
+	width := valueWidth(h.flags)
+	if prev.valid && prev.triples != triples {
+		return "partition mixes pair and triple blocks"
+	}
 	pairs := uint64(0)
 	var key, val []byte
 	for i := uint32(0); i < h.entries; i++ {
@@ -131,7 +158,7 @@ func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
 			return "bad value count"
 		}
 		raw = raw[w:]
-		if n == 0 || n > uint64(len(raw))/cid.Size {
+		if n == 0 || n > uint64(len(raw))/uint64(width) {
 			return "value count out of range"
 		}
 		if pairs += n; pairs > uint64(h.pairs) {
@@ -142,7 +169,7 @@ func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
 			switch {
 			case cont && (!prev.valid || *first != prev.key):
 				return "continuation block does not continue the previous key"
-			case cont && bytes.Compare(prev.val[:], raw[:cid.Size]) >= 0:
+			case cont && bytes.Compare(prev.val[:width], raw[:width]) >= 0:
 				return "values out of order across blocks"
 			case !cont && prev.valid && bytes.Compare(prev.key[:], k) >= 0:
 				return "keys out of order across blocks"
@@ -151,14 +178,14 @@ func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
 			return "keys out of order"
 		}
 		key = k
-		vals := raw[:n*cid.Size]
-		raw = raw[n*cid.Size:]
-		for j := cid.Size; j < len(vals); j += cid.Size {
-			if bytes.Compare(vals[j-cid.Size:j], vals[j:j+cid.Size]) >= 0 {
+		vals := raw[:n*uint64(width)]
+		raw = raw[n*uint64(width):]
+		for j := width; j < len(vals); j += width {
+			if bytes.Compare(vals[j-width:j], vals[j:j+width]) >= 0 {
 				return "values out of order"
 			}
 		}
-		val = vals[len(vals)-cid.Size:]
+		val = vals[len(vals)-width:]
 	}
 	if len(raw) != 0 {
 		return "trailing bytes in block"
@@ -166,6 +193,7 @@ func check(raw []byte, h blockHeader, prev *chainState, first *cid.CID) string {
 	if pairs != uint64(h.pairs) {
 		return "block holds fewer pairs than its header says"
 	}
-	prev.key, prev.val, prev.valid = cid.CID(key), cid.CID(val), true
+	prev.key, prev.triples, prev.valid = cid.CID(key), triples, true
+	copy(prev.val[:], val)
 	return ""
 }

@@ -289,7 +289,7 @@ func TestCrafted(t *testing.T) {
 		{"trailer footer offset zero", func(b []byte) { le.PutUint64(b[len(b)-TrailerSize:], 0) }},
 		{"header parts huge", func(b []byte) { le.PutUint32(b[12:], 1<<31); fixHeader(b) }},
 		{"header parts too few", func(b []byte) { le.PutUint32(b[12:], 2); fixHeader(b) }},
-		{"header version", func(b []byte) { le.PutUint16(b[8:], 2); fixHeader(b) }},
+		{"header version", func(b []byte) { le.PutUint16(b[8:], Version+1); fixHeader(b) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package snapshot reads and writes snapshots: compressed, checksummed,
 // point-in-time images of a whole CIDStore, a map from key CID to a sorted
-// set of value CIDs. A snapshot is a file in the store's directory or a
+// set of value CIDs and a set of triples (held as its SPO index: subject
+// -> sorted set of (predicate, object) pairs). A snapshot is a file in the store's directory or a
 // stream (export and import use the same bytes).
 //
 // Write encodes one Part (an ordered iterator) per shard, in parallel, and
@@ -31,7 +32,8 @@
 //
 //	offset  size  field
 //	0       8     magic "CIDSNAP1"
-//	8       2     version, uint16 = 1
+//	8       2     version, uint16: 1 without triple partitions, 2 with
+//	              (version 1 readers refuse a file with triples)
 //	10      2     reserved, 0
 //	12      4     parts    uint32: partition (shard) count, at most MaxParts
 //	16      8     lsn      uint64: cut LSN
@@ -43,7 +45,9 @@
 //	offset  size  field
 //	0       1     kind     'B'
 //	1       1     codec    0 = raw, 1 = zstd
-//	2       1     flags    bit 0: continuation (see below); others 0
+//	2       1     flags    bit 0: continuation (see below); bit 1: the
+//	                       block belongs to a triple partition, so each
+//	                       value is 64 bytes wide; others 0
 //	3       1     reserved, 0
 //	4       4     part     uint32: partition, < parts
 //	8       4     entries  uint32: entries in the block, >= 1
@@ -61,6 +65,15 @@
 //	key     32 bytes
 //	count   uvarint, >= 1
 //	values  count * 32 bytes, strictly ascending
+//
+// In a block of a triple partition (flag bit 1) each value is 64 bytes:
+// the second and third components of a triple, 32 bytes each, and values
+// ascend as 64-byte strings. The store writes its SPO index there: key the
+// subject, values (predicate, object); POS and OSP are rebuilt from it at
+// load, which keeps the file a third of three sections' size and loads
+// faster than decoding three. Triple partitions come after the pair
+// partitions, a partition's blocks are all of one kind, and the header's
+// parts count includes both.
 //
 // A block holds entries of one partition with strictly ascending keys, and
 // the blocks of a partition appear in the file in key order (blocks of
@@ -84,8 +97,8 @@
 //	0       1     kind     'F'
 //	1       7     reserved, 0
 //	8       8     keys     uint64: distinct keys (entries minus
-//	                       continuation blocks)
-//	16      8     pairs    uint64: (key, value) pairs
+//	                       continuation blocks), triple keys included
+//	16      8     pairs    uint64: (key, value) pairs, triples included
 //	24      8     blocks   uint64: block count
 //	32      8     raw      uint64: sum of the blocks' uncompressed lengths
 //	40      blocks * 52    block index, one entry per block in file order

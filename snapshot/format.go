@@ -13,8 +13,13 @@ const (
 	// trailer).
 	Magic = "CIDSNAP1"
 
-	// Version is the format version written by this package.
-	Version = 1
+	// Version is the format version written by this package for a
+	// snapshot with triples; one without triples is written as
+	// VersionPairs, which readers before triples also accept.
+	Version = 2
+
+	// VersionPairs is the version of a snapshot without triple blocks.
+	VersionPairs = 1
 
 	// HeaderSize is the size of the file header.
 	HeaderSize = 36
@@ -62,7 +67,30 @@ const (
 	// the previous block of the same partition (a value set split across
 	// blocks).
 	flagCont = 1
+	// flagTriples marks a block of a triple partition: its values are
+	// 64 bytes, two CIDs, wide.
+	flagTriples = 2
+	// knownFlags are the flags a reader accepts.
+	knownFlags = flagCont | flagTriples
 )
+
+// compareValues compares two values of equal width, CID by CID.
+func compareValues(a, b []cid.CID) int {
+	for i := range a {
+		if c := cid.Compare(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// valueWidth returns the width of a value in a block with these flags.
+func valueWidth(flags uint8) int {
+	if flags&flagTriples != 0 {
+		return 2 * cid.Size
+	}
+	return cid.Size
+}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -75,7 +103,11 @@ var le = binary.LittleEndian
 func appendHeader(dst []byte, h Header) []byte {
 	var b [HeaderSize]byte
 	copy(b[0:8], Magic)
-	le.PutUint16(b[8:10], Version)
+	v := uint16(VersionPairs)
+	if h.Triples > 0 {
+		v = Version
+	}
+	le.PutUint16(b[8:10], v)
 	le.PutUint32(b[12:16], uint32(h.Parts))
 	le.PutUint64(b[16:24], h.LSN)
 	le.PutUint64(b[24:32], uint64(h.Created.UnixNano()))
@@ -96,7 +128,7 @@ func parseHeader(b []byte) (Header, string) {
 	if crc(b[0:32]) != le.Uint32(b[32:36]) {
 		return Header{}, "header checksum mismatch"
 	}
-	if v := le.Uint16(b[8:10]); v != Version {
+	if v := le.Uint16(b[8:10]); v != Version && v != VersionPairs {
 		return Header{}, "unsupported version"
 	}
 	if le.Uint16(b[10:12]) != 0 {
@@ -158,7 +190,7 @@ func parseBlockHeader(b []byte, parts int) (blockHeader, string) {
 		crc:     le.Uint32(b[24:28]),
 	}
 	switch {
-	case b[3] != 0 || h.flags&^flagCont != 0:
+	case b[3] != 0 || h.flags&^knownFlags != 0:
 		return h, "unknown block flags"
 	case uint64(h.part) >= uint64(parts):
 		return h, "block partition out of range"
@@ -172,7 +204,7 @@ func parseBlockHeader(b []byte, parts int) (blockHeader, string) {
 		return h, "unknown block codec"
 	case h.entries == 0 || h.pairs < h.entries:
 		return h, "bad block entry or pair count"
-	case uint64(h.entries)*(cid.Size+1)+uint64(h.pairs)*cid.Size > uint64(h.rawLen):
+	case uint64(h.entries)*(cid.Size+1)+uint64(h.pairs)*uint64(valueWidth(h.flags)) > uint64(h.rawLen):
 		return h, "block counts exceed its length"
 	}
 	return h, ""
@@ -212,25 +244,39 @@ func parseIndexEntry(b []byte) (indexEntry, string) {
 		flags:  b[16],
 	}
 	copy(e.first[:], b[20:52])
-	if e.flags&^flagCont != 0 || b[17] != 0 || b[18] != 0 || b[19] != 0 {
+	if e.flags&^knownFlags != 0 || b[17] != 0 || b[18] != 0 || b[19] != 0 {
 		return e, "unknown index entry flags"
 	}
 	return e, ""
 }
 
-// totals are the counts recorded in the footer.
+// totals are the counts recorded in the footer (keys and pairs count the
+// entries and values of all blocks, triple blocks included), and the
+// share of triple blocks in them, which the footer does not record.
 type totals struct {
 	keys, pairs, blocks, raw uint64
+	tripleKeys, triples     uint64
+}
+
+// disk returns the totals the footer records.
+func (t totals) disk() totals {
+	t.tripleKeys, t.triples = 0, 0
+	return t
 }
 
 // addBlock counts a block. A key split over blocks counts once: a block
 // that continues the previous one's last key does not start a key.
 func (t *totals) addBlock(h blockHeader) {
-	t.keys += uint64(h.entries)
+	keys := uint64(h.entries)
 	if h.flags&flagCont != 0 {
-		t.keys--
+		keys--
 	}
+	t.keys += keys
 	t.pairs += uint64(h.pairs)
+	if h.flags&flagTriples != 0 {
+		t.tripleKeys += keys
+		t.triples += uint64(h.pairs)
+	}
 	t.blocks++
 	t.raw += uint64(h.rawLen)
 }
@@ -241,13 +287,17 @@ func (t *totals) add(o totals) {
 	t.pairs += o.pairs
 	t.blocks += o.blocks
 	t.raw += o.raw
+	t.tripleKeys += o.tripleKeys
+	t.triples += o.triples
 }
 
 // summary describes a snapshot of size bytes with these totals.
 func (t totals) summary(size int64) Summary {
 	return Summary{
-		Entries:  int64(t.keys),
-		Pairs:    int64(t.pairs),
+		Entries:    int64(t.keys - t.tripleKeys),
+		Pairs:      int64(t.pairs - t.triples),
+		TripleKeys: int64(t.tripleKeys),
+		Triples:    int64(t.triples),
 		Blocks:   int64(t.blocks),
 		Bytes:    size,
 		RawBytes: int64(t.raw),

@@ -34,12 +34,20 @@ import (
 // already have seen part of the snapshot, which the caller must discard.
 func LoadFile(ctx context.Context, fs vfs.FS, path string, parallelism int,
 	fn func(key cid.CID, vals []cid.CID) error) (h Header, sum Summary, err error) {
+	return LoadFileEntries(ctx, fs, path, parallelism, pairsOnly(fn))
+}
+
+// LoadFileEntries is LoadFile for a snapshot that may hold triples: pair
+// entries go to to.Pairs and triple entries to to.Triples, under the same
+// rules. LoadFile checks triple entries but does not deliver them.
+func LoadFileEntries(ctx context.Context, fs vfs.FS, path string, parallelism int,
+	to Entries) (h Header, sum Summary, err error) {
 	f, size, err := openFile(fs, path)
 	if err != nil {
 		return Header{}, Summary{}, err
 	}
 	defer func() { err = joinClose(err, f) }()
-	return load(ctx, f, size, path, parallelism, fn)
+	return load(ctx, f, size, path, parallelism, to)
 }
 
 // VerifyFile checks the whole snapshot at path, as LoadFile does, without
@@ -280,7 +288,7 @@ func plan(index []indexEntry) []work {
 
 // load implements LoadFile over any io.ReaderAt of the given size.
 func load(ctx context.Context, r io.ReaderAt, size int64, file string, parallelism int,
-	fn func(cid.CID, []cid.CID) error) (Header, Summary, error) {
+	fn Entries) (Header, Summary, error) {
 	if err := ctx.Err(); err != nil {
 		return Header{}, Summary{}, err
 	}
@@ -347,7 +355,7 @@ func load(ctx context.Context, r io.ReaderAt, size int64, file string, paralleli
 	if first != nil {
 		return Header{}, Summary{}, first
 	}
-	if tot != ft.tot {
+	if tot.disk() != ft.tot {
 		return Header{}, Summary{}, corrupt(file, ft.off, "footer totals differ from the blocks")
 	}
 	return h, tot.summary(size), nil
@@ -355,7 +363,7 @@ func load(ctx context.Context, r io.ReaderAt, size int64, file string, paralleli
 
 // loadRun reads, checks and delivers the blocks of one run.
 func (d *blockDecoder) loadRun(ctx context.Context, r io.ReaderAt, file string, index []indexEntry,
-	run work, tot *totals, fn func(cid.CID, []cid.CID) error) error {
+	run work, tot *totals, fn Entries) error {
 	var prev chainState
 	for k, i := range run.blocks {
 		if k > 0 {

@@ -186,7 +186,7 @@ func writeTemp(t testing.TB, data []byte) string {
 
 // loadBytes loads data as a file named name, from memory.
 func loadBytes(data []byte, name string, parallelism int, fn func(cid.CID, []cid.CID) error) (Header, Summary, error) {
-	return load(context.Background(), bytes.NewReader(data), int64(len(data)), name, parallelism, fn)
+	return load(context.Background(), bytes.NewReader(data), int64(len(data)), name, parallelism, pairsOnly(fn))
 }
 
 func crc32Update(c uint32, b []byte) uint32 { return crc32.Update(c, crcTable, b) }

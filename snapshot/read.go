@@ -24,6 +24,13 @@ import (
 // *CorruptError with File "" and the offset from the start of the stream.
 // Memory use is bounded by a few blocks plus 52 bytes per block read.
 func Read(ctx context.Context, r io.Reader, fn func(key cid.CID, vals []cid.CID) error) (Header, Summary, error) {
+	return ReadEntries(ctx, r, pairsOnly(fn))
+}
+
+// ReadEntries is Read for a stream that may hold triples: pair entries go
+// to to.Pairs and triple entries to to.Triples. Read checks triple
+// entries but does not deliver them.
+func ReadEntries(ctx context.Context, r io.Reader, fn Entries) (Header, Summary, error) {
 	sr := &streamReader{r: bufio.NewReaderSize(r, 1<<16)}
 	d, err := newBlockDecoder()
 	if err != nil {
@@ -99,7 +106,7 @@ func Read(ctx context.Context, r io.Reader, fn func(key cid.CID, vals []cid.CID)
 	}
 	c := crc(fb[:])
 	ftot, reason := parseFooterFixed(fb[:])
-	if reason == "" && ftot != tot {
+	if reason == "" && ftot != tot.disk() {
 		reason = "footer totals differ from the blocks"
 	}
 	if reason != "" {

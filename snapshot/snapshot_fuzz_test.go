@@ -112,7 +112,7 @@ func partitions(t *testing.T, data []byte) dataset {
 		}
 		var first cid.CID
 		cont := bh.flags&flagCont != 0
-		reason, err := d.walk(raw, bh, st, &first, func(k cid.CID, v []cid.CID) error {
+		reason, err := d.walk(raw, bh, st, &first, pairsOnly(func(k cid.CID, v []cid.CID) error {
 			p := parts[e.part]
 			if cont && len(p) > 0 && p[len(p)-1].key == k {
 				p[len(p)-1].vals = append(p[len(p)-1].vals, v...)
@@ -121,7 +121,7 @@ func partitions(t *testing.T, data []byte) dataset {
 			}
 			parts[e.part] = append(p, entry{k, slices.Clone(v)})
 			return nil
-		})
+		}))
 		if reason != "" || err != nil {
 			t.Fatalf("block %d: %s %v", i, reason, err)
 		}

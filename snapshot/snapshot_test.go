@@ -186,10 +186,10 @@ func TestLoadCancelled(t *testing.T) {
 	data, _ := encode(t, d, 1, 4096)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c collector
-	_, _, err := load(ctx, bytes.NewReader(data), int64(len(data)), "x", 2, func(k cid.CID, v []cid.CID) error {
+	_, _, err := load(ctx, bytes.NewReader(data), int64(len(data)), "x", 2, pairsOnly(func(k cid.CID, v []cid.CID) error {
 		cancel()
 		return c.fn(k, v)
-	})
+	}))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("load: err = %v", err)
 	}

@@ -36,6 +36,11 @@ type Header struct {
 	Parts int
 	// Created is when the snapshot was taken (nanosecond precision).
 	Created time.Time
+	// Triples is the number of triple partitions, the last ones of
+	// Parts (see Write). A snapshot with triple partitions is written as
+	// Version, one without as VersionPairs. Readers leave it 0: a triple
+	// partition is known by its blocks.
+	Triples int
 }
 
 // Summary counts what a snapshot holds.
@@ -44,6 +49,9 @@ type Summary struct {
 	// split across blocks counts once); Pairs the number of (key, value)
 	// pairs; Blocks the number of blocks.
 	Entries, Pairs, Blocks int64
+	// TripleKeys and Triples count the keys and triples of the triple
+	// partitions (which Entries and Pairs do not include).
+	TripleKeys, Triples int64
 	// Bytes is the size of the encoded snapshot (written, or read).
 	Bytes int64
 	// RawBytes is the total uncompressed length of all blocks.
@@ -68,7 +76,10 @@ const maxSkip = 7
 // serialised, so w need not be safe for concurrent use.
 //
 // h.Parts must be 0 (meaning len(parts)) or len(parts); a zero h.Created is
-// replaced by the current time. Write fails if a partition yields keys out
+// replaced by the current time. The last h.Triples parts are triple
+// partitions: each value is two CIDs wide, and a part yields a key's
+// values flattened (second, third, second, third, ...), ascending as
+// pairs, so len(vals) is even. Write fails if a partition yields keys out
 // of order or an unsorted value set. It stops early and returns ctx.Err()
 // when ctx is cancelled; w then holds a partial snapshot that readers
 // reject.
@@ -113,7 +124,7 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 		opt(&o)
 	}
 	// A block must have room for at least one value.
-	target = max(target, 2*cid.Size+binary.MaxVarintLen32)
+	target = max(target, 3*cid.Size+binary.MaxVarintLen32)
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err
 	}
@@ -122,6 +133,9 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 	}
 	if h.Parts != len(parts) {
 		return Summary{}, fmt.Errorf("snapshot: header declares %d partitions but %d were given", h.Parts, len(parts))
+	}
+	if h.Triples < 0 || h.Triples > h.Parts {
+		return Summary{}, fmt.Errorf("snapshot: %d triple partitions of %d", h.Triples, h.Parts)
 	}
 	if h.Parts > MaxParts {
 		return Summary{}, fmt.Errorf("snapshot: %d partitions exceed the maximum of %d", h.Parts, MaxParts)
@@ -165,7 +179,7 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 				if i >= len(parts) {
 					return
 				}
-				if err := e.encodePart(uint32(i), parts[i]); err != nil {
+				if err := e.encodePart(uint32(i), parts[i], i >= len(parts)-h.Triples); err != nil {
 					fail(err)
 					return
 				}
@@ -309,6 +323,8 @@ type encoder struct {
 
 	// state of the block being built
 	part    uint32
+	width   int   // value width: cid.Size, or 2*cid.Size in a triple part
+	kind    uint8 // flagTriples in a triple partition, else 0
 	flags   uint8
 	first   cid.CID
 	entries uint32
@@ -384,8 +400,14 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 var errStopped = errors.New("snapshot: stopped")
 
 // encodePart encodes one partition into blocks and writes them.
-func (e *encoder) encodePart(part uint32, p Part) error {
+func (e *encoder) encodePart(part uint32, p Part, triples bool) error {
 	e.part = part
+	e.kind = 0
+	if triples {
+		e.kind = flagTriples
+	}
+	e.width = valueWidth(e.kind)
+	w := e.width / cid.Size // CIDs per value
 	e.misses, e.skip = 0, 0
 	e.reset(0)
 	var (
@@ -402,8 +424,12 @@ func (e *encoder) encodePart(part uint32, p Part) error {
 			err = fmt.Errorf("snapshot: partition %d: key %s does not follow %s", part, k, prev)
 			break
 		}
-		for i := 1; i < len(vals); i++ {
-			if cid.Compare(vals[i-1], vals[i]) >= 0 {
+		if len(vals)%w != 0 {
+			err = fmt.Errorf("snapshot: partition %d: key %s has %d CIDs, not whole triples", part, k, len(vals))
+			break
+		}
+		for i := w; i < len(vals); i += w {
+			if compareValues(vals[i-w:i], vals[i:i+w]) >= 0 {
 				err = fmt.Errorf("snapshot: partition %d: values of key %s are not strictly ascending", part, k)
 				break
 			}
@@ -445,7 +471,7 @@ func (e *encoder) check() error {
 // reset starts a new, empty block with the given flags.
 func (e *encoder) reset(flags uint8) {
 	e.raw = e.raw[:BlockHeaderSize]
-	e.flags = flags
+	e.flags = flags | e.kind
 	e.entries, e.pairs = 0, 0
 }
 
@@ -454,7 +480,8 @@ func (e *encoder) reset(flags uint8) {
 func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 	for len(vals) > 0 {
 		room := e.target - (len(e.raw) - BlockHeaderSize) - cid.Size - binary.MaxVarintLen32
-		fit := room / cid.Size
+		fit := room / e.width
+		w := e.width / cid.Size
 		if fit < 1 {
 			// Not even one value fits: the key has not been started in
 			// this block (a continuation always begins an empty one).
@@ -463,18 +490,18 @@ func (e *encoder) addKey(k cid.CID, vals []cid.CID) error {
 			}
 			continue
 		}
-		n := min(len(vals), fit)
+		n := min(len(vals)/w, fit)
 		if e.entries == 0 {
 			e.first = k
 		}
 		e.raw = append(e.raw, k[:]...)
 		e.raw = binary.AppendUvarint(e.raw, uint64(n))
-		for i := range vals[:n] {
+		for i := range vals[:n*w] {
 			e.raw = append(e.raw, vals[i][:]...)
 		}
 		e.entries++
 		e.pairs += uint32(n)
-		vals = vals[n:]
+		vals = vals[n*w:]
 		if len(vals) > 0 {
 			if err := e.flush(flagCont); err != nil {
 				return err
