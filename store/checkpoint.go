@@ -17,6 +17,7 @@ import (
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/triples"
 	"github.com/cidstore/cidstore/vfs"
 )
 
@@ -34,6 +35,7 @@ type CheckpointStats struct {
 	LastDuration time.Duration // time to write the last one
 	LastBytes    int64         // its size on disk
 	LastPairs    int64         // pairs in it
+	LastTriples  int64         // triples in it
 	LastStall    time.Duration // how long the cut held the shard locks
 }
 
@@ -67,7 +69,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 		return err
 	}
 	cutStart := time.Now()
-	views, mark := s.cut()
+	views, tviews, mark := s.cutAll()
 	stall := time.Since(cutStart)
 	lsn := mark.lsn
 	if views == nil {
@@ -82,7 +84,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 		return s.fail(err)
 	}
 	start := time.Now()
-	parts := viewParts(views)
+	parts, h := snapshotParts(views, tviews, lsn)
 	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
 	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
 		return err
@@ -93,7 +95,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	bw.idle = mp.Idle
 	pace := snapshot.WithPacer(bw.wait)
 	opts := append(s.encoderOptions(), pace)
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(views)}, parts, opts...)
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, opts...)
 	if err != nil {
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
@@ -103,6 +105,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	s.ckptStatsMu.Lock()
 	s.ckpt.Count++
 	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
+	s.ckpt.LastTriples = sum.Triples
 	s.ckptStatsMu.Unlock()
 	s.walAtSnap.Store(mark.bytes)
 	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
@@ -116,27 +119,41 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 // "logged" and "published", so the view holds exactly the operations up to
 // the WAL's last LSN. Returns nil views after Close.
 func (s *Store) cut() ([]*shard.View, walMark) {
+	views, _, mark := s.cutAll()
+	return views, mark
+}
+
+// cutAll is cut with views of the SPO triple index too, taken under the
+// same locks (every pair shard's, then every triple index shard's): a
+// triple batch is in the cut whole or not at all.
+func (s *Store) cutAll() ([]*shard.View, []*triples.View, walMark) {
 	unlock := s.lockAll()
 	defer unlock()
 	if s.cutHook != nil {
 		s.cutHook()
 	}
 	var views []*shard.View
+	var tviews []*triples.View
 	var mark walMark
 	if !s.closed.Load() {
 		views = make([]*shard.View, len(s.shards))
 		for i, sh := range s.shards {
 			views[i] = sh.View()
 		}
+		tviews = make([]*triples.View, s.triples.Shards())
+		for i := range tviews {
+			tviews[i] = s.triples.View(triples.SPO, i)
+		}
 		if s.wal != nil {
 			lsn, bytes := s.wal.Appended()
 			mark = walMark{lsn, int64(bytes)}
 		}
 	}
-	return views, mark
+	return views, tviews, mark
 }
 
-// lockAll locks every shard, in order, and returns the function that
+// lockAll locks every shard, pair shards in order and then the triple
+// index shards in their lock order, and returns the function that
 // unlocks them; callers defer it, so that a panic while the locks are
 // held (a bug, which the maintenance scheduler recovers in a worker) does
 // not leave the store locked.
@@ -144,7 +161,9 @@ func (s *Store) lockAll() (unlock func()) {
 	for _, sh := range s.shards {
 		sh.Lock()
 	}
+	s.triples.LockAll()
 	return func() {
+		s.triples.UnlockAll()
 		for _, sh := range s.shards {
 			sh.Unlock()
 		}
@@ -156,6 +175,25 @@ func (s *Store) lockAll() (unlock func()) {
 type walMark struct {
 	lsn   uint64
 	bytes int64
+}
+
+// snapshotParts returns the partitions and header of a snapshot at lsn:
+// one partition per pair shard and, when the store holds triples, one per
+// SPO shard after them.
+func snapshotParts(views []*shard.View, tviews []*triples.View, lsn uint64) ([]snapshot.Part, snapshot.Header) {
+	parts := viewParts(views)
+	n := 0
+	for _, v := range tviews {
+		n += v.Keys()
+	}
+	if n > 0 {
+		for _, v := range tviews {
+			parts = append(parts, v.Entries())
+		}
+	} else {
+		tviews = nil
+	}
+	return parts, snapshot.Header{LSN: lsn, Parts: len(parts), Triples: len(tviews)}
 }
 
 // viewParts presents shard views as snapshot partitions, one per shard.

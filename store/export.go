@@ -14,13 +14,13 @@ import (
 // migration. It takes the same O(1)-per-shard cut as Checkpoint and then
 // writes without holding any lock, so writers go on meanwhile.
 func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, error) {
-	views, mark := s.cut()
+	views, tviews, mark := s.cutAll()
 	if views == nil {
 		return snapshot.Summary{}, ErrClosed
 	}
-	parts := viewParts(views)
+	parts, h := snapshotParts(views, tviews, mark.lsn)
 	// Leave the writers room, as a checkpoint does.
-	return snapshot.Write(ctx, w, snapshot.Header{LSN: mark.lsn, Parts: len(views)}, parts, s.encoderOptions()...)
+	return snapshot.Write(ctx, w, h, parts, s.encoderOptions()...)
 }
 
 // ErrNotEmpty is returned by Import into a store that holds data.
@@ -40,11 +40,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 	if err := s.readOnly(); err != nil {
 		return snapshot.Summary{}, err
 	}
-	if s.Len() != 0 {
+	if s.Len() != 0 || s.TripleCount() != 0 {
 		return snapshot.Summary{}, ErrNotEmpty
 	}
-	loaders := s.newLoaders()
-	_, sum, err := snapshot.Read(ctx, r, s.loadInto(loaders, "<stream>"))
+	loaders, tl := s.newLoaders(), s.newTripleLoad()
+	_, sum, err := snapshot.ReadEntries(ctx, r, s.entries(loaders, tl, "<stream>"))
 	if err != nil {
 		return sum, asCorrupt(err)
 	}
@@ -55,14 +55,17 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 	if err := s.loadShards(loaders, lsn); err != nil {
 		return sum, fmt.Errorf("%w: %w", ErrNotEmpty, err)
 	}
+	if err := s.loadTriples(tl, lsn); err != nil {
+		return sum, fmt.Errorf("%w: %w", ErrNotEmpty, err)
+	}
 	if s.wal == nil {
 		return sum, nil
 	}
-	// The imported pairs are in no WAL record: only a snapshot makes them
-	// durable. Once the WAL holds records, an older snapshot (or none)
-	// and the WAL after it could pass for the whole store should that
-	// snapshot be lost; an imported record before it tells recovery that
-	// they cannot (see opImported).
+	// The imported pairs and triples are in no WAL record: only a
+	// snapshot makes them durable. Once the WAL holds records, an older
+	// snapshot (or none) and the WAL after it could pass for the whole
+	// store should that snapshot be lost; an imported record before it
+	// tells recovery that they cannot (see opImported).
 	marked := lsn > 0
 	if marked {
 		l, err := s.wal.Append(opImported, encodeImported(uint64(s.Pairs()), uint64(s.Len())))

@@ -76,7 +76,7 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 			si.Size = fi.Size()
 		}
 		if full {
-			si.Header, si.Summary, si.Err = checkSnapshot(context.Background(), fs, sf, 0, nil)
+			si.Header, si.Summary, si.Err = checkSnapshot(context.Background(), fs, sf, 0, snapshot.Entries{})
 		} else {
 			si.Header, si.Err = checkSnapshotHeader(fs, sf)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/snapshot"
 )
 
 // WorkerName names a background worker, for TriggerWorker; it is also the
@@ -182,12 +183,13 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 // one goroutine, pausing every scrubEntriesStep entries.
 func (s *Store) verifySnapshot(ctx context.Context, sf snapFile, p *maintenance.Pacer) error {
 	n := 0
-	_, _, err := checkSnapshot(ctx, s.opts.FS, sf, 1, func(cid.CID, []cid.CID) error {
+	pause := func(cid.CID, []cid.CID) error {
 		if n++; n%scrubEntriesStep == 0 {
 			return p.Pause(ctx)
 		}
 		return nil
-	})
+	}
+	_, _, err := checkSnapshot(ctx, s.opts.FS, sf, 1, snapshot.Entries{Pairs: pause, Triples: pause})
 	return err
 }
 

@@ -38,10 +38,11 @@ func (s *Store) recover() error {
 	var from, through uint64 // the snapshot's cut; the last WAL record merged
 	var merged walRead
 	var loaders []*shard.Loader
+	var tload *tripleLoad
 	var skipped []skippedSnap
 	for _, sf := range snaps {
 		t0 := time.Now()
-		ls := s.newLoaders()
+		ls, tl := s.newLoaders(), s.newTripleLoad()
 		// The WAL records after the cut are read into the same loaders
 		// while the snapshot is decoded.
 		var wal walRead
@@ -52,10 +53,10 @@ func (s *Store) recover() error {
 			defer close(done)
 			// (Only where checkPlan, after the loop, can pass.)
 			if sf.lsn+1 >= first && last >= sf.lsn && lastImport <= sf.lsn {
-				wal, walErr = s.mergeWAL(ls, sf.lsn, &failed)
+				wal, walErr = s.mergeWAL(ls, tl, sf.lsn, &failed)
 			}
 		}()
-		pairs, err := s.readSnapshot(sf, ls)
+		pairs, err := s.readSnapshot(sf, ls, tl)
 		failed.Store(err != nil)
 		<-done
 		if err != nil {
@@ -70,9 +71,10 @@ func (s *Store) recover() error {
 		if walErr != nil {
 			return walErr
 		}
-		from, loaders, merged = sf.lsn, ls, wal
+		from, loaders, tload, merged = sf.lsn, ls, tl, wal
 		s.trust = snapTrust{valid: []uint64{sf.lsn}, below: sf.lsn}
 		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
+		s.recovery.SnapshotTriples = tl.count.Load()
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
 	}
@@ -81,13 +83,16 @@ func (s *Store) recover() error {
 	}
 	s.snapLSN.Store(from)
 	if loaders == nil { // no snapshot: the WAL alone
-		loaders = s.newLoaders()
-		if merged, err = s.mergeWAL(loaders, 0, nil); err != nil {
+		loaders, tload = s.newLoaders(), s.newTripleLoad()
+		if merged, err = s.mergeWAL(loaders, tload, 0, nil); err != nil {
 			return err
 		}
 	}
 	through = max(merged.through, from)
 	if err := s.loadShards(loaders, through); err != nil {
+		return err
+	}
+	if err := s.loadTriples(tload, through); err != nil {
 		return err
 	}
 	replayed, err := s.replay(through + 1)
@@ -119,7 +124,7 @@ func (s *Store) newLoaders() []*shard.Loader {
 
 // readSnapshot reads and validates one snapshot into loaders, one per
 // shard, and returns its pair count; nothing is published yet.
-func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error) {
+func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader, tl *tripleLoad) (int64, error) {
 	// Reserving room for the entries spares the loaders regrowing. The
 	// footer declares them (a loader Add per key and per continuation
 	// block) once header and footer validate, and a random pair takes 64
@@ -134,7 +139,7 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader) (int64, error
 			}
 		}
 	}
-	_, sum, err := checkSnapshot(context.Background(), s.opts.FS, sf, 0, s.loadInto(loaders, sf.path))
+	_, sum, err := checkSnapshot(context.Background(), s.opts.FS, sf, 0, s.entries(loaders, tl, sf.path))
 	return sum.Pairs, err
 }
 
@@ -153,19 +158,29 @@ type walRead struct {
 }
 
 // readWAL decodes the WAL records from LSN from on, in log order, and calls
-// fn for each operation with its record's LSN. Before each record it asks
+// fn for each pair operation, and tfn for each triple operation, with its
+// record's LSN. Before each record it asks
 // more (if not nil) whether to go on; a false answer ends the read without
 // an error. A record that does not decode is corruption.
-func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64, o op)) (walRead, error) {
+func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64, o op),
+	tfn func(lsn uint64, o TripleOp)) (walRead, error) {
 	var rd walRead
 	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
 		if more != nil && !more(rd) {
 			return errStopRead
 		}
-		err := decodeOps(typ, payload, func(o op) {
-			rd.ops++
-			fn(lsn, o)
-		})
+		var err error
+		if isTripleRecord(typ) {
+			err = decodeTripleOps(typ, payload, func(o TripleOp) {
+				rd.ops++
+				tfn(lsn, o)
+			})
+		} else {
+			err = decodeOps(typ, payload, func(o op) {
+				rd.ops++
+				fn(lsn, o)
+			})
+		}
 		if err != nil { // checkPlan and the WAL's record check rule this out
 			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
 		}
@@ -185,13 +200,13 @@ func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64
 // abandon (if not nil) is set. Folding them into the bulk load sorts them
 // with the snapshot's entries instead of inserting each into a large index
 // at random.
-func (s *Store) mergeWAL(loaders []*shard.Loader, from uint64, abandon *atomic.Bool) (walRead, error) {
+func (s *Store) mergeWAL(loaders []*shard.Loader, tl *tripleLoad, from uint64, abandon *atomic.Bool) (walRead, error) {
 	more := func(rd walRead) bool {
 		return rd.ops < mergeOpsMax && (abandon == nil || !abandon.Load())
 	}
 	return s.readWAL(from+1, more, func(_ uint64, o op) {
 		loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
-	})
+	}, func(_ uint64, o TripleOp) { tl.addOp(o) })
 }
 
 // loadKind maps an operation record type to the loader's.
@@ -271,7 +286,7 @@ func (s *Store) replay(from uint64) (walRead, error) {
 			chans[w] <- pending[w]
 			pending[w] = nil
 		}
-	})
+	}, s.replayTriple)
 	for w, ch := range chans {
 		if len(pending[w]) > 0 {
 			ch <- pending[w]

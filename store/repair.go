@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -91,7 +92,7 @@ func repairDir(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error)
 	}
 	base := -1
 	for i, sf := range snaps {
-		_, _, err := checkSnapshot(context.Background(), fs, sf, 0, nil)
+		_, _, err := checkSnapshot(context.Background(), fs, sf, 0, snapshot.Entries{})
 		switch {
 		case err == nil && base < 0:
 			base = i

@@ -17,6 +17,7 @@ import (
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/triples"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -57,6 +58,9 @@ type Store struct {
 	shift  uint       // 64 - log2(len(shards))
 	seed   uint64
 
+	triples *triples.Set // the triple indexes
+	tcounts tripleCounts
+
 	wal      *wal.Log  // nil for an in-memory store
 	lock     io.Closer // directory lock; nil in memory
 	failed   atomic.Pointer[error]
@@ -86,6 +90,7 @@ type RecoveryStats struct {
 	Duration         time.Duration // total time spent recovering
 	SnapshotLSN      uint64        // cut LSN of the snapshot loaded (0: none)
 	SnapshotPairs    int64         // pairs loaded from it
+	SnapshotTriples  int64         // triples loaded from it
 	SnapshotDuration time.Duration // time spent reading and validating it
 	SnapshotsSkipped int           // newer snapshots that failed to validate
 	Records          int64         // WAL records replayed after the snapshot
@@ -126,6 +131,9 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		s.shards[i] = sh
+	}
+	if s.triples, err = newTriples(o.Shards, holder.Load().InlineValues, rand.Uint64()); err != nil {
+		return nil, err
 	}
 	if o.ReadOnly && dir == "" {
 		return nil, fmt.Errorf("%w: ReadOnly needs a directory", ErrInvalidOptions)
@@ -346,7 +354,7 @@ func (s *Store) Close() error {
 			s.sched.Close()
 		}
 		// Taking every shard lock waits for publications in flight.
-		unlock := s.lockAll()
+		unlock := s.lockAll() // pair and triple shards
 		s.closed.Store(true)
 		unlock()
 		// A Checkpoint or Import a caller started is past its cut; let it

@@ -55,20 +55,41 @@ func checkEntry(file string, k cid.CID, vals []cid.CID) error {
 	return nil
 }
 
+// checkTripleEntry rejects a triple entry (a subject and its flattened
+// (predicate, object) values) with the reserved zero CID as corruption of
+// file.
+func checkTripleEntry(file string, k cid.CID, vals []cid.CID) error {
+	bad := k.IsZero()
+	for _, v := range vals {
+		bad = bad || v.IsZero()
+	}
+	if bad {
+		return fmt.Errorf("%w: %s: triple entry with the reserved zero CID", snapshot.ErrCorrupt, file)
+	}
+	return nil
+}
+
 // checkSnapshot reads and validates the snapshot sf in full, as recovery
-// does, and passes its entries to fn (if not nil; see snapshot.LoadFile for
-// how it is called). On an error fn may have seen part of the file.
+// does, and passes its pair and triple entries to to's functions (those
+// not nil; see snapshot.LoadFileEntries for how they are called). On an
+// error they may have seen part of the file.
 func checkSnapshot(ctx context.Context, fs vfs.FS, sf snapFile, parallelism int,
-	fn func(cid.CID, []cid.CID) error) (snapshot.Header, snapshot.Summary, error) {
-	h, sum, err := snapshot.LoadFile(ctx, fs, sf.path, parallelism, func(k cid.CID, vals []cid.CID) error {
-		if err := checkEntry(sf.path, k, vals); err != nil {
-			return err
+	to snapshot.Entries) (snapshot.Header, snapshot.Summary, error) {
+	checked := func(check, fn func(cid.CID, []cid.CID) error) func(cid.CID, []cid.CID) error {
+		return func(k cid.CID, vals []cid.CID) error {
+			if err := check(k, vals); err != nil {
+				return err
+			}
+			if fn != nil {
+				return fn(k, vals)
+			}
+			return nil
 		}
-		if fn != nil {
-			return fn(k, vals)
-		}
-		return nil
-	})
+	}
+	pairs := func(k cid.CID, vals []cid.CID) error { return checkEntry(sf.path, k, vals) }
+	trips := func(k cid.CID, vals []cid.CID) error { return checkTripleEntry(sf.path, k, vals) }
+	h, sum, err := snapshot.LoadFileEntries(ctx, fs, sf.path, parallelism,
+		snapshot.Entries{Pairs: checked(pairs, to.Pairs), Triples: checked(trips, to.Triples)})
 	if err == nil {
 		err = checkCut(sf, h)
 	}

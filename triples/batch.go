@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
@@ -196,24 +195,7 @@ func (b *Batch) Publish(lsn uint64) int {
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(b.changes)/parallelMin+1)
-	if workers <= 1 {
-		for _, t := range tasks {
-			run(t)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1) - 1; i < int64(len(tasks)); i = next.Add(1) - 1 {
-					run(tasks[i])
-				}
-			}()
-		}
-		wg.Wait()
-	}
+	parallel(len(tasks), workers, func(i int) { run(tasks[i]) })
 	if lsn > 0 {
 		for _, o := range Orders {
 			for _, i := range b.locked[o] {

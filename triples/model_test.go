@@ -1,7 +1,6 @@
 package triples
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -28,32 +27,16 @@ func (m model) apply(ops []Op) (changed int) {
 	return changed
 }
 
-func compareTriple(a, b Triple) int {
-	return cmp.Or(cid.Compare(a.S, b.S), cid.Compare(a.P, b.P), cid.Compare(a.O, b.O))
-}
-
 // match returns the model's answer to a pattern in the order Query
 // documents.
 func (m model) match(s, p, o cid.CID) []Triple {
 	var out []Triple
 	for t := range m {
-		if (s.IsZero() || t.S == s) && (p.IsZero() || t.P == p) && (o.IsZero() || t.O == o) {
+		if Matches(t, s, p, o) {
 			out = append(out, t)
 		}
 	}
-	var ord Order
-	switch {
-	case s.IsZero() && p.IsZero() && o.IsZero(), !s.IsZero() && o.IsZero(), !s.IsZero() && !p.IsZero():
-		ord = SPO
-	case !p.IsZero():
-		ord = POS
-	default:
-		ord = OSP
-	}
-	slices.SortFunc(out, func(a, b Triple) int {
-		ka, kb := ord.key(&a), ord.key(&b)
-		return cmp.Or(cid.Compare(ka, kb), comparePair(ord.val(&a), ord.val(&b)))
-	})
+	SortLike(out, s, p, o)
 	return out
 }
 
@@ -207,5 +190,35 @@ func TestModelHashCollisions(t *testing.T) {
 		apply(s, ops)
 		m.apply(ops)
 		checkAll(t, s, m, cs)
+	}
+}
+
+// A bulk load, with duplicates and dropped triples, gives the set that
+// batches give.
+func TestLoad(t *testing.T) {
+	for _, inline := range []int{2, 32} {
+		cs := testCIDs(30)
+		rng := rand.New(rand.NewPCG(8, uint64(inline)))
+		m := model{}
+		s, _ := New(Options{Shards: 4, Seed: 5, InlineMax: inline})
+		l := s.NewLoader()
+		for range 3000 {
+			tr := Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(5)], cs[rng.IntN(len(cs))]}
+			l.Add(tr)
+			m[tr] = true
+		}
+		drop := func(t *Triple) bool { return t.S == cs[3] }
+		for tr := range m {
+			if drop(&tr) {
+				delete(m, tr)
+			}
+		}
+		if err := s.Load(l, 9, drop); err != nil {
+			t.Fatal(err)
+		}
+		checkAll(t, s, m, cs)
+		if err := s.Load(s.NewLoader(), 9, nil); err == nil {
+			t.Fatal("Load into a non-empty set succeeded")
+		}
 	}
 }

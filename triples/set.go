@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"math/bits"
+	"slices"
 
 	"github.com/cidstore/cidstore/cid"
 )
@@ -156,6 +157,38 @@ func (s *Set) Query(sub, pred, obj cid.CID) iter.Seq[Triple] {
 		}
 		o.ascend(r, first, func(v pair) bool { return yield(o.join(key, v)) })
 	}
+}
+
+// Matches reports whether t matches the pattern (sub, pred, obj), in
+// which the zero CID is a wildcard.
+func Matches(t Triple, sub, pred, obj cid.CID) bool {
+	return (sub.IsZero() || t.S == sub) && (pred.IsZero() || t.P == pred) && (obj.IsZero() || t.O == obj)
+}
+
+// patternOrder returns the index that answers a pattern.
+func patternOrder(sub, pred, obj cid.CID) Order {
+	switch {
+	case !sub.IsZero() && (obj.IsZero() || !pred.IsZero()):
+		return SPO
+	case !pred.IsZero():
+		return POS
+	case !obj.IsZero():
+		return OSP
+	}
+	return SPO
+}
+
+// SortLike sorts ts into the order in which Query yields the matches of
+// the pattern (sub, pred, obj): by the components of the index that
+// answers it, in that index's rotation.
+func SortLike(ts []Triple, sub, pred, obj cid.CID) {
+	o := patternOrder(sub, pred, obj)
+	slices.SortFunc(ts, func(a, b Triple) int {
+		if c := cid.Compare(o.key(&a), o.key(&b)); c != 0 {
+			return c
+		}
+		return comparePair(o.val(&a), o.val(&b))
+	})
 }
 
 // CountMatches returns how many triples match the pattern, as Query would

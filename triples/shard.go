@@ -50,7 +50,7 @@ func newShard(o Order, inlineMax int, presize int) *shard {
 	return &shard{
 		order:     o,
 		m:         newPrimary(opts...),
-		overflow:  xsync.NewMapOf[cid.CID, *Triple](),
+		overflow:  newOverflow(),
 		hashMask:  ^uint64(0),
 		index:     btree.NewG(indexDegree, o.lessItem),
 		inlineMax: inlineMax,
@@ -62,6 +62,11 @@ func newShard(o Order, inlineMax int, presize int) *shard {
 func newPrimary(opts ...func(*xsync.MapConfig)) *xsync.MapOf[uint64, *Triple] {
 	return xsync.NewMapOfWithHasher[uint64, *Triple](func(h, _ uint64) uint64 { return h }, opts...)
 }
+
+func newOverflow() *xsync.MapOf[cid.CID, *Triple] { return xsync.NewMapOf[cid.CID, *Triple]() }
+
+// xsyncPresize presizes a map for n keys.
+func xsyncPresize(n int) func(*xsync.MapConfig) { return xsync.WithPresize(n) }
 
 func (o Order) lessItem(a, b item) bool {
 	if a.hi != b.hi {
