@@ -142,7 +142,7 @@ func (s *Store) cutAll() ([]*shard.View, []*triples.View, walMark) {
 		}
 		tviews = make([]*triples.View, s.triples.Shards())
 		for i := range tviews {
-			tviews[i] = s.triples.View(triples.SPO, i)
+			tviews[i] = s.triples.View(i)
 		}
 		if s.wal != nil {
 			lsn, bytes := s.wal.Appended()

@@ -126,8 +126,34 @@ func (b *Batch) LSN() uint64 {
 // of a present one).
 func (b *Batch) Resolve() (changed int) {
 	b.net = make([]int8, len(b.ops))
-	b.changes = b.changes[:0]
 	refs := b.ord[SPO]
+	// Large batches resolve on several goroutines, each a stretch of
+	// whole runs of equal triples; their changes are joined in order.
+	workers := min(runtime.GOMAXPROCS(0), len(refs)/parallelMin+1)
+	cuts := make([]int, workers+1)
+	for w := 1; w <= workers; w++ {
+		c := len(refs) * w / workers
+		for c > cuts[w-1] && c < len(refs) && refs[c].h == refs[c-1].h {
+			c++ // do not split a run of one key
+		}
+		cuts[w] = max(c, cuts[w-1])
+	}
+	counts := make([]int, workers)
+	parts := make([][]Op, workers)
+	parallel(workers, workers, func(w int) {
+		counts[w], parts[w] = b.resolve(refs[cuts[w]:cuts[w+1]])
+	})
+	b.changes = b.changes[:0]
+	for w := range workers {
+		changed += counts[w]
+		b.changes = append(b.changes, parts[w]...)
+	}
+	return changed
+}
+
+// resolve resolves refs, a stretch of the SPO order made of whole runs of
+// equal triples.
+func (b *Batch) resolve(refs []ref) (changed int, changes []Op) {
 	for j := 0; j < len(refs); {
 		first := refs[j]
 		t := &b.ops[first.i].Triple
@@ -150,11 +176,11 @@ func (b *Batch) Resolve() (changed int) {
 			if !now {
 				b.net[last] = -1
 			}
-			b.changes = append(b.changes, Op{Delete: !now, Triple: *t})
+			changes = append(changes, Op{Delete: !now, Triple: *t})
 		}
 		j = k
 	}
-	return changed
+	return changed, changes
 }
 
 // Changes returns the net changes Resolve found, one per triple whose

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/internal/bulk"
-	"github.com/google/btree"
 )
 
 // Loader collects the triples of an empty Set for a bulk load, the fast
@@ -185,7 +184,7 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 		i = j
 	}
 	sh.overflow = newOverflow()
-	sh.index = btree.NewG(indexDegree, o.lessItem)
+	sh.index = o.newIndex()
 	type final struct {
 		h uint64
 		r *Triple
@@ -219,7 +218,9 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 				trees++
 			}
 		}
-		sh.index.ReplaceOrInsert(item{hiOf(k), rec})
+		if sh.index != nil {
+			sh.index.ReplaceOrInsert(item{hiOf(k), rec})
+		}
 		finals = append(finals, final{hash(k), rec})
 		keys++
 		total += int64(len(vals))

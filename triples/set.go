@@ -55,7 +55,7 @@ func New(o Options) (*Set, error) {
 	for _, ord := range Orders {
 		s.idx[ord] = make([]*shard, o.Shards)
 		for i := range s.idx[ord] {
-			s.idx[ord][i] = newShard(ord, o.InlineMax, 0)
+			s.idx[ord][i] = newShard(ord, o.InlineMax)
 		}
 	}
 	return s, nil

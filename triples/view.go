@@ -16,21 +16,22 @@ type View struct {
 	lsn   uint64
 }
 
-// View returns a view of shard i of index o. O(1): the key index is cloned
-// copy-on-write. The caller holds every lock (LockAll), so that views of
-// several shards and indexes form one consistent cut.
-func (s *Set) View(o Order, i int) *View {
-	sh := s.idx[o][i]
-	return &View{order: o, index: sh.index.Clone(), lsn: sh.lsn}
+// View returns a view of shard i of the SPO index. O(1): the key index is
+// cloned copy-on-write. The caller holds every lock (LockAll), so that
+// views of several shards form one consistent cut. (Only SPO is ordered:
+// POS and OSP keep no B-tree.)
+func (s *Set) View(i int) *View {
+	sh := s.idx[SPO][i]
+	return &View{order: SPO, index: sh.index.Clone(), lsn: sh.lsn}
 }
 
-// Views returns views of every shard of index o, taking the locks itself.
-func (s *Set) Views(o Order) []*View {
+// Views returns views of every shard of SPO, taking the locks itself.
+func (s *Set) Views() []*View {
 	s.LockAll()
 	defer s.UnlockAll()
-	vs := make([]*View, len(s.idx[o]))
+	vs := make([]*View, len(s.idx[SPO]))
 	for i := range vs {
-		vs[i] = s.View(o, i)
+		vs[i] = s.View(i)
 	}
 	return vs
 }
@@ -83,7 +84,7 @@ func (v *View) Triples() iter.Seq[Triple] {
 // walk holds no lock.
 func (s *Set) All() iter.Seq[Triple] {
 	return func(yield func(Triple) bool) {
-		views := s.Views(SPO)
+		views := s.Views()
 		m := make(cursors, 0, len(views))
 		for _, v := range views {
 			next, stop := iter.Pull(v.Triples())
