@@ -212,6 +212,7 @@ func (s *Store) runAudit(ctx context.Context, _ Config, p *maintenance.Pacer) er
 	for i := range s.shards {
 		s.auditShard(i, stop)
 	}
+	s.auditTriples(stop)
 	return ctx.Err()
 }
 
@@ -247,6 +248,9 @@ func (s *Store) Audit(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
+	if err == nil && s.auditTriples(stop) {
+		repaired.Add(1)
+	}
 	return int(repaired.Load()), err
 }
 

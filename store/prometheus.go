@@ -35,6 +35,18 @@ func (s *Store) WritePrometheus(w io.Writer) error {
 	}
 	metric("shard_keys", "gauge", "Keys per shard.", shardKeys...)
 	metric("shard_pairs", "gauge", "Pairs per shard.", shardPairs...)
+	var tkeys, ttriples []sample
+	for _, ix := range st.TripleIndexes {
+		l := fmt.Sprintf("{index=%q}", ix.Index)
+		tkeys = append(tkeys, sample{l, ix.Keys})
+		ttriples = append(ttriples, sample{l, ix.Triples})
+	}
+	metric("triples", "gauge", "Triples in the store.", one(st.Triples))
+	metric("triple_index_keys", "gauge", "Distinct keys per triple index.", tkeys...)
+	metric("triple_index_triples", "gauge", "Triples per triple index (all three hold every triple).", ttriples...)
+	metric("triple_ops_total", "counter", "Triple writes that changed the store since open.",
+		sample{`{op="insert"}`, st.TripleOps.Inserts}, sample{`{op="delete"}`, st.TripleOps.Deletes},
+		sample{`{op="batch"}`, st.TripleOps.Batches})
 	metric("ops_total", "counter", "Write operations that changed the store since open.",
 		sample{`{op="insert"}`, st.Ops.Inserts}, sample{`{op="delete"}`, st.Ops.Deletes},
 		sample{`{op="delete_key"}`, st.Ops.DeleteKeys}, sample{`{op="batch"}`, st.Ops.Batches})

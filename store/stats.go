@@ -34,6 +34,12 @@ func (c *opCounts) count(kind uint8) {
 type Stats struct {
 	Keys   int          // keys in the store
 	Pairs  int          // (key, value) pairs in the store
+	// Triples is the number of triples; TripleIndexes describes the SPO,
+	// POS and OSP indexes (in that order) and TripleOps counts triple
+	// writes.
+	Triples       int
+	TripleIndexes []TripleIndexStats
+	TripleOps     TripleOpStats
 	Shards []ShardStats // per shard, in shard order
 	Ops    OpStats      // write operations since Open
 
@@ -89,6 +95,7 @@ func (s *Store) Stats() Stats {
 		st.Ops.DeleteKeys += c.deleteKeys.Load()
 		st.Ops.Batches += c.batches.Load()
 	}
+	st.Triples, st.TripleIndexes, st.TripleOps = s.tripleStats()
 	st.Persistent = s.wal != nil
 	if err := s.readOnly(); err != nil {
 		st.ReadOnly = err.Error()

@@ -203,3 +203,41 @@ func (s *Store) CountTriples(sub, pred, obj cid.CID) int {
 // TripleCount returns the number of triples. Under concurrent writes it
 // is a moment's approximation: shards are summed one after another.
 func (s *Store) TripleCount() int { return s.triples.Len() }
+
+// TripleIndexStats describes one triple index.
+type TripleIndexStats struct {
+	Index   string // "SPO", "POS" or "OSP"
+	Keys    int    // distinct keys: subjects, predicates or objects
+	Triples int    // triples it holds (every index holds all of them)
+	Trees   int    // keys whose triples are kept in a B-tree
+}
+
+// TripleOpStats counts triple writes that changed the store since Open.
+type TripleOpStats struct {
+	Inserts int64 // triples added
+	Deletes int64 // triples removed
+	Batches int64 // calls that changed more than one triple
+}
+
+func (s *Store) tripleStats() (int, []TripleIndexStats, TripleOpStats) {
+	st := s.triples.Stats()
+	idx := make([]TripleIndexStats, len(st))
+	for i, o := range triples.Orders {
+		idx[i] = TripleIndexStats{Index: o.String(), Keys: st[o].Keys, Triples: st[o].Triples, Trees: st[o].Trees}
+	}
+	c := &s.tcounts
+	return st[triples.SPO].Triples, idx, TripleOpStats{Inserts: c.inserts.Load(), Deletes: c.deletes.Load(), Batches: c.batches.Load()}
+}
+
+// auditTriples audits the triple indexes (see triples.Set.Audit), counts
+// and logs what it repaired, and reports whether it repaired anything.
+func (s *Store) auditTriples(stop func() bool) bool {
+	res := s.triples.Audit(stop)
+	if res.Repaired == 0 {
+		return false
+	}
+	s.maint.auditMismatches.Add(int64(res.Mismatches))
+	s.maint.auditRepairs.Add(int64(res.Repaired))
+	s.opts.Logger.Warn("cidstore: triple indexes disagreed; repaired", "mismatches", res.Mismatches, "repairs", res.Repaired)
+	return true
+}

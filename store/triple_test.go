@@ -164,6 +164,20 @@ func TestTripleAPI(t *testing.T) {
 	if n, _ := s.DeleteTriples([]Triple{tri(a, b, c), tri(c, b, a)}); n != 1 {
 		t.Fatalf("DeleteTriples removed %d, want 1", n)
 	}
+	st := s.Stats()
+	if st.Triples != 1 || len(st.TripleIndexes) != 3 || st.TripleIndexes[1].Keys != 1 || st.TripleOps.Inserts != 2 || st.TripleOps.Deletes != 1 {
+		t.Fatalf("stats: %d triples, %+v, %+v", st.Triples, st.TripleIndexes, st.TripleOps)
+	}
+	var prom bytes.Buffer
+	must(t, s.WritePrometheus(&prom))
+	for _, want := range []string{"cidstore_triples 1\n", `cidstore_triple_index_keys{index="OSP"} 1`, `cidstore_triple_ops_total{op="delete"} 1`} {
+		if !bytes.Contains(prom.Bytes(), []byte(want)) {
+			t.Fatalf("Prometheus output lacks %q", want)
+		}
+	}
+	if n, err := s.Audit(context.Background()); n != 0 || err != nil {
+		t.Fatalf("Audit of a sound store: %d, %v", n, err)
+	}
 	// Pairs and triples never see each other's entries.
 	must(t, s.Insert(a, b))
 	if s.Count(a) != 1 || s.TripleCount() != 1 || s.CountTriples(a, cid.Zero, cid.Zero) != 1 {
