@@ -31,13 +31,13 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	keys, pairs := s.Len(), s.Pairs() // a read-only store does not change
+	keys, pairs, triples := s.Len(), s.Pairs(), s.TripleCount() // a read-only store does not change
 	sum, err := exportTo(ctx, s, file)
 	err = errors.Join(err, s.Close())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d bytes\n", dir, file, keys, pairs, sum.Bytes)
+	fmt.Fprintf(stdout, "dumped %s to %s: %d keys, %d pairs, %d triples, %d bytes\n", dir, file, keys, pairs, triples, sum.Bytes)
 	return nil
 }
 
@@ -144,7 +144,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	p := newProgress(fi.Size(), "loading")
 	_, err = s.Import(ctx, p.reader(bufio.NewReaderSize(f, 1<<20)))
 	p.done()
-	keys, pairs := s.Len(), s.Pairs()
+	keys, pairs, triples := s.Len(), s.Pairs(), s.TripleCount()
 	if err = errors.Join(err, s.Close()); err != nil {
 		if created != "" {
 			// The load made the directory: leave nothing behind.
@@ -152,7 +152,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "loaded %s into %s: %d keys, %d pairs\n", file, dir, keys, pairs)
+	fmt.Fprintf(stdout, "loaded %s into %s: %d keys, %d pairs, %d triples\n", file, dir, keys, pairs, triples)
 	return nil
 }
 

@@ -31,6 +31,13 @@ func TestDumpLoadVerifyInspect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ts := make([]store.Triple, 120)
+	for i := range ts {
+		ts[i] = store.Triple{S: cid.FromWords(0, 0, 3, uint64(i%30+1)), P: cid.FromWords(0, 0, 4, uint64(i%4+1)), O: cid.FromWords(0, 0, 5, uint64(i+1))}
+	}
+	if _, err := s.InsertTriples(ts); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +45,19 @@ func TestDumpLoadVerifyInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if code, out := cli(t, "dump", src, file); code != 0 || !strings.Contains(out, "300 pairs") {
+	if code, out := cli(t, "dump", src, file); code != 0 || !strings.Contains(out, "300 pairs, 120 triples") {
 		t.Fatalf("dump: %d %s", code, out)
 	}
-	if code, out := cli(t, "load", file, dst); code != 0 || !strings.Contains(out, "300 pairs") {
+	if code, out := cli(t, "load", file, dst); code != 0 || !strings.Contains(out, "300 pairs, 120 triples") {
 		t.Fatalf("load: %d %s", code, out)
 	}
-	if code, out := cli(t, "verify", dst); code != 0 || !strings.Contains(out, "ok:") {
+	if code, out := cli(t, "verify", dst); code != 0 || !strings.Contains(out, "ok:") || !strings.Contains(out, " 120 ") {
 		t.Fatalf("verify: %d %s", code, out)
 	}
 	if code, out := cli(t, "inspect", src); code != 0 || !strings.Contains(out, "WAL segments") || !strings.Contains(out, ".snap") {
 		t.Fatalf("inspect: %d %s", code, out)
 	}
-	if code, out := cli(t, "inspect", "-metrics", dst); code != 0 || !strings.Contains(out, "cidstore_pairs 300") {
+	if code, out := cli(t, "inspect", "-metrics", dst); code != 0 || !strings.Contains(out, "cidstore_pairs 300") || !strings.Contains(out, "cidstore_triples 120") {
 		t.Fatalf("inspect -metrics: %d %s", code, out)
 	}
 	// Damage makes verify fail.

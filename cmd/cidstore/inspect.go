@@ -66,7 +66,7 @@ func printDirInfo(w io.Writer, dir string, info store.DirInfo, full bool) {
 	fmt.Fprintf(w, "directory %s\n\nsnapshots (%d, newest first):\n", dir, len(info.Snapshots))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if full {
-		fmt.Fprintln(tw, "  file\tcut LSN\tbytes\tcreated\tkeys\tpairs\tstatus")
+		fmt.Fprintln(tw, "  file\tcut LSN\tbytes\tcreated\tkeys\tpairs\ttriples\tstatus")
 	} else {
 		fmt.Fprintln(tw, "  file\tcut LSN\tbytes\tcreated\tstatus")
 	}
@@ -83,7 +83,7 @@ func printDirInfo(w io.Writer, dir string, info store.DirInfo, full bool) {
 			created = si.Header.Created.UTC().Format(time.RFC3339)
 		}
 		if full {
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%d\t%d\t%s\n", filepath.Base(si.Path), si.LSN, si.Size, created, si.Summary.Entries, si.Summary.Pairs, status)
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", filepath.Base(si.Path), si.LSN, si.Size, created, si.Summary.Entries, si.Summary.Pairs, si.Summary.Triples, status)
 		} else {
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\n", filepath.Base(si.Path), si.LSN, si.Size, created, status)
 		}
