@@ -15,6 +15,8 @@
 // Targets sit behind the Target interface so the same workload runs
 // against a CIDStore (in memory or on a directory with a sync mode), a raw
 // xsync.MapOf baseline, a sync.Map baseline, or a peer database.
+// TripleTarget runs the same workload through the triple API: key k and
+// value v become the triple (k, one of 16 predicates, v).
 //
 // Writes choose their value from a per-key universe of 2 x ValuesPerKey
 // values (the preload inserts the first half), so inserts and deletes keep

@@ -64,7 +64,7 @@ func BenchName(r Result) string {
 	if r.Workload.Name != "" {
 		fmt.Fprintf(&b, "/workload=%s", benchSafe(r.Workload.Name))
 	}
-	if r.Target == "CIDStore" {
+	if IsCIDStore(r.Target) {
 		if r.Workload.Shards > 0 {
 			fmt.Fprintf(&b, "/shards=%d", r.Workload.Shards)
 		} else {

@@ -139,7 +139,7 @@ func (sh *shard) auditIndex(hash func(cid.CID) uint64, stop func() bool) int {
 			sh.index.AscendGreaterOrEqual(from, visit)
 		}
 		done := n < auditChunk
-		if done && int64(sh.index.Len()) != int64(sh.m.Size()+sh.overflow.Size()) {
+		if done && int64(sh.index.Len()) != int64(sh.size()) {
 			bad++
 		}
 		sh.mu.Unlock()

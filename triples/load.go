@@ -183,7 +183,7 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 		}
 		i = j
 	}
-	sh.overflow = newOverflow()
+	sh.overflow = nil
 	sh.index = o.newIndex()
 	type final struct {
 		h uint64
@@ -230,6 +230,9 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 	sh.m = newPrimary(xsyncPresize(len(finals)))
 	for _, f := range finals {
 		if _, taken := sh.m.LoadOrStore(f.h&sh.hashMask, f.r); taken {
+			if sh.overflow == nil {
+				sh.overflow = newOverflow()
+			}
 			sh.overflow.Store(o.key(f.r), f.r) // another key has this hash
 			sh.nOverflow.Add(1)
 		}

@@ -24,7 +24,7 @@ type shard struct {
 	mu        sync.Mutex
 	order     Order
 	m         *xsync.MapOf[uint64, *Triple]  // keyed by the key's hash
-	overflow  *xsync.MapOf[cid.CID, *Triple] // keys whose hash is taken
+	overflow  *xsync.MapOf[cid.CID, *Triple] // keys whose hash is taken; made on first use
 	nOverflow atomic.Int64                   // len(overflow), read first
 	hashMask  uint64                         // all ones; tests narrow it
 	index     *btree.BTreeG[item] // nil in POS and OSP
@@ -49,7 +49,6 @@ func newShard(o Order, inlineMax int) *shard {
 	return &shard{
 		order:     o,
 		m:         newPrimary(),
-		overflow:  newOverflow(),
 		hashMask:  ^uint64(0),
 		index:     o.newIndex(),
 		inlineMax: inlineMax,
@@ -163,6 +162,10 @@ func (s *shard) publish(k cid.CID, h uint64, primary bool, prev, next *Triple, d
 	case next != nil && primary:
 		s.m.Store(h&s.hashMask, next)
 	case next != nil:
+		if s.overflow == nil {
+			// Published to readers by nOverflow's increment in account.
+			s.overflow = newOverflow()
+		}
 		s.overflow.Store(k, next)
 	case primary:
 		s.m.Delete(h & s.hashMask)
@@ -210,9 +213,18 @@ func (s *shard) account(prev, next *Triple, delta int, primary bool) {
 func (s *shard) records(fn func(*Triple) bool) {
 	ok := true
 	s.m.Range(func(_ uint64, r *Triple) bool { ok = fn(r); return ok })
-	if ok {
+	if ok && s.overflow != nil {
 		s.overflow.Range(func(_ cid.CID, r *Triple) bool { return fn(r) })
 	}
+}
+
+// size returns the number of keys in the maps. The caller holds the lock.
+func (s *shard) size() int {
+	n := s.m.Size()
+	if s.overflow != nil {
+		n += s.overflow.Size()
+	}
+	return n
 }
 
 // setLSN records that the operation with this LSN is published. The

@@ -36,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("bench", stdout)
 	workloads := fs.String("workloads", "read-heavy,mixed,write-heavy", "comma-separated workloads: read-heavy (90% reads), mixed (50%), write-heavy (10%); writes are half inserts, half deletes")
 	shards := fs.String("shards", "1,2,4,8,16,32,64,128,256", "comma-separated shard counts to compare")
+	data := fs.String("data", "pairs", "data model: pairs (Get/Insert/Delete of key-value pairs) or triples (key k, value v as the triple (k, one of 16 predicates, v): reads are S?? queries, writes InsertTriple(s)/DeleteTriple)")
 	modes := fs.String("mode", "both", "durability: memory, always (a store in a temporary directory with SyncAlways), or both")
 	w := bench.Workload{}
 	fs.DurationVar(&w.Duration, "duration", 0, "run time per point (0: share a "+benchBudget.String()+" budget over all points)")
@@ -73,6 +74,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		durable = []bool{false, true}
 	default:
 		return fmt.Errorf("%w: -mode %q: want memory, always or both", errUsage, *modes)
+	}
+	if *data != "pairs" && *data != "triples" {
+		return fmt.Errorf("%w: -data %q: want pairs or triples", errUsage, *data)
 	}
 	if *format != "table" && *format != "gobench" {
 		return fmt.Errorf("%w: -format %q: want table or gobench", errUsage, *format)
@@ -138,7 +142,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			gw.Dir = filepath.Join(tmp, strconv.Itoa(i))
 		}
 		open := g.target
-		if open == nil {
+		if open == nil && *data == "triples" {
+			open = bench.TripleTarget(gw.Dir, gw.StoreOptions())
+		} else if open == nil {
 			open = bench.StoreTarget(gw.Dir, gw.StoreOptions())
 		}
 		rs, err := bench.RunMixes(ctx, open, gw, presets, func(m bench.Mix, done *bench.Result) {
@@ -199,7 +205,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func targetRank(t string) int {
-	if t == "CIDStore" {
+	if bench.IsCIDStore(t) {
 		return 0
 	}
 	return 1
@@ -242,7 +248,7 @@ func printBenchTable(stdout io.Writer, results []bench.Result) error {
 			first[group] = r.OpsPerSec()
 		}
 		shards := "-"
-		if r.Target == "CIDStore" {
+		if bench.IsCIDStore(r.Target) {
 			shards = strconv.Itoa(r.Workload.Shards)
 		}
 		vs := 0.0
@@ -281,7 +287,7 @@ func writeBenchFiles(dir string, results []bench.Result) ([]string, error) {
 	}
 	var ours []bench.Result
 	for _, r := range results {
-		if r.Target == "CIDStore" {
+		if bench.IsCIDStore(r.Target) {
 			ours = append(ours, r)
 		}
 	}
