@@ -131,7 +131,7 @@ func BenchmarkTripleInsert(b *testing.B) {
 					dir = b.TempDir()
 				}
 				before := heapInUse()
-				s, err := Open(dir, Options{Sync: SyncAlways})
+				s, err := Open(dir, Options{})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -89,7 +89,7 @@ func checkTriples(t *testing.T, s *Store, m tripleModel, c int) {
 func TestTripleModel(t *testing.T) {
 	for seed := range uint64(3) {
 		rng := rand.New(rand.NewPCG(seed, 11))
-		s := openMem(t, Options{Shards: []int{1, 2, 8}[seed], InlineValues: 1 + int(seed*3)})
+		s := openMem(t, Options{Shards: []int{1, 2, 8}[seed], Config: withConfig(func(c *Config) { c.InlineValues = 1 + int(seed*3) })})
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		for r := range 2 {
@@ -198,7 +198,7 @@ func TestTripleAPI(t *testing.T) {
 func TestTriplePersist(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	dir := t.TempDir()
-	s := openDir(t, dir, Options{SegmentSize: 4096, InlineValues: 3})
+	s := openDir(t, dir, Options{SegmentSize: 4096, Config: withConfig(func(c *Config) { c.InlineValues = 3 })})
 	m := tripleModel{}
 	step := func(n int) {
 		for range n {
@@ -216,7 +216,7 @@ func TestTriplePersist(t *testing.T) {
 	checkTriples(t, s, m, 14)
 	step(100)
 	must(t, s.Checkpoint(context.Background()))
-	if c := s.Checkpoints(); c.LastTriples != int64(len(m)) {
+	if c := s.Stats().Checkpoints; c.LastTriples != int64(len(m)) {
 		t.Fatalf("checkpoint holds %d triples, want %d", c.LastTriples, len(m))
 	}
 	step(150)
@@ -225,7 +225,7 @@ func TestTriplePersist(t *testing.T) {
 	for _, budget := range []int64{1 << 22, 0, 5} {
 		mergeOpsMax = budget
 		r := openDir(t, dir, Options{})
-		if rec := r.Recovery(); rec.SnapshotTriples == 0 || rec.Records == 0 {
+		if rec := r.Stats().Recovery; rec.SnapshotTriples == 0 || rec.Records == 0 {
 			t.Fatalf("budget %d: recovery %+v", budget, rec)
 		}
 		checkTriples(t, r, m, 14)
