@@ -7,8 +7,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/cidstore/cidstore/cid"
 )
+
+// Batches publish on helper goroutines; none may outlive its batch.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // model is the reference: a plain map of present triples.
 type model map[Triple]bool
