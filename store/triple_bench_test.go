@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -251,5 +252,81 @@ func BenchmarkTripleQuery(b *testing.B) {
 			})
 		}
 		s.Close()
+	}
+}
+
+// BenchmarkTripleRecovery opens a directory holding a snapshot of
+// CIDSTORE_BENCH_TRIPLES (default 1M) random triples and, after it in the
+// WAL, 100k single-triple records (50k inserts of new triples, 50k deletes
+// of snapshot triples), and reports the time Open takes to recover. The
+// directory is built once per run (CIDSTORE_BENCH_TRIPLE_RECOVERY_DIR
+// keeps it between runs).
+func BenchmarkTripleRecovery(b *testing.B) {
+	n := benchTripleCount()
+	const walOps = 100_000
+	dir := b.TempDir()
+	if keep := os.Getenv("CIDSTORE_BENCH_TRIPLE_RECOVERY_DIR"); keep != "" {
+		dir = keep
+	}
+	if _, err := os.Stat(dir + "/LOCK"); err != nil {
+		buildTripleRecoveryDir(b, dir, n, walOps)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		r, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		rec := r.Stats().Recovery
+		if rec.SnapshotTriples != int64(n) || rec.Records != walOps || r.TripleCount() != n {
+			b.Fatalf("recovered %+v, %d triples", rec, r.TripleCount())
+		}
+		b.ReportMetric(d.Seconds(), "s/open")
+		b.ReportMetric(rec.SnapshotDuration.Seconds(), "s/snapshot")
+		b.ReportMetric(float64(n+walOps)/d.Seconds(), "triples/s")
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func buildTripleRecoveryDir(b *testing.B, dir string, n, walOps int) {
+	s, err := Open(dir, Options{Config: withConfig(func(c *Config) {
+		c.Sync = SyncNever
+		c.CheckpointWALBytes, c.CheckpointInterval = 0, 0
+	})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := randomTriples(n + walOps/2)
+	insertBatches(b, 2, ts[:n], func(ts []Triple) error { _, err := s.InsertTriples(ts); return err })
+	if err := s.Checkpoint(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < walOps; i = int(next.Add(1)) - 1 {
+				var err error
+				if i%2 == 0 {
+					err = s.InsertTriple(ts[n+i/2])
+				} else {
+					err = s.DeleteTriple(ts[i/2])
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
 	}
 }

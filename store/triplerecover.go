@@ -13,8 +13,9 @@ import (
 // entries of a snapshot, bulk-loaded, and the net effect of the WAL's
 // triple operations after it. Triple operations are assignments, so of
 // the operations on one triple the last in log order decides whether it
-// is present: present ones are added to the load, absent ones dropped
-// from it.
+// is present: present ones are added to the load, absent ones deleted
+// after it by ordinary batches (far fewer than the triples loaded, and
+// cheaper than checking every loaded triple against them).
 type tripleLoad struct {
 	l       *triples.Loader
 	net     map[Triple]bool // WAL: whether each logged triple ends present
@@ -62,14 +63,33 @@ func (s *Store) loadTriples(tl *tripleLoad, lsn uint64) error {
 			tl.l.Add(t)
 		}
 	}
-	var drop func(*Triple) bool
-	if tl.deletes > 0 {
-		drop = func(t *Triple) bool {
-			present, ok := tl.net[*t]
-			return ok && !present
+	if err := s.triples.Load(tl.l, lsn); err != nil {
+		return err
+	}
+	if tl.deletes == 0 {
+		return nil
+	}
+	ops := make([]TripleOp, 0, min(tl.deletes, MaxTripleBatch))
+	flush := func() {
+		b := s.triples.Prepare(ops)
+		b.Lock()
+		b.Resolve()
+		b.Publish(lsn)
+		b.Unlock()
+		ops = ops[:0]
+	}
+	for t, present := range tl.net {
+		if !present {
+			ops = append(ops, TripleOp{Delete: true, Triple: t})
+			if len(ops) == cap(ops) {
+				flush()
+			}
 		}
 	}
-	return s.triples.Load(tl.l, lsn, drop)
+	if len(ops) > 0 {
+		flush()
+	}
+	return nil
 }
 
 // replayTriple applies one logged triple operation during recovery, after

@@ -1,41 +1,38 @@
 package triples
 
 import (
+	"cmp"
 	"errors"
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/internal/bulk"
 )
 
 // Loader collects the triples of an empty Set for a bulk load, the fast
-// path of recovery and import. Add may be called from several goroutines;
-// Set.Load then sorts each index shard's entries once with a radix sort
-// and builds its B-tree in key order and its map in bucket order, which
-// is several times cheaper than inserting triple by triple.
+// path of recovery and import. Add and AddSPO may be called from several
+// goroutines; they only copy triples into slabs, taking no lock per
+// triple. Set.Load then partitions the triples by index shard, sorts each
+// shard's entries with a radix sort and builds its map in bucket order
+// (and SPO's B-tree in key order): several times cheaper than inserting
+// triple by triple.
 //
-// Records come from slabs of slabTriples triples, so the garbage
-// collector marks a few large objects instead of millions of small ones;
-// a slab is freed once none of its triples is referenced.
+// The records are the slabs' elements: slabs of slabTriples triples, so
+// the garbage collector marks a few large objects instead of millions of
+// small ones. A slab is freed once none of its triples is referenced.
 type Loader struct {
-	set   *Set
-	parts [3][]partLoader
-	slabs sync.Pool // *[]Triple: the unused tail of a slab
-}
-
-type partLoader struct {
+	set  *Set
+	pool sync.Pool // *slab being filled
 	mu   sync.Mutex
-	ents []loadEnt
+	all  []*slab // every slab handed out
 }
 
-// loadEnt is one triple of one index: the first 8 bytes of its key and of
-// its value (sort keys) and its record.
-type loadEnt struct {
-	hi, vhi uint64
-	r       *Triple
+// slab is a block of triples, filled from the front.
+type slab struct {
+	ts []Triple
+	n  int // filled
 }
 
 // slabTriples is the number of triples in one slab: 96 KiB, above the
@@ -43,57 +40,73 @@ type loadEnt struct {
 const slabTriples = 1024
 
 // NewLoader returns a Loader for s.
-func (s *Set) NewLoader() *Loader {
-	l := &Loader{set: s}
-	for _, o := range Orders {
-		l.parts[o] = make([]partLoader, len(s.idx[o]))
-	}
-	return l
-}
+func (s *Set) NewLoader() *Loader { return &Loader{set: s} }
 
 // Add records ts (copied; no zero components, checked by the caller).
 // Duplicates are fine: Load keeps one.
 func (l *Loader) Add(ts ...Triple) {
-	slab := l.slab()
-	for i := range ts {
-		l.add(slab, ts[i])
+	sl := l.slab()
+	for _, t := range ts {
+		sl = l.add(sl, t)
 	}
-	l.slabs.Put(slab)
+	l.pool.Put(sl)
 }
 
 // AddSPO records the triples of subject s whose (predicate, object)
 // values are flattened in vals, as a snapshot's SPO entries hold them
 // (len(vals) even; no zero CIDs, checked by the caller).
 func (l *Loader) AddSPO(s cid.CID, vals []cid.CID) {
-	slab := l.slab()
+	sl := l.slab()
 	for i := 0; i+1 < len(vals); i += 2 {
-		l.add(slab, Triple{s, vals[i], vals[i+1]})
+		sl = l.add(sl, Triple{s, vals[i], vals[i+1]})
 	}
-	l.slabs.Put(slab)
+	l.pool.Put(sl)
 }
 
-func (l *Loader) slab() *[]Triple {
-	if slab, _ := l.slabs.Get().(*[]Triple); slab != nil {
-		return slab
+func (l *Loader) slab() *slab {
+	if sl, _ := l.pool.Get().(*slab); sl != nil {
+		return sl
 	}
-	return new([]Triple)
+	return l.newSlab()
 }
 
-// add copies t into the slab and records it in the three indexes.
-func (l *Loader) add(slab *[]Triple, t Triple) {
-	if len(*slab) == 0 {
-		*slab = make([]Triple, slabTriples)
+func (l *Loader) newSlab() *slab {
+	sl := &slab{ts: make([]Triple, slabTriples)}
+	l.mu.Lock()
+	l.all = append(l.all, sl)
+	l.mu.Unlock()
+	return sl
+}
+
+// add copies t into sl, or into a new slab when sl is full, and returns
+// the slab to go on with.
+func (l *Loader) add(sl *slab, t Triple) *slab {
+	if sl.n == len(sl.ts) {
+		sl = l.newSlab()
 	}
-	r := &(*slab)[0]
-	*r = t
-	*slab = (*slab)[1:]
-	for _, o := range Orders {
-		k := o.key(r)
-		p := &l.parts[o][l.set.hash(k)>>l.set.shift]
-		p.mu.Lock()
-		p.ents = append(p.ents, loadEnt{hiOf(k), hiOf(o.val(r)[0]), r})
-		p.mu.Unlock()
+	sl.ts[sl.n] = t
+	sl.n++
+	return sl
+}
+
+// Len returns the number of triples added so far (duplicates included).
+// Not safe to call concurrently with Add.
+func (l *Loader) Len() int {
+	n := 0
+	for _, sl := range l.all {
+		n += sl.n
 	}
+	return n
+}
+
+// loadEnt is one triple of one index shard: its sort key (see Load; for
+// SPO the first 8 bytes of its key, set by partition), the first 8 bytes
+// of its value, its key's hash and its record. Load reads a record only
+// where entries share a sort key, so that a key with one value costs no
+// cache miss on its triple.
+type loadEnt struct {
+	k, vhi, h uint64
+	r         *Triple
 }
 
 // parallel runs fn(0..n-1) on up to workers goroutines (the caller's
@@ -106,11 +119,15 @@ func parallel(n, workers int, fn func(i int)) {
 		}
 		return
 	}
-	var next atomic.Int64
 	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
 	work := func() {
-		for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-			fn(int(i))
+		for i := range next {
+			fn(i)
 		}
 	}
 	for range workers - 1 {
@@ -124,16 +141,25 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// Load publishes what l collected into s, which must be empty, leaving
-// out the triples for which drop (if not nil) returns true; lsn becomes
-// every shard's last LSN. Shards load in parallel on GOMAXPROCS
-// goroutines. It takes every lock itself; no batch may run meanwhile.
-func (s *Set) Load(l *Loader, lsn uint64, drop func(*Triple) bool) error {
+// Load publishes what l collected into s, which must be empty; lsn
+// becomes every shard's last LSN. Work runs on GOMAXPROCS goroutines. It
+// takes every lock itself; no batch may run meanwhile.
+//
+// Each index's entries are first partitioned by shard. SPO entries are
+// then sorted by key (the B-tree is built in key order, and the map
+// filled in bucket order afterwards); POS and OSP entries, which need no
+// order but grouping by key, are sorted once by their key's hash with the
+// map's bucket bits first, which groups them and gives the bucket order
+// in one sort.
+func (s *Set) Load(l *Loader, lsn uint64) error {
 	s.LockAll()
 	defer s.UnlockAll()
 	if s.Len() != 0 {
 		return errors.New("triples: Load into a non-empty set")
 	}
+	workers := runtime.GOMAXPROCS(0)
+	var parts [3][][]loadEnt
+	parallel(len(Orders), workers, func(i int) { parts[i] = s.partition(Orders[i], l.all) })
 	type job struct {
 		o Order
 		i int
@@ -144,47 +170,66 @@ func (s *Set) Load(l *Loader, lsn uint64, drop func(*Triple) bool) error {
 			jobs = append(jobs, job{o, i})
 		}
 	}
-	parallel(len(jobs), runtime.GOMAXPROCS(0), func(j int) {
+	parallel(len(jobs), workers, func(j int) {
 		o, i := jobs[j].o, jobs[j].i
-		p := &l.parts[o][i]
-		s.idx[o][i].load(p.ents, s.hash, drop)
+		s.idx[o][i].load(parts[o][i])
 		s.idx[o][i].setLSN(lsn)
-		p.ents = nil
+		parts[o][i] = nil
 	})
+	l.all = nil
 	return nil
+}
+
+// partition returns the entries of index o, one slice per shard.
+func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
+	n := 0
+	for _, sl := range slabs {
+		n += sl.n
+	}
+	hashes := make([]uint64, 0, n)
+	counts := make([]int, len(s.idx[o]))
+	for _, sl := range slabs {
+		for i := range sl.n {
+			h := s.hash(o.key(&sl.ts[i]))
+			hashes = append(hashes, h)
+			counts[h>>s.shift]++
+		}
+	}
+	parts := make([][]loadEnt, len(counts))
+	for i, c := range counts {
+		parts[i] = make([]loadEnt, 0, c)
+	}
+	j := 0
+	for _, sl := range slabs {
+		for i := range sl.n {
+			r := &sl.ts[i]
+			h := hashes[j]
+			j++
+			var k uint64
+			if o == SPO {
+				k = hiOf(o.key(r))
+			}
+			parts[h>>s.shift] = append(parts[h>>s.shift], loadEnt{k: k, h: h, vhi: hiOf(o.val(r)[0]), r: r})
+		}
+	}
+	return parts
 }
 
 // load builds the shard, which is empty, from ents. The caller holds the
 // lock.
-func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Triple) bool) {
+func (sh *shard) load(ents []loadEnt) {
 	o := sh.order
-	// Sort by value prefix, then (stable) by key prefix: by key and value,
-	// but for the rare ties in the first 8 bytes, which the pass below
-	// settles.
-	scratch := make([]loadEnt, len(ents))
-	bulk.Sort(ents, scratch, 64, func(e *loadEnt) uint64 { return e.vhi })
-	bulk.Sort(ents, scratch, 64, func(e *loadEnt) uint64 { return e.hi })
-	compareEnt := func(a, b loadEnt) int {
-		if c := cid.Compare(o.key(a.r), o.key(b.r)); c != 0 {
-			return c
+	mask := bulk.BucketMask(len(ents))
+	width := uint(64)
+	if sh.index == nil {
+		// Sorted by map bucket only: a few radix passes; the entries of
+		// one bucket (a handful, or a hot key's) are sorted by sortRun.
+		for i := range ents {
+			ents[i].k = ents[i].h >> 7 & mask
 		}
-		return comparePair(o.val(a.r), o.val(b.r))
+		width = bulk.BucketWidth(mask)
 	}
-	for i := 0; i < len(ents); {
-		j := i + 1
-		sorted := true
-		for ; j < len(ents) && ents[j].hi == ents[i].hi; j++ {
-			if ents[j].vhi == ents[j-1].vhi || o.key(ents[j].r) != o.key(ents[j-1].r) {
-				sorted = sorted && compareEnt(ents[j-1], ents[j]) <= 0
-			}
-		}
-		if !sorted {
-			slices.SortFunc(ents[i:j], compareEnt)
-		}
-		i = j
-	}
-	sh.overflow = nil
-	sh.index = o.newIndex()
+	bulk.Sort(ents, nil, width, func(e *loadEnt) uint64 { return e.k })
 	type final struct {
 		h uint64
 		r *Triple
@@ -193,41 +238,56 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 	var keys, total, trees int64
 	var vals []pair
 	for i := 0; i < len(ents); {
-		r0 := ents[i].r
-		k := o.key(r0)
-		vals = vals[:0]
-		var one *Triple
-		j := i
-		for ; j < len(ents) && ents[j].hi == ents[i].hi && o.key(ents[j].r) == k; j++ {
-			r := ents[j].r
-			v := o.val(r)
-			if (len(vals) > 0 && vals[len(vals)-1] == v) || (drop != nil && drop(r)) {
-				continue
-			}
-			vals = append(vals, v)
-			one = r
+		j := i + 1
+		for j < len(ents) && ents[j].k == ents[i].k {
+			j++
 		}
+		run := ents[i:j]
 		i = j
-		if len(vals) == 0 {
+		if len(run) == 1 { // a key with one value: its record is its triple
+			if sh.index != nil {
+				sh.index.ReplaceOrInsert(item{run[0].k, run[0].r})
+			}
+			finals = append(finals, final{run[0].h, run[0].r})
+			keys++
+			total++
 			continue
 		}
-		rec := one
-		if len(vals) > 1 {
-			rec = o.fromSorted(k, slices.Clone(vals), sh.inlineMax)
-			if o.isTree(rec) {
-				trees++
+		sortRun(o, run)
+		// run may hold several keys (equal sort keys, different CIDs).
+		for len(run) > 0 {
+			k := o.key(run[0].r)
+			vals = vals[:0]
+			n := 0
+			for ; n < len(run) && o.key(run[n].r) == k; n++ {
+				if v := o.val(run[n].r); len(vals) == 0 || vals[len(vals)-1] != v {
+					vals = append(vals, v)
+				}
 			}
+			rec := run[0].r
+			if len(vals) > 1 {
+				rec = o.fromSorted(k, slices.Clone(vals), sh.inlineMax)
+				if o.isTree(rec) {
+					trees++
+				}
+			}
+			if sh.index != nil {
+				sh.index.ReplaceOrInsert(item{hiOf(k), rec})
+			}
+			finals = append(finals, final{run[0].h, rec})
+			keys++
+			total += int64(len(vals))
+			run = run[n:]
 		}
-		if sh.index != nil {
-			sh.index.ReplaceOrInsert(item{hiOf(k), rec})
-		}
-		finals = append(finals, final{hash(k), rec})
-		keys++
-		total += int64(len(vals))
 	}
-	mask := bulk.BucketMask(len(finals))
-	bulk.Sort(finals, nil, bulk.BucketWidth(mask), func(f *final) uint64 { return f.h >> 7 & mask })
+	// The map is filled in the order of its buckets: a sweep instead of
+	// a cache miss per key.
+	fmask := bulk.BucketMask(len(finals))
+	if sh.index != nil || fmask != mask {
+		bulk.Sort(finals, nil, bulk.BucketWidth(fmask), func(f *final) uint64 { return f.h >> 7 & fmask })
+	}
 	sh.m = newPrimary(xsyncPresize(len(finals)))
+	sh.overflow = nil
 	for _, f := range finals {
 		if _, taken := sh.m.LoadOrStore(f.h&sh.hashMask, f.r); taken {
 			if sh.overflow == nil {
@@ -240,4 +300,53 @@ func (sh *shard) load(ents []loadEnt, hash func(cid.CID) uint64, drop func(*Trip
 	sh.keys.Store(keys)
 	sh.triples.Store(total)
 	sh.trees.Store(trees)
+}
+
+// sortRun sorts entries with equal sort keys so that each key's entries
+// are together with their values ascending: by key hash, key, value. A
+// long run (a hot key) is radix-sorted by value prefix and then hash
+// first, so that only ties there are compared in full.
+func sortRun(o Order, run []loadEnt) {
+	compare := func(a, b loadEnt) int {
+		if a.h != b.h {
+			return cmp.Compare(a.h, b.h)
+		}
+		if c := cid.Compare(o.key(a.r), o.key(b.r)); c != 0 {
+			return c
+		}
+		if a.vhi != b.vhi {
+			return cmp.Compare(a.vhi, b.vhi)
+		}
+		return comparePair(o.val(a.r), o.val(b.r))
+	}
+	if len(run) <= 32 {
+		slices.SortFunc(run, compare)
+		return
+	}
+	bulk.Sort(run, nil, 64, func(e *loadEnt) uint64 { return e.vhi })
+	bulk.Sort(run, nil, 64, func(e *loadEnt) uint64 { return e.h })
+	for i := 0; i < len(run); {
+		j := i + 1
+		one := true // a single key, not colliding hashes
+		k := o.key(run[i].r)
+		for j < len(run) && run[j].h == run[i].h {
+			one = one && o.key(run[j].r) == k
+			j++
+		}
+		if !one {
+			slices.SortFunc(run[i:j], compare)
+			i = j
+			continue
+		}
+		for ; i < j; i++ { // ties in the value prefix
+			e := i + 1
+			for e < j && run[e].vhi == run[i].vhi {
+				e++
+			}
+			if e > i+1 {
+				slices.SortFunc(run[i:e], compare)
+			}
+			i = e - 1
+		}
+	}
 }
