@@ -17,8 +17,8 @@ const DefaultInlineMax = 32
 // MaxInlineMax bounds Options.InlineMax.
 const MaxInlineMax = 4096
 
-// ErrBadOptions is returned (wrapped) by New for invalid Options.
-var ErrBadOptions = errors.New("triples: invalid options")
+// ErrInvalidOptions is returned (wrapped) by New for invalid Options.
+var ErrInvalidOptions = errors.New("triples: invalid options")
 
 // Options configure a Set.
 type Options struct {
@@ -47,9 +47,9 @@ func New(o Options) (*Set, error) {
 	}
 	switch {
 	case o.Shards < 1 || o.Shards&(o.Shards-1) != 0:
-		return nil, fmt.Errorf("%w: Shards %d is not a power of two", ErrBadOptions, o.Shards)
+		return nil, fmt.Errorf("%w: Shards %d is not a power of two", ErrInvalidOptions, o.Shards)
 	case o.InlineMax < 1 || o.InlineMax > MaxInlineMax:
-		return nil, fmt.Errorf("%w: InlineMax %d outside 1..%d", ErrBadOptions, o.InlineMax, MaxInlineMax)
+		return nil, fmt.Errorf("%w: InlineMax %d outside 1..%d", ErrInvalidOptions, o.InlineMax, MaxInlineMax)
 	}
 	s := &Set{shift: uint(64 - bits.TrailingZeros(uint(o.Shards))), seed: o.Seed}
 	for _, ord := range Orders {
