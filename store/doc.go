@@ -1,5 +1,9 @@
 // Package store is the public API of CIDStore: a concurrent, multi-valued
-// map from 256-bit content IDs to sorted sets of content IDs.
+// map from 256-bit content IDs to sorted sets of content IDs, and beside it
+// a set of (subject, predicate, object) triples of CIDs with all eight
+// pattern queries (see Triple, ApplyTriples and Query; the indexes are
+// package triples). Pairs and triples share the WAL, the snapshots and the
+// maintenance workers but never each other's entries.
 //
 // # Semantics
 //

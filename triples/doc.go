@@ -14,10 +14,13 @@
 // Each index is split into shards by a seeded hash of its key, so every
 // pattern touches one shard. A shard is the structure of package shard
 // (an xsync map from the key's 64-bit hash to an immutable record, read
-// without locks, with an overflow map for the rare keys whose hash is
-// taken; a google/btree of the records in key order for ordered walks
-// and O(1) copy-on-write clones; a mutex for writers), with triples for
-// values.
+// without locks, with an overflow map, made on first use, for the rare
+// keys whose hash is taken; a mutex for writers), with triples for
+// values. Only SPO shards also keep a google/btree of their records in
+// key order, for ordered walks and O(1) copy-on-write clones: every
+// ordered walk (???, snapshots, exports) reads SPO, so POS and OSP are
+// only ever read by key. That saves two of the three B-tree inserts of a
+// triple (a third of the insert time) and about 46 bytes.
 //
 // # Records, and where a triple's bytes go
 //
@@ -36,15 +39,17 @@
 // pairs (degree 16) beyond. Records are never modified once published.
 //
 // At one million random triples that makes, per triple: the shared
-// record, 96 bytes; per index (three times) a map entry (16 bytes:
-// the hash and the pointer; xsync allocates one per key) and its slot in
-// a bucket (a 64-byte bucket per 5 entries, at most 75% full: about 17-34
-// bytes), and a B-tree item (16 bytes, nodes of degree 64 about 70% full:
-// about 23 bytes). BENCHMARKS.md has the measured total.
+// record, 96 bytes; per index (three times) a map entry (16 bytes: the
+// hash and the pointer; xsync allocates one per key) and its share of a
+// bucket (64-byte buckets of 5 entries in a power-of-two table at most 75%
+// full: 17 to 34 bytes); in SPO a B-tree item (16 bytes in nodes of
+// degree 64, about 70% full: about 23 bytes). BENCHMARKS.md has the
+// measured total (about 270 bytes).
 //
 // Three separate records would cost 3 x 96 bytes (288) before any index
-// overhead; a single SPO index with POS and OSP holding pointers would
-// save little more and make every value comparison a pointer chase.
+// overhead; value sets holding pointers to shared triples instead of
+// 64-byte pairs would save memory for keys with many values but make
+// every comparison in a search a pointer chase.
 //
 // # Hot keys
 //
@@ -56,6 +61,16 @@
 // one shard, so its inserts are serialised there; POS needs nothing more
 // than the B-tree, since each of its updates is O(log m).
 //
+// # Bulk load
+//
+// Recovery and import go through a Loader: triples are copied into 96 KiB
+// slabs (few objects for the collector to mark), then partitioned by
+// index shard and sorted with a radix sort, SPO by key prefix (its B-tree
+// is built in key order), POS and OSP by map bucket only (they need
+// grouping by key, not order); a triple is read again only where entries
+// share a sort key. Maps are filled in bucket order, a sweep instead of a
+// cache miss per key.
+//
 // # Writes and atomicity
 //
 // Writes go through a Batch (see there): preparation without locks, then
@@ -65,6 +80,10 @@
 // on one goroutine at a time. A consistent cut (LockAll, then View)
 // therefore sees a batch whole or not at all in all three indexes;
 // lock-free point reads may see it in one index a moment before another.
+//
+// The audit (Set.Audit) checks each SPO B-tree against its map and the
+// three indexes against each other while writers go on, and settles a
+// triple that is not in all three by majority under its shards' locks.
 //
 // The package imports only cid, internal/bulk and its two data-structure
 // libraries, like package shard.
