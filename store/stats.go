@@ -32,16 +32,16 @@ func (c *opCounts) count(kind uint8) {
 
 // Stats is a point-in-time summary of a store.
 type Stats struct {
-	Keys   int          // keys in the store
-	Pairs  int          // (key, value) pairs in the store
+	Keys  int // keys in the store
+	Pairs int // (key, value) pairs in the store
 	// Triples is the number of triples; TripleIndexes describes the SPO,
 	// POS and OSP indexes (in that order) and TripleOps counts triple
 	// writes.
 	Triples       int
 	TripleIndexes []TripleIndexStats
 	TripleOps     TripleOpStats
-	Shards []ShardStats // per shard, in shard order
-	Ops    OpStats      // write operations since Open
+	Shards        []ShardStats // per shard, in shard order
+	Ops           OpStats      // write operations since Open
 
 	Persistent  bool            // whether the store has a WAL (see Store.Persistent)
 	ReadOnly    string          // the sticky write failure, if any

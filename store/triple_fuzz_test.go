@@ -92,7 +92,7 @@ func FuzzTripleOps(f *testing.F) {
 				}
 				got := slices.Collect(imp.Query(cid.Zero, cid.Zero, cid.Zero))
 				imp.Close()
-				if want := m.match(cid.Zero, cid.Zero, cid.Zero); !slices.Equal(got, want) {
+				if want := m.Match(cid.Zero, cid.Zero, cid.Zero); !slices.Equal(got, want) {
 					t.Fatalf("step %d: import holds %d triples, want %d", step, len(got), len(want))
 				}
 			case opCheck:
@@ -102,13 +102,13 @@ func FuzzTripleOps(f *testing.F) {
 						q[i] = w(uint64(c))
 					}
 				}
-				if got, want := slices.Collect(s.Query(q[0], q[1], q[2])), m.match(q[0], q[1], q[2]); !slices.Equal(got, want) {
+				if got, want := slices.Collect(s.Query(q[0], q[1], q[2])), m.Match(q[0], q[1], q[2]); !slices.Equal(got, want) {
 					t.Fatalf("step %d: Query(%v) = %d triples, want %d", step, q, len(got), len(want))
 				}
 			}
 			if len(ops) > 0 {
 				got, err := s.ApplyTriples(ops)
-				if want := m.apply(ops); err != nil || got != want {
+				if want := m.Apply(ops); err != nil || got != want {
 					t.Fatalf("step %d: ApplyTriples = %d, %v; want %d", step, got, err, want)
 				}
 			}

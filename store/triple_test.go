@@ -17,39 +17,14 @@ import (
 func tri(s, p, o cid.CID) Triple { return Triple{S: s, P: p, O: o} }
 
 // tripleModel is the reference for triples: the set of present triples.
-type tripleModel map[Triple]bool
-
-func (m tripleModel) apply(ops []TripleOp) (changed int) {
-	for _, op := range ops {
-		if m[op.Triple] == op.Delete {
-			changed++
-		}
-		if op.Delete {
-			delete(m, op.Triple)
-		} else {
-			m[op.Triple] = true
-		}
-	}
-	return changed
-}
-
-func (m tripleModel) match(s, p, o cid.CID) []Triple {
-	var out []Triple
-	for t := range m {
-		if triples.Matches(t, s, p, o) {
-			out = append(out, t)
-		}
-	}
-	triples.SortLike(out, s, p, o)
-	return out
-}
+type tripleModel = triples.Model
 
 // randomTripleOps returns n operations over c small CIDs, so that
 // subjects, predicates and objects repeat and value sets change shape.
 func randomTripleOps(rng *rand.Rand, n, c int) []TripleOp {
 	ops := make([]TripleOp, n)
 	for i := range ops {
-		ops[i] = TripleOp{Delete: rng.IntN(3) == 0, Triple: tri(w(1 + rng.Uint64N(uint64(c))), w(1 + rng.Uint64N(uint64(c/2+1))), w(1 + rng.Uint64N(uint64(c))))}
+		ops[i] = TripleOp{Delete: rng.IntN(3) == 0, Triple: tri(w(1+rng.Uint64N(uint64(c))), w(1+rng.Uint64N(uint64(c/2+1))), w(1+rng.Uint64N(uint64(c))))}
 	}
 	return ops
 }
@@ -68,7 +43,7 @@ func checkTriples(t *testing.T, s *Store, m tripleModel, c int) {
 				}
 			}
 			got := slices.Collect(s.Query(q[0], q[1], q[2]))
-			if want := m.match(q[0], q[1], q[2]); !slices.Equal(got, want) {
+			if want := m.Match(q[0], q[1], q[2]); !slices.Equal(got, want) {
 				t.Fatalf("Query(%v): %d triples, want %d", q, len(got), len(want))
 			}
 		}
@@ -126,7 +101,7 @@ func TestTripleModel(t *testing.T) {
 			default:
 				got, err = s.ApplyTriples(ops)
 			}
-			want := m.apply(ops)
+			want := m.Apply(ops)
 			if err != nil || (got >= 0 && got != want) {
 				t.Fatalf("seed %d step %d: changed %d, %v; want %d", seed, step, got, err, want)
 			}
@@ -206,7 +181,7 @@ func TestTriplePersist(t *testing.T) {
 			if _, err := s.ApplyTriples(ops); err != nil {
 				t.Fatal(err)
 			}
-			m.apply(ops)
+			m.Apply(ops)
 		}
 		must(t, s.Insert(w(99), w(rng.Uint64N(5)+1)))
 	}

@@ -16,34 +16,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // model is the reference: a plain map of present triples.
-type model map[Triple]bool
-
-func (m model) apply(ops []Op) (changed int) {
-	for _, op := range ops {
-		if m[op.Triple] == op.Delete {
-			changed++
-		}
-		if op.Delete {
-			delete(m, op.Triple)
-		} else {
-			m[op.Triple] = true
-		}
-	}
-	return changed
-}
-
-// match returns the model's answer to a pattern in the order Query
-// documents.
-func (m model) match(s, p, o cid.CID) []Triple {
-	var out []Triple
-	for t := range m {
-		if Matches(t, s, p, o) {
-			out = append(out, t)
-		}
-	}
-	SortLike(out, s, p, o)
-	return out
-}
+type model = Model
 
 // testCIDs returns n small distinct CIDs, so that random triples share
 // components often.
@@ -82,7 +55,7 @@ func checkAll(t *testing.T, s *Set, m model, cs []cid.CID) {
 				}
 			}
 			got := slices.Collect(s.Query(q[0], q[1], q[2]))
-			want := m.match(q[0], q[1], q[2])
+			want := m.Match(q[0], q[1], q[2])
 			if !slices.Equal(got, want) {
 				t.Fatalf("Query(%d bound, mask %03b): got %d triples, want %d", mask, mask, len(got), len(want))
 			}
@@ -115,11 +88,8 @@ func TestModel(t *testing.T) {
 		m := model{}
 		rng := rand.New(rand.NewPCG(1, uint64(inline)))
 		for step := range 150 {
-			ops := make([]Op, 1+rng.IntN(40))
-			for i := range ops {
-				ops[i] = Op{Delete: rng.IntN(3) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
-			}
-			if got, want := apply(s, ops), m.apply(ops); got != want {
+			ops := RandomOps(1+rng.IntN(40), cs, rng.IntN, 3)
+			if got, want := apply(s, ops), m.Apply(ops); got != want {
 				t.Fatalf("step %d: changed %d, want %d", step, got, want)
 			}
 			checkAll(t, s, m, cs)
@@ -165,12 +135,9 @@ func TestConcurrentReaders(t *testing.T) {
 	m := model{}
 	rng := rand.New(rand.NewPCG(2, 2))
 	for range 300 {
-		ops := make([]Op, 1+rng.IntN(300))
-		for i := range ops {
-			ops[i] = Op{Delete: rng.IntN(3) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
-		}
+		ops := RandomOps(1+rng.IntN(300), cs, rng.IntN, 3)
 		apply(s, ops)
-		m.apply(ops)
+		m.Apply(ops)
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -188,12 +155,9 @@ func TestModelHashCollisions(t *testing.T) {
 	m := model{}
 	rng := rand.New(rand.NewPCG(4, 4))
 	for range 60 {
-		ops := make([]Op, 1+rng.IntN(50))
-		for i := range ops {
-			ops[i] = Op{Delete: rng.IntN(4) == 0, Triple: Triple{cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))], cs[rng.IntN(len(cs))]}}
-		}
+		ops := RandomOps(1+rng.IntN(50), cs, rng.IntN, 4)
 		apply(s, ops)
-		m.apply(ops)
+		m.Apply(ops)
 		checkAll(t, s, m, cs)
 	}
 }
@@ -234,7 +198,7 @@ func TestAudit(t *testing.T) {
 		ops[i] = Op{Triple: Triple{cs[rng.IntN(20)], cs[rng.IntN(4)], cs[rng.IntN(20)]}}
 	}
 	apply(s, ops)
-	m.apply(ops)
+	m.Apply(ops)
 	never := func() bool { return false }
 	if res := s.Audit(never); res.Mismatches != 0 || res.Checked != 3*len(m) {
 		t.Fatalf("clean set: %+v, want %d checked", res, 3*len(m))

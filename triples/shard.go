@@ -27,7 +27,7 @@ type shard struct {
 	overflow  *xsync.MapOf[cid.CID, *Triple] // keys whose hash is taken; made on first use
 	nOverflow atomic.Int64                   // len(overflow), read first
 	hashMask  uint64                         // all ones; tests narrow it
-	index     *btree.BTreeG[item] // nil in POS and OSP
+	index     *btree.BTreeG[item]            // nil in POS and OSP
 	inlineMax int
 	lsn       uint64 // last LSN published here; guarded by mu
 
