@@ -23,7 +23,9 @@ import (
 // of 1000 from 2 goroutines, in memory and under SyncAlways, through the
 // triple API and, as the baseline in the same run, through InsertBatch as
 // 3 pairs per triple (s->p, p->o, o->s: the three index entries a triple
-// needs). Metrics: triples/s and Go heap bytes per triple (heap in use
+// needs). Metrics: triples/s, CPU time of the process per triple (steadier
+// than wall time on a shared machine: 2 cores / cpu-ns is what an idle
+// machine could reach at best) and Go heap bytes per triple (heap in use
 // after a collection, before and after the load).
 
 // benchTripleCount is the number of triples the triple benchmarks use.
@@ -140,8 +142,10 @@ func BenchmarkTripleInsert(b *testing.B) {
 				if c.api == "pairs" {
 					insert = asPairs(s)
 				}
+				cpu0 := processCPU()
 				d := insertBatches(b, 2, c.ts, insert)
 				b.ReportMetric(float64(len(c.ts))/d.Seconds(), "triples/s")
+				b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(len(c.ts)), "cpu-ns/triple")
 				if !c.sync {
 					b.ReportMetric(float64(heapInUse()-before)/float64(len(c.ts)), "heapB/triple")
 				}
