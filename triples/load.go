@@ -26,7 +26,7 @@ type Loader struct {
 	set  *Set
 	pool sync.Pool // *slab being filled
 	mu   sync.Mutex
-	all  []*slab // every slab handed out
+	all  slabs // every slab handed out
 }
 
 // slab is a block of triples, filled from the front.
@@ -37,7 +37,7 @@ type slab struct {
 
 // slabTriples is the number of triples in one slab: 96 KiB, above the
 // runtime's small-object limit, so each slab is a single large object.
-const slabTriples = 1024
+const slabTriples = 1024 // a power of two: refs split by shifting
 
 // NewLoader returns a Loader for s.
 func (s *Set) NewLoader() *Loader { return &Loader{set: s} }
@@ -104,10 +104,19 @@ func (l *Loader) Len() int {
 // of its value, its key's hash and its record. Load reads a record only
 // where entries share a sort key, so that a key with one value costs no
 // cache miss on its triple.
+//
+// It holds no pointer (the record is a slab position, see slabs.at), so
+// the garbage collector does not scan the millions of entries a load
+// sorts: scanning them cost more than sorting them.
 type loadEnt struct {
 	k, vhi, h uint64
-	r         *Triple
+	ref       uint32
 }
+
+// slabs are a load's slabs; a ref is slab<<10 | index.
+type slabs []*slab
+
+func (ss slabs) at(ref uint32) *Triple { return &ss[ref>>10].ts[ref&(slabTriples-1)] }
 
 // parallel runs fn(0..n-1) on up to workers goroutines (the caller's
 // among them).
@@ -157,6 +166,9 @@ func (s *Set) Load(l *Loader, lsn uint64) error {
 	if s.Len() != 0 {
 		return errors.New("triples: Load into a non-empty set")
 	}
+	if uint64(len(l.all)) > 1<<22 {
+		return errors.New("triples: too many triples for one bulk load")
+	}
 	workers := runtime.GOMAXPROCS(0)
 	var parts [3][][]loadEnt
 	parallel(len(Orders), workers, func(i int) { parts[i] = s.partition(Orders[i], l.all) })
@@ -172,7 +184,7 @@ func (s *Set) Load(l *Loader, lsn uint64) error {
 	}
 	parallel(len(jobs), workers, func(j int) {
 		o, i := jobs[j].o, jobs[j].i
-		s.idx[o][i].load(parts[o][i])
+		s.idx[o][i].load(parts[o][i], l.all)
 		s.idx[o][i].setLSN(lsn)
 		parts[o][i] = nil
 	})
@@ -200,7 +212,7 @@ func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
 		parts[i] = make([]loadEnt, 0, c)
 	}
 	j := 0
-	for _, sl := range slabs {
+	for si, sl := range slabs {
 		for i := range sl.n {
 			r := &sl.ts[i]
 			h := hashes[j]
@@ -209,7 +221,7 @@ func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
 			if o == SPO {
 				k = hiOf(o.key(r))
 			}
-			parts[h>>s.shift] = append(parts[h>>s.shift], loadEnt{k: k, h: h, vhi: hiOf(o.val(r)[0]), r: r})
+			parts[h>>s.shift] = append(parts[h>>s.shift], loadEnt{k: k, h: h, vhi: hiOf(o.val(r)[0]), ref: uint32(si<<10 | i)})
 		}
 	}
 	return parts
@@ -217,7 +229,7 @@ func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
 
 // load builds the shard, which is empty, from ents. The caller holds the
 // lock.
-func (sh *shard) load(ents []loadEnt) {
+func (sh *shard) load(ents []loadEnt, ss slabs) {
 	o := sh.order
 	mask := bulk.BucketMask(len(ents))
 	width := uint(64)
@@ -244,27 +256,31 @@ func (sh *shard) load(ents []loadEnt) {
 		}
 		run := ents[i:j]
 		i = j
-		if len(run) == 1 { // a key with one value: its record is its triple
-			if sh.index != nil {
-				sh.index.ReplaceOrInsert(item{run[0].k, run[0].r})
-			}
-			finals = append(finals, final{run[0].h, run[0].r})
-			keys++
-			total++
-			continue
+		if len(run) > 1 {
+			sortRun(o, run, ss) // by hash first: equal keys end up together
 		}
-		sortRun(o, run)
-		// run may hold several keys (equal sort keys, different CIDs).
 		for len(run) > 0 {
-			k := o.key(run[0].r)
+			if len(run) == 1 || run[1].h != run[0].h {
+				// A key with one value: its record is its triple, and
+				// it is not even read here.
+				if sh.index != nil {
+					sh.index.ReplaceOrInsert(item{run[0].k, ss.at(run[0].ref)}) // SPO: k is the key prefix
+				}
+				finals = append(finals, final{run[0].h, ss.at(run[0].ref)})
+				keys++
+				total++
+				run = run[1:]
+				continue
+			}
+			k := o.key(ss.at(run[0].ref))
 			vals = vals[:0]
 			n := 0
-			for ; n < len(run) && o.key(run[n].r) == k; n++ {
-				if v := o.val(run[n].r); len(vals) == 0 || vals[len(vals)-1] != v {
+			for ; n < len(run) && run[n].h == run[0].h && o.key(ss.at(run[n].ref)) == k; n++ {
+				if v := o.val(ss.at(run[n].ref)); len(vals) == 0 || vals[len(vals)-1] != v {
 					vals = append(vals, v)
 				}
 			}
-			rec := run[0].r
+			rec := ss.at(run[0].ref)
 			if len(vals) > 1 {
 				rec = o.fromSorted(k, slices.Clone(vals), sh.inlineMax)
 				if o.isTree(rec) {
@@ -306,18 +322,19 @@ func (sh *shard) load(ents []loadEnt) {
 // are together with their values ascending: by key hash, key, value. A
 // long run (a hot key) is radix-sorted by value prefix and then hash
 // first, so that only ties there are compared in full.
-func sortRun(o Order, run []loadEnt) {
+func sortRun(o Order, run []loadEnt, ss slabs) {
 	compare := func(a, b loadEnt) int {
 		if a.h != b.h {
 			return cmp.Compare(a.h, b.h)
 		}
-		if c := cid.Compare(o.key(a.r), o.key(b.r)); c != 0 {
+		ra, rb := ss.at(a.ref), ss.at(b.ref)
+		if c := cid.Compare(o.key(ra), o.key(rb)); c != 0 {
 			return c
 		}
 		if a.vhi != b.vhi {
 			return cmp.Compare(a.vhi, b.vhi)
 		}
-		return comparePair(o.val(a.r), o.val(b.r))
+		return comparePair(o.val(ra), o.val(rb))
 	}
 	if len(run) <= 32 {
 		slices.SortFunc(run, compare)
@@ -328,9 +345,9 @@ func sortRun(o Order, run []loadEnt) {
 	for i := 0; i < len(run); {
 		j := i + 1
 		one := true // a single key, not colliding hashes
-		k := o.key(run[i].r)
+		k := o.key(ss.at(run[i].ref))
 		for j < len(run) && run[j].h == run[i].h {
-			one = one && o.key(run[j].r) == k
+			one = one && o.key(ss.at(run[j].ref)) == k
 			j++
 		}
 		if !one {
