@@ -193,6 +193,7 @@ func (s *Store) applyConfig() {
 	for _, sh := range s.shards {
 		setInlineMax(sh, c.InlineValues)
 	}
+	s.triples.SetInlineMax(tripleInline * c.InlineValues)
 }
 
 // setInlineMax sets sh's inline threshold under its lock.

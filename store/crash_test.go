@@ -118,10 +118,7 @@ func TestCrashChild(t *testing.T) {
 	if env == "" {
 		t.Skip("helper process for TestCrash")
 	}
-	die := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
+	die := childDie("crash child")
 	f := strings.Split(env, ",")
 	if len(f) != 3 {
 		die("bad %s=%q", crashEnv, env)
@@ -157,6 +154,15 @@ func TestCrashChild(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// childDie returns how a crash child gives up: a message on stderr and
+// exit status 3, which the parent reports as a failure.
+func childDie(who string) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, who+": "+format+"\n", args...)
+		os.Exit(3)
+	}
 }
 
 // crashWriter is one writer goroutine of the child: it inserts fresh pairs

@@ -306,22 +306,10 @@ func BenchmarkTripleRecovery(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		start := time.Now()
-		r, err := Open(dir, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		d := time.Since(start)
-		rec := r.Stats().Recovery
-		if rec.SnapshotTriples != int64(n) || rec.Records != walOps || r.TripleCount() != n {
-			b.Fatalf("recovered %+v, %d triples", rec, r.TripleCount())
-		}
-		b.ReportMetric(d.Seconds(), "s/open")
-		b.ReportMetric(rec.SnapshotDuration.Seconds(), "s/snapshot")
-		b.ReportMetric(float64(n+walOps)/d.Seconds(), "triples/s")
-		if err := r.Close(); err != nil {
-			b.Fatal(err)
-		}
+		benchOpen(b, dir, uint64(n+walOps), "triples/s", func(r *Store) bool {
+			rec := r.Stats().Recovery
+			return rec.SnapshotTriples == int64(n) && rec.Records == walOps && r.TripleCount() == n
+		})
 	}
 }
 

@@ -72,10 +72,7 @@ func TestTripleCrashChild(t *testing.T) {
 	if env == "" {
 		t.Skip("helper process for TestTripleCrash")
 	}
-	die := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "triple crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
+	die := childDie("triple crash child")
 	f := strings.Split(env, ",")
 	seed, err := strconv.ParseUint(f[len(f)-1], 10, 64)
 	if len(f) != 2 || err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // FuzzTripleOps drives a persistent store with triple writes decoded from
@@ -40,7 +41,7 @@ func FuzzTripleOps(f *testing.F) {
 		dir := t.TempDir()
 		defer func(old int64) { mergeOpsMax = old }(mergeOpsMax)
 		open := func() *Store {
-			s, err := Open(dir, fuzzOptions(1<<(in.byte()%3), 1+int(in.byte()%3), 2, 512))
+			s, err := Open(dir, fuzzOptions(1<<(in.byte()%3), 1+int(in.byte()%3), 2, wal.MinSegmentSize))
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}

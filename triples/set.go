@@ -223,6 +223,20 @@ func (s *Set) CountMatches(sub, pred, obj cid.CID) int {
 	return n
 }
 
+// SetInlineMax changes the largest value set kept as a sorted slice (see
+// Options.InlineMax); it applies to sets as they change. Values outside
+// 1..MaxInlineMax are clamped. It takes each shard's lock in turn.
+func (s *Set) SetInlineMax(n int) {
+	n = min(max(n, 1), MaxInlineMax)
+	for _, o := range Orders {
+		for _, sh := range s.idx[o] {
+			sh.mu.Lock()
+			sh.inlineMax = n
+			sh.mu.Unlock()
+		}
+	}
+}
+
 // LockAll takes every shard lock of every index, in lock order: SPO shards
 // ascending, then POS, then OSP. A Batch takes its locks in the same
 // order, so there is no deadlock.
