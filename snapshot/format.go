@@ -255,7 +255,7 @@ func parseIndexEntry(b []byte) (indexEntry, string) {
 // share of triple blocks in them, which the footer does not record.
 type totals struct {
 	keys, pairs, blocks, raw uint64
-	tripleKeys, triples     uint64
+	tripleKeys, triples      uint64
 }
 
 // disk returns the totals the footer records.
@@ -298,9 +298,9 @@ func (t totals) summary(size int64) Summary {
 		Pairs:      int64(t.pairs - t.triples),
 		TripleKeys: int64(t.tripleKeys),
 		Triples:    int64(t.triples),
-		Blocks:   int64(t.blocks),
-		Bytes:    size,
-		RawBytes: int64(t.raw),
+		Blocks:     int64(t.blocks),
+		Bytes:      size,
+		RawBytes:   int64(t.raw),
 	}
 }
 
