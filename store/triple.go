@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"iter"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
@@ -74,12 +75,30 @@ func (s *Store) applyAll(ts []Triple, del bool) (int, error) {
 	if len(ts) > MaxTripleBatch {
 		return 0, fmt.Errorf("%w: %d triples, at most %d", ErrBatchTooLarge, len(ts), MaxTripleBatch)
 	}
-	ops := make([]TripleOp, len(ts))
-	for i, t := range ts {
-		ops[i] = TripleOp{Delete: del, Triple: t}
+	p, _ := opsPool.Get().(*[]TripleOp)
+	if p == nil {
+		p = new([]TripleOp)
 	}
-	return s.ApplyTriples(ops)
+	ops := (*p)[:0]
+	for _, t := range ts {
+		ops = append(ops, TripleOp{Delete: del, Triple: t})
+	}
+	n, err := s.ApplyTriples(ops)
+	if cap(ops) <= maxPooledOps {
+		*p = ops
+		opsPool.Put(p)
+	}
+	return n, err
 }
+
+// opsPool recycles the operation slices of InsertTriples and
+// DeleteTriples, and encodePool WAL payloads, so that a stream of batches
+// makes little garbage: at a million triples the collector's work grows
+// with every byte allocated.
+var opsPool, encodePool sync.Pool
+
+// maxPooledOps bounds the slices the pools keep.
+const maxPooledOps = 1 << 16
 
 // ApplyTriples applies ops, inserts and deletes, in order, as one atomic
 // unit, and returns how many of them changed the store as they applied
@@ -115,6 +134,7 @@ func (s *Store) ApplyTriples(ops []TripleOp) (changed int, err error) {
 	b.Lock()
 	changed, lsn, err := s.applyTriplesLocked(b)
 	b.Unlock()
+	b.Release()
 	if err != nil || s.wal == nil {
 		return changed, err
 	}
@@ -137,8 +157,17 @@ func (s *Store) applyTriplesLocked(b *triples.Batch) (changed int, lsn uint64, e
 		// that is not durable yet.
 		lsn = b.LSN()
 		if len(changes) > 0 {
-			typ, payload := encodeTripleOps(changes)
-			if lsn, err = s.wal.Append(typ, payload); err != nil {
+			buf, _ := encodePool.Get().(*[]byte)
+			if buf == nil {
+				buf = new([]byte)
+			}
+			typ, payload := encodeTripleOps((*buf)[:0], changes)
+			lsn, err = s.wal.Append(typ, payload) // copies payload
+			if cap(payload) <= maxPooledOps*(1+tripleSize) {
+				*buf = payload
+				encodePool.Put(buf)
+			}
+			if err != nil {
 				return 0, 0, s.fail(err)
 			}
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cidstore/cidstore/cid"
 )
@@ -51,18 +52,18 @@ func readTriple(p []byte) Triple {
 	return Triple{S: cid.CID(p[:cid.Size]), P: cid.CID(p[cid.Size : 2*cid.Size]), O: cid.CID(p[2*cid.Size : tripleSize])}
 }
 
-// encodeTripleOps returns the record type and payload that log changes
-// (at least one).
-func encodeTripleOps(changes []TripleOp) (uint8, []byte) {
+// encodeTripleOps returns the record type and the payload that log
+// changes (at least one), appended to dst.
+func encodeTripleOps(dst []byte, changes []TripleOp) (uint8, []byte) {
 	if len(changes) == 1 {
 		typ := opTripleInsert
 		if changes[0].Delete {
 			typ = opTripleDelete
 		}
-		return typ, appendTriple(make([]byte, 0, tripleSize), &changes[0].Triple)
+		return typ, appendTriple(dst, &changes[0].Triple)
 	}
-	b := make([]byte, 4, 4+len(changes)*(1+tripleSize))
-	binary.LittleEndian.PutUint32(b, uint32(len(changes)))
+	b := slices.Grow(dst, 4+len(changes)*(1+tripleSize))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(changes)))
 	for i := range changes {
 		kind := opTripleInsert
 		if changes[i].Delete {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
@@ -49,17 +50,24 @@ type ref struct {
 // Prepare returns a batch of ops (in order; validated by the caller: no
 // zero CID). It takes no lock.
 func (s *Set) Prepare(ops []Op) *Batch {
-	b := &Batch{set: s, ops: ops, hash: make([][3]uint64, len(ops)), recs: make([]*Triple, len(ops))}
+	b, _ := batchPool.Get().(*Batch)
+	if b == nil {
+		b = new(Batch)
+	}
+	b.set, b.ops = s, ops
+	b.hash = grow(b.hash, len(ops))
+	b.recs = grow(b.recs, len(ops))
 	for i := range ops {
 		t := &ops[i].Triple
 		b.hash[i] = [3]uint64{s.hash(t.S), s.hash(t.P), s.hash(t.O)}
+		b.recs[i] = nil
 		if !ops[i].Delete {
 			r := *t
 			b.recs[i] = &r
 		}
 	}
 	for _, o := range Orders {
-		refs := make([]ref, len(ops))
+		refs := grow(b.ord[o], len(ops))
 		for i := range refs {
 			refs[i] = ref{b.hash[i][o], int32(i)}
 		}
@@ -81,6 +89,33 @@ func (s *Set) Prepare(ops []Op) *Batch {
 		b.ord[o] = refs
 	}
 	return b
+}
+
+// batchPool recycles batches, so that a stream of large batches does not
+// turn their scratch slices into garbage (Release).
+var batchPool sync.Pool
+
+// maxPooled is the largest batch whose slices Release keeps.
+const maxPooled = 1 << 16
+
+// Release hands the batch's scratch memory back for reuse. The batch and
+// what Changes returned must not be used afterwards.
+func (b *Batch) Release() {
+	if len(b.ops) > maxPooled {
+		return
+	}
+	clear(b.recs) // the records now belong to the indexes, or to nobody
+	b.set, b.ops = nil, nil
+	b.changes = b.changes[:0]
+	batchPool.Put(b)
+}
+
+// grow returns s resized to n elements, reusing its storage when it can.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // Lock takes the locks of the shards the batch touches, in lock order.
@@ -125,7 +160,8 @@ func (b *Batch) LSN() uint64 {
 // set as they applied in order (an insert of an absent triple, a delete
 // of a present one).
 func (b *Batch) Resolve() (changed int) {
-	b.net = make([]int8, len(b.ops))
+	b.net = grow(b.net, len(b.ops))
+	clear(b.net)
 	refs := b.ord[SPO]
 	// Large batches resolve on several goroutines, each a stretch of
 	// whole runs of equal triples; their changes are joined in order.
