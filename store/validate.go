@@ -17,8 +17,9 @@ import (
 // never disagree on what is damaged:
 //
 //   - every WAL record that passes its checksum must decode as operations
-//     the store writes (checkRecord, the WAL's record check): a known type,
-//     an exact length, a batch count that fits, no zero CID;
+//     the store writes (checkRecord, the WAL's record check): a known type
+//     (pair or triple), an exact length, a batch count that fits, no zero
+//     CID;
 //   - every snapshot must validate block by block, carry in its header the
 //     cut LSN of its file name and hold no zero CID (checkSnapshot);
 //   - the snapshot recovery starts from and the WAL must fit together
@@ -33,6 +34,9 @@ type walCheck struct {
 }
 
 func (c *walCheck) check(r wal.Record) error {
+	if isTripleRecord(r.Type) {
+		return decodeTripleOps(r.Type, r.Payload, func(TripleOp) {})
+	}
 	err := decodeOps(r.Type, r.Payload, func(op) {})
 	if _, ok := err.(*importMark); ok {
 		for {
