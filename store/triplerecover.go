@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
@@ -13,9 +15,9 @@ import (
 // entries of a snapshot, bulk-loaded, and the net effect of the WAL's
 // triple operations after it. Triple operations are assignments, so of
 // the operations on one triple the last in log order decides whether it
-// is present: present ones are added to the load, absent ones deleted
-// after it by ordinary batches (far fewer than the triples loaded, and
-// cheaper than checking every loaded triple against them).
+// is present: present ones are added to the load, absent ones dropped
+// from it (a table of 64-bit fingerprints of the deleted triples turns
+// away nearly every loaded triple before the exact map is asked).
 type tripleLoad struct {
 	l       *triples.Loader
 	net     map[Triple]bool // WAL: whether each logged triple ends present
@@ -63,33 +65,70 @@ func (s *Store) loadTriples(tl *tripleLoad, lsn uint64) error {
 			tl.l.Add(t)
 		}
 	}
-	if err := s.triples.Load(tl.l, lsn); err != nil {
-		return err
-	}
-	if tl.deletes == 0 {
-		return nil
-	}
-	ops := make([]TripleOp, 0, min(tl.deletes, MaxTripleBatch))
-	flush := func() {
-		b := s.triples.Prepare(ops)
-		b.Lock()
-		b.Resolve()
-		b.Publish(lsn)
-		b.Unlock()
-		ops = ops[:0]
-	}
-	for t, present := range tl.net {
-		if !present {
-			ops = append(ops, TripleOp{Delete: true, Triple: t})
-			if len(ops) == cap(ops) {
-				flush()
+	if tl.deletes > 0 {
+		var fp fingerprints
+		fp.init(tl.deletes)
+		for t, present := range tl.net {
+			if !present {
+				fp.add(&t)
 			}
 		}
+		tl.l.SetDrop(func(t *Triple) bool {
+			if !fp.has(t) {
+				return false
+			}
+			present, ok := tl.net[*t]
+			return ok && !present
+		})
 	}
-	if len(ops) > 0 {
-		flush()
+	return s.triples.Load(tl.l, lsn)
+}
+
+// fingerprints is an open-addressing set of 64-bit triple fingerprints:
+// a few nanoseconds to tell that a triple is not among a few deleted ones.
+type fingerprints struct {
+	slots []uint64 // 0: empty
+	mask  uint64
+}
+
+func (f *fingerprints) init(n int) {
+	size := 1
+	for size < 2*n {
+		size <<= 1
 	}
-	return nil
+	f.slots, f.mask = make([]uint64, size), uint64(size-1)
+}
+
+// fingerprint mixes the first 8 bytes of each component (CIDs are hashes,
+// so these are random enough) into a non-zero word.
+func fingerprint(t *Triple) uint64 {
+	w := func(c cid.CID) uint64 { return binary.LittleEndian.Uint64(c[:8]) }
+	x := w(t.S) ^ bits.RotateLeft64(w(t.P), 21) ^ bits.RotateLeft64(w(t.O), 42)
+	x ^= x >> 31
+	x *= 0x9e3779b97f4a7c15
+	return x | 1
+}
+
+func (f *fingerprints) add(t *Triple) {
+	x := fingerprint(t)
+	for i := x & f.mask; ; i = (i + 1) & f.mask {
+		if f.slots[i] == 0 || f.slots[i] == x {
+			f.slots[i] = x
+			return
+		}
+	}
+}
+
+func (f *fingerprints) has(t *Triple) bool {
+	x := fingerprint(t)
+	for i := x & f.mask; ; i = (i + 1) & f.mask {
+		switch f.slots[i] {
+		case x:
+			return true
+		case 0:
+			return false
+		}
+	}
 }
 
 // replayTriple applies one logged triple operation during recovery, after

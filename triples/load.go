@@ -26,8 +26,15 @@ type Loader struct {
 	set  *Set
 	pool sync.Pool // *slab being filled
 	mu   sync.Mutex
-	all  slabs // every slab handed out
+	all  slabs              // every slab handed out
+	drop func(*Triple) bool // see SetDrop
 }
+
+// SetDrop has Load leave out every triple added for which drop returns
+// true (such as those the WAL deletes after a snapshot). Load calls it
+// once per triple added, on one goroutine, before it builds anything: a
+// filter that rejects most triples at a glance keeps that pass cheap.
+func (l *Loader) SetDrop(drop func(*Triple) bool) { l.drop = drop }
 
 // slab is a block of triples, filled from the front.
 type slab struct {
@@ -170,6 +177,15 @@ func (s *Set) Load(l *Loader, lsn uint64) error {
 		return errors.New("triples: too many triples for one bulk load")
 	}
 	workers := runtime.GOMAXPROCS(0)
+	if l.drop != nil {
+		for _, sl := range l.all {
+			for i := range sl.n {
+				if l.drop(&sl.ts[i]) {
+					sl.ts[i] = Triple{} // a zero subject: partition skips it
+				}
+			}
+		}
+	}
 	var parts [3][][]loadEnt
 	parallel(len(Orders), workers, func(i int) { parts[i] = s.partition(Orders[i], l.all) })
 	type job struct {
@@ -202,6 +218,9 @@ func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
 	counts := make([]int, len(s.idx[o]))
 	for _, sl := range slabs {
 		for i := range sl.n {
+			if sl.ts[i].S.IsZero() {
+				continue // dropped
+			}
 			h := s.hash(o.key(&sl.ts[i]))
 			hashes = append(hashes, h)
 			counts[h>>s.shift]++
@@ -215,6 +234,9 @@ func (s *Set) partition(o Order, slabs []*slab) [][]loadEnt {
 	for si, sl := range slabs {
 		for i := range sl.n {
 			r := &sl.ts[i]
+			if r.S.IsZero() {
+				continue
+			}
 			h := hashes[j]
 			j++
 			var k uint64

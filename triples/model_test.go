@@ -162,8 +162,8 @@ func TestModelHashCollisions(t *testing.T) {
 	}
 }
 
-// A bulk load, with duplicates, gives the set that batches give; so does
-// one with hot keys and colliding hashes.
+// A bulk load, with duplicates and dropped triples, gives the set that
+// batches give.
 func TestLoad(t *testing.T) {
 	for _, inline := range []int{2, 32} {
 		cs := testCIDs(30)
@@ -176,6 +176,13 @@ func TestLoad(t *testing.T) {
 			l.Add(tr)
 			m[tr] = true
 		}
+		drop := func(t *Triple) bool { return t.S == cs[3] }
+		for tr := range m {
+			if drop(&tr) {
+				delete(m, tr)
+			}
+		}
+		l.SetDrop(drop)
 		if err := s.Load(l, 9); err != nil {
 			t.Fatal(err)
 		}
