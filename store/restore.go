@@ -14,6 +14,7 @@ import (
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/triples"
 )
 
 // Restore replaces the whole contents of the store with a snapshot stream
@@ -58,11 +59,11 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (snapshot.Summary, err
 	if err != nil {
 		return sum, err
 	}
-	want, _ := scratch.cut()
+	want, wantT, _ := scratch.cutAll()
 
 	s.ckptMu.Lock() // no checkpoint meanwhile; Close waits for the end
 	defer s.ckptMu.Unlock()
-	lsn, err := s.restoreLocked(ctx, want)
+	lsn, err := s.restoreLocked(ctx, want, wantT, scratch.triples)
 	if err != nil {
 		return sum, err
 	}
@@ -95,10 +96,11 @@ func (s *Store) scratch() (*Store, error) {
 }
 
 // restoreLocked makes the contents of s equal to want (views of a store
-// with the same shard placement) under every shard lock, durably first in
-// a persistent store. It returns the LSN the new contents are filed under
+// with the same shard placement) and its triples those of src (wantT are
+// views of src's SPO index) under every shard lock, durably first in a
+// persistent store. It returns the LSN the new contents are filed under
 // (0 in memory).
-func (s *Store) restoreLocked(ctx context.Context, want []*shard.View) (uint64, error) {
+func (s *Store) restoreLocked(ctx context.Context, want []*shard.View, wantT []*triples.View, src *triples.Set) (uint64, error) {
 	defer s.lockAll()()
 	if s.closed.Load() || want == nil {
 		return 0, ErrClosed
@@ -106,7 +108,7 @@ func (s *Store) restoreLocked(ctx context.Context, want []*shard.View) (uint64, 
 	var lsn uint64
 	if s.wal != nil {
 		var err error
-		if lsn, err = s.fileRestore(ctx, want); err != nil {
+		if lsn, err = s.fileRestore(ctx, want, wantT); err != nil {
 			return 0, err
 		}
 	}
@@ -121,6 +123,7 @@ func (s *Store) restoreLocked(ctx context.Context, want []*shard.View) (uint64, 
 	if err != nil {
 		return 0, err
 	}
+	s.replaceTriples(wantT, src)
 	if s.wal != nil {
 		_, bytes := s.wal.Appended()
 		s.snapLSN.Store(lsn)
@@ -137,7 +140,7 @@ var emptyBatch = binary.LittleEndian.AppendUint32(nil, 0)
 // fileRestore makes the new contents durable as the newest snapshot, under
 // a fresh LSN that it returns. The caller holds ckptMu and every shard
 // lock, so no record is logged between the claim and the cut it names.
-func (s *Store) fileRestore(ctx context.Context, want []*shard.View) (uint64, error) {
+func (s *Store) fileRestore(ctx context.Context, want []*shard.View, wantT []*triples.View) (uint64, error) {
 	lsn, err := s.wal.Append(opBatch, emptyBatch)
 	if err != nil {
 		return 0, s.fail(err)
@@ -151,8 +154,8 @@ func (s *Store) fileRestore(ctx context.Context, want []*shard.View) (uint64, er
 	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
 		return 0, err
 	}
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, snapshot.Header{LSN: lsn, Parts: len(want)},
-		viewParts(want), s.encoderOptions()...)
+	parts, h := snapshotParts(want, wantT, lsn)
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, s.encoderOptions()...)
 	if err != nil {
 		return 0, fmt.Errorf("cidstore: restore: %w", err)
 	}

@@ -221,3 +221,46 @@ func TestTriplePersist(t *testing.T) {
 		must(t, imp.Close())
 	}
 }
+
+// Restore replaces the triples too, durably, and a View exports them.
+func TestTripleRestore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	src := openMem(t, Options{})
+	m := tripleModel{}
+	ops := randomTripleOps(rng, 300, 14)
+	if _, err := src.ApplyTriples(ops); err != nil {
+		t.Fatal(err)
+	}
+	m.Apply(ops)
+	must(t, src.Insert(w(1), w(2)))
+	v, err := src.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.InsertTriples([]Triple{tri(w(90), w(91), w(92))}); err != nil {
+		t.Fatal(err) // after the view: not in it
+	}
+	var buf bytes.Buffer
+	if sum, err := v.Export(context.Background(), &buf); err != nil || sum.Triples != int64(len(m)) {
+		t.Fatalf("view export: %v, %d triples, want %d", err, sum.Triples, len(m))
+	}
+	dir := t.TempDir()
+	dst := openDir(t, dir, Options{})
+	if _, err := dst.ApplyTriples(randomTripleOps(rng, 200, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Restore(context.Background(), bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	checkTriples(t, dst, m, 14)
+	if err := dst.triples.Check(); err != nil {
+		t.Fatal(err)
+	}
+	must(t, dst.Close())
+	dst = openDir(t, dir, Options{})
+	defer dst.Close()
+	checkTriples(t, dst, m, 14)
+	if dst.Count(w(1)) != 1 {
+		t.Fatal("the restore lost the pairs")
+	}
+}

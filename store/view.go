@@ -6,6 +6,7 @@ import (
 
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/triples"
 )
 
 // View is a consistent, read-only, point-in-time view of a whole store,
@@ -18,19 +19,20 @@ import (
 // A View keeps the cloned trees alive: while it lives, writers copy the
 // tree nodes they change. Drop it once exported.
 type View struct {
-	s     *Store
-	views []*shard.View
-	lsn   uint64
+	s      *Store
+	views  []*shard.View
+	tviews []*triples.View // the SPO triple index
+	lsn    uint64
 }
 
 // View returns a view of the store as it is now. It fails with ErrClosed
 // after Close.
 func (s *Store) View() (*View, error) {
-	views, mark := s.cut()
+	views, tviews, mark := s.cutAll()
 	if views == nil {
 		return nil, ErrClosed
 	}
-	return &View{s: s, views: views, lsn: mark.lsn}, nil
+	return &View{s: s, views: views, tviews: tviews, lsn: mark.lsn}, nil
 }
 
 // Keys returns the number of keys in the view.
@@ -46,6 +48,6 @@ func (v *View) Keys() int {
 // writes the live store; Import and Restore read it. It may be called more
 // than once, from any goroutine, also after the store was closed.
 func (v *View) Export(ctx context.Context, w io.Writer) (snapshot.Summary, error) {
-	h := snapshot.Header{LSN: v.lsn, Parts: len(v.views)}
-	return snapshot.Write(ctx, w, h, viewParts(v.views), v.s.encoderOptions()...)
+	parts, h := snapshotParts(v.views, v.tviews, v.lsn)
+	return snapshot.Write(ctx, w, h, parts, v.s.encoderOptions()...)
 }
