@@ -23,9 +23,12 @@ var (
 	// all-zero CID as key or value. It is the same value as
 	// cid.ErrInvalidCID.
 	ErrInvalidCID = cid.ErrInvalidCID
-	// ErrBatchTooLarge is returned by InsertBatch for more than MaxBatch
-	// pairs.
+	// ErrBatchTooLarge is returned by InsertBatch and ApplyBatch for more
+	// than MaxBatch pairs or operations.
 	ErrBatchTooLarge = errors.New("cidstore: batch too large")
+	// ErrInvalidOp is returned (wrapped) by ApplyBatch for an operation
+	// of unknown kind.
+	ErrInvalidOp = errors.New("cidstore: invalid operation")
 	// ErrReadOnly is returned (wrapped, together with the cause) by every
 	// write to a store opened with Options.ReadOnly, and by every write
 	// after the write-ahead log failed to write or fsync. The store

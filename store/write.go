@@ -239,7 +239,7 @@ func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (
 			s.shards[i].SetLSN(lsn)
 		}
 	}
-	s.publishBatch(pairs, order, byShard)
+	s.publishRuns(order, byShard, func(run []int32) { s.publishRun(pairs, run, byShard) })
 	s.counts[locked[0]].batches.Add(1)
 	return lsn, nil
 }
@@ -249,11 +249,13 @@ func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (
 // already holds).
 const parallelBatch = 256
 
-// publishBatch applies pairs, visited in shard order, to their shards.
-func (s *Store) publishBatch(pairs []Pair, order, byShard []int32) {
+// publishRuns calls publish for runs of order (visited in shard order)
+// that never split a shard, spreading large batches over several
+// goroutines; the caller holds the locks of every shard in order.
+func (s *Store) publishRuns(order, byShard []int32, publish func(run []int32)) {
 	workers := min(runtime.GOMAXPROCS(0), len(order)/parallelBatch)
 	if workers <= 1 {
-		s.publishRun(pairs, order, byShard)
+		publish(order)
 		return
 	}
 	// Cut order into runs of about equal size at shard boundaries, so no
@@ -271,13 +273,13 @@ func (s *Store) publishBatch(pairs []Pair, order, byShard []int32) {
 		run := order[start:end]
 		start = end
 		if start == len(order) {
-			s.publishRun(pairs, run, byShard)
+			publish(run)
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.publishRun(pairs, run, byShard)
+			publish(run)
 		}()
 	}
 	wg.Wait()

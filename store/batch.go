@@ -1,0 +1,185 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/cidstore/cidstore/cid"
+)
+
+// PairOpKind says what one PairOp of a batch does.
+type PairOpKind uint8
+
+// The kinds of PairOp.
+const (
+	OpInsert    PairOpKind = iota + 1 // add Value to the values of Key
+	OpDelete                          // remove Value from the values of Key
+	OpDeleteKey                       // remove Key with all its values; Value is unused
+)
+
+// String returns the kind's name.
+func (k PairOpKind) String() string {
+	switch k {
+	case OpInsert:
+		return "insert"
+	case OpDelete:
+		return "delete"
+	case OpDeleteKey:
+		return "delete-key"
+	}
+	return fmt.Sprintf("PairOpKind(%d)", uint8(k))
+}
+
+// PairOp is one change of an atomic pair batch (see ApplyBatch).
+type PairOp struct {
+	Kind       PairOpKind
+	Key, Value cid.CID // Value is unused for OpDeleteKey
+}
+
+// logOp is o as a WAL operation, or an error for an unknown kind or the
+// reserved zero CID.
+func (o PairOp) logOp() (op, error) {
+	switch o.Kind {
+	case OpInsert, OpDelete:
+		if err := checkPair(o.Key, o.Value); err != nil {
+			return op{}, err
+		}
+		kind := opAdd
+		if o.Kind == OpDelete {
+			kind = opRemove
+		}
+		return op{kind: kind, key: o.Key, val: o.Value}, nil
+	case OpDeleteKey:
+		if o.Key.IsZero() {
+			return op{}, fmt.Errorf("%w: zero CID as key", ErrInvalidCID)
+		}
+		return op{kind: opRemoveKey, key: o.Key}, nil
+	}
+	return op{}, fmt.Errorf("%w: unknown PairOpKind %d", ErrInvalidOp, uint8(o.Kind))
+}
+
+// ApplyBatch applies a mixed batch of inserts, deletes and key deletions
+// as one atomic unit, in order:
+//
+//   - validation is all-or-nothing: an unknown kind (ErrInvalidOp), the
+//     zero CID (ErrInvalidCID) or more than MaxBatch operations
+//     (ErrBatchTooLarge) rejects the whole batch and changes nothing;
+//   - the operations take effect in slice order, so an insert after a
+//     DeleteKey of the same key survives it;
+//   - in a persistent store the batch is one WAL record, so after a crash
+//     it is present entirely or not at all, and ApplyBatch returns when
+//     that record is durable as Options.Sync says;
+//   - like InsertBatch, it holds the locks of every shard it touches while
+//     it publishes, so All and Range see all of it or none; point reads of
+//     different keys may see it partly applied.
+//
+// Operations that change nothing (inserting a present pair, deleting an
+// absent one) succeed and are not logged.
+func (s *Store) ApplyBatch(ops []PairOp) error {
+	if len(ops) > MaxBatch {
+		return fmt.Errorf("%w: %d operations, at most %d", ErrBatchTooLarge, len(ops), MaxBatch)
+	}
+	logged := make([]op, len(ops))
+	for j, o := range ops {
+		lo, err := o.logOp()
+		if err != nil {
+			return fmt.Errorf("operation %d: %w", j, err)
+		}
+		logged[j] = lo
+	}
+	if err := s.readOnly(); err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	// Visit operations by shard, then by key, keeping slice order among
+	// the operations of one key (a stable sort): shards are locked in
+	// ascending order, as everywhere else, and the operations of a key
+	// sit next to each other, in order.
+	byShard := make([]int32, len(logged))
+	order := make([]int32, len(logged))
+	for j, o := range logged {
+		byShard[j] = int32(s.shardOf(o.key))
+		order[j] = int32(j)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		if c := int(byShard[a]) - int(byShard[b]); c != 0 {
+			return c
+		}
+		return cid.Compare(logged[a].key, logged[b].key)
+	})
+	locked := make([]int32, 0, min(len(logged), len(s.shards)))
+	for _, j := range order {
+		if i := byShard[j]; len(locked) == 0 || locked[len(locked)-1] != i {
+			s.shards[i].Lock()
+			locked = append(locked, i)
+		}
+	}
+	lsn, err := s.applyOpsLocked(logged, order, byShard, locked)
+	for _, i := range locked {
+		s.shards[i].Unlock()
+	}
+	if err != nil || s.wal == nil {
+		return err
+	}
+	if err := s.wal.WaitDurable(lsn); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// applyOpsLocked logs and publishes ops, visited in order, while the caller
+// holds the locks of the shards in locked. It returns the LSN to wait for.
+func (s *Store) applyOpsLocked(ops []op, order, byShard, locked []int32) (uint64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	var lsn uint64
+	if s.wal != nil {
+		for _, i := range locked {
+			lsn = max(lsn, s.shards[i].LSN())
+		}
+		payload := make([]byte, 4, 4+len(ops)*(1+2*cid.Size))
+		n := uint32(0)
+		// An operation is logged if it changes the shard as it stands.
+		// Once one operation on a key is logged, the shard no longer shows
+		// the state the next ones on that key meet, so they are logged
+		// too: replaying a no-op is harmless.
+		dirty := false
+		for k, j := range order {
+			o := ops[j]
+			if k > 0 && ops[order[k-1]].key != o.key {
+				dirty = false
+			}
+			if dirty || changes(s.shards[byShard[j]], o) {
+				payload = appendBatchItem(payload, o)
+				n++
+				dirty = true
+			}
+		}
+		if n == 0 {
+			return lsn, nil
+		}
+		binary.LittleEndian.PutUint32(payload, n)
+		l, err := s.wal.Append(opBatch, payload)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		lsn = l
+		for _, i := range locked {
+			s.shards[i].SetLSN(lsn)
+		}
+	}
+	s.publishRuns(order, byShard, func(run []int32) {
+		for _, j := range run {
+			i := byShard[j]
+			if apply(s.shards[i], ops[j]) {
+				s.counts[i].count(ops[j].kind)
+			}
+		}
+	})
+	s.counts[locked[0]].batches.Add(1)
+	return lsn, nil
+}
