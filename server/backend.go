@@ -1,0 +1,43 @@
+package server
+
+import (
+	"context"
+	"io"
+	"iter"
+
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/store"
+)
+
+// Backend is what the commands need from a store. *store.Store provides
+// it; replication provides one that sends mutations through its log
+// before they reach a store. Every method must be safe for concurrent use.
+type Backend interface {
+	// InsertTriples adds triples as one atomic, durable batch and returns
+	// how many were new.
+	InsertTriples(ts []Triple) (added int, err error)
+	// DeleteTriples removes triples as one atomic, durable batch and
+	// returns how many were present.
+	DeleteTriples(ts []Triple) (removed int, err error)
+	// Query yields the triples matching a pattern; cid.Zero is a wildcard.
+	Query(s, p, o cid.CID) iter.Seq[Triple]
+	// TripleCount returns the number of triples.
+	TripleCount() int
+
+	// ApplyBatch applies pair operations as one atomic, durable batch.
+	ApplyBatch(ops []store.PairOp) error
+	// AppendValues appends the values of k, ascending, to dst.
+	AppendValues(dst []cid.CID, k cid.CID) []cid.CID
+
+	// Stats returns the store's counters.
+	Stats() store.Stats
+	// WritePrometheus writes the store's metrics in the Prometheus text
+	// format.
+	WritePrometheus(w io.Writer) error
+	// Checkpoint writes a snapshot now.
+	Checkpoint(ctx context.Context) error
+	// Config returns the live configuration.
+	Config() LiveConfig
+	// UpdateConfig validates and swaps the live configuration atomically.
+	UpdateConfig(fn func(LiveConfig) LiveConfig) error
+}

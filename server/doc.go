@@ -1,0 +1,41 @@
+// Package server serves a CIDStore over the network: the ZeroMQ/msgpack
+// protocol of the Python CIDStore service, so that its clients work
+// unchanged, and an HTTP control plane.
+//
+// # Layers
+//
+// One command layer and thin protocol adapters:
+//
+//   - command.go, exec.go, errors.go: typed commands (Command, Op),
+//     their execution against a Backend (Executor) and their failures
+//     (Error, with the Python service's codes 400, 413, 500 and 503).
+//     A command's meaning and its errors are defined here once.
+//   - backend.go: Backend, the small interface the commands need;
+//     *store.Store provides it, and replication can put a log in front
+//     of a store behind the same interface.
+//   - msgpack.go, msgpack_reply.go, cidtext.go: the msgpack request and
+//     reply format and every CID form the Python clients send.
+//   - zmq*.go: the ZeroMQ endpoints. The REQ/REP endpoint (default port
+//     5555) and the ROUTER/DEALER endpoint (5558) answer every command,
+//     one reply per request, each client on its own goroutine; the
+//     PUSH/PULL endpoint (5557) applies fire-and-forget mutations; the
+//     PUB endpoint (5559) publishes heartbeats and a notification per
+//     applied mutation. The ZMTP protocol itself comes from zmq4
+//     (pure Go); wire.go bounds every message before zmq4 allocates it.
+//   - http.go, config.go, metrics.go: health, readiness, Prometheus
+//     metrics, the live configuration and checkpoints over HTTP.
+//
+// Every listener binds to 127.0.0.1 by default (DefaultConfig); another
+// address must be asked for. Messages are bounded (Config.MaxMessage,
+// default 64 MiB; Limits for batches and query results), handshakes and
+// writes have deadlines, and malformed input of any kind gets an error
+// reply: nothing a client sends can stop the server.
+//
+// # Lifecycle
+//
+// New, then ListenHTTP (health checks answer, /ready says 503 while the
+// store recovers), then Start with the opened store. Shutdown stops
+// accepting connections and reading requests, lets requests in progress
+// finish and reply, and closes the connections; the caller then closes
+// the store, which makes every acknowledged write durable.
+package server

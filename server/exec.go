@@ -1,0 +1,168 @@
+package server
+
+import (
+	"github.com/cidstore/cidstore/store"
+)
+
+// Limits bound what one command may ask of the store.
+type Limits struct {
+	// MaxBatch is the most triples or pairs one mutation may carry.
+	// 0 means store.MaxBatch, which is also the upper bound.
+	MaxBatch int
+	// QueryLimit is how many triples a query returns when it names no
+	// limit. 0 means 1000.
+	QueryLimit int
+	// MaxQueryLimit is the most triples a query may ask for; a larger
+	// limit is lowered to it (and the reply says "truncated" when more
+	// matched). 0 means 100000.
+	MaxQueryLimit int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBatch <= 0 || l.MaxBatch > store.MaxBatch {
+		l.MaxBatch = store.MaxBatch
+	}
+	if l.QueryLimit <= 0 {
+		l.QueryLimit = 1000
+	}
+	if l.MaxQueryLimit <= 0 {
+		l.MaxQueryLimit = 100_000
+	}
+	l.QueryLimit = min(l.QueryLimit, l.MaxQueryLimit)
+	return l
+}
+
+// Executor runs commands against a Backend. It is the one place where a
+// command's meaning is defined; protocol adapters only decode requests
+// into Commands and encode Results. It is safe for concurrent use.
+type Executor struct {
+	b   Backend
+	lim Limits
+
+	// OnMutation, if set, is called after every mutation that succeeded,
+	// with its command and result (both valid only during the call).
+	OnMutation func(*Command, *Result)
+	// Counters, if set, adds the server's own counters to OpMetrics.
+	Counters func(add func(name string, v int64))
+}
+
+// NewExecutor returns an Executor over b.
+func NewExecutor(b Backend, lim Limits) *Executor {
+	return &Executor{b: b, lim: lim.withDefaults()}
+}
+
+// Backend returns the backend the executor runs commands against.
+func (e *Executor) Backend() Backend { return e.b }
+
+// Execute runs c and fills r. A failure is an *Error whose Code says
+// whose fault it was.
+func (e *Executor) Execute(c *Command, r *Result) error {
+	r.Reset()
+	r.Op = c.Op
+	var err error
+	switch c.Op {
+	case OpPing:
+	case OpInsert, OpDelete, OpBatchInsert, OpBatchDelete:
+		err = e.mutate(c, r)
+	case OpQuery:
+		err = e.query(c, r)
+	case OpLookup:
+		if c.Key.IsZero() {
+			return errorf(CodeBadRequest, "lookup: the zero CID is not a key")
+		}
+		r.Values = e.b.AppendValues(r.Values, c.Key)
+	case OpMetrics:
+		e.metrics(r)
+	default:
+		return errorf(CodeBadRequest, "unknown command %d", c.Op)
+	}
+	if err != nil {
+		return asError(err)
+	}
+	return nil
+}
+
+func (e *Executor) mutate(c *Command, r *Result) error {
+	switch n := c.Items(); {
+	case len(c.Triples) > 0 && len(c.Pairs) > 0:
+		return errorf(CodeBadRequest, "%s: triples and pairs cannot share one batch", c.Op)
+	case (c.Op == OpInsert || c.Op == OpDelete) && n != 1:
+		return errorf(CodeBadRequest, "%s: want one triple or pair, got %d", c.Op, n)
+	case n > e.lim.MaxBatch:
+		return errorf(CodeTooLarge, "%s: %d items, at most %d", c.Op, n, e.lim.MaxBatch)
+	}
+	var err error
+	insert := c.Op == OpInsert || c.Op == OpBatchInsert
+	switch {
+	case len(c.Pairs) > 0:
+		r.Changed = -1
+		for i, p := range c.Pairs {
+			if (p.Kind == store.OpInsert) != insert {
+				return errorf(CodeBadRequest, "%s: pair %d is a %s", c.Op, i, p.Kind)
+			}
+		}
+		err = e.b.ApplyBatch(c.Pairs)
+	case insert:
+		r.Changed, err = e.b.InsertTriples(c.Triples)
+	default:
+		r.Changed, err = e.b.DeleteTriples(c.Triples)
+	}
+	if err != nil {
+		return err
+	}
+	if e.OnMutation != nil {
+		e.OnMutation(c, r)
+	}
+	return nil
+}
+
+func (e *Executor) query(c *Command, r *Result) error {
+	limit := c.Limit
+	switch {
+	case limit < 0:
+		return errorf(CodeBadRequest, "query: negative limit %d", limit)
+	case limit == 0:
+		limit = e.lim.QueryLimit
+	case limit > e.lim.MaxQueryLimit:
+		limit = e.lim.MaxQueryLimit
+	}
+	p := c.Pattern
+	for t := range e.b.Query(p.S, p.P, p.O) {
+		if len(r.Triples) == limit {
+			r.Truncated = true
+			break
+		}
+		r.Triples = append(r.Triples, t)
+	}
+	return nil
+}
+
+// metrics fills r.Metrics with the store's counters and then the
+// server's.
+func (e *Executor) metrics(r *Result) {
+	add := func(name string, v int64) { r.Metrics = append(r.Metrics, Metric{name, v}) }
+	st := e.b.Stats()
+	b2i := func(b bool) int64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	add("keys", int64(st.Keys))
+	add("pairs", int64(st.Pairs))
+	add("triples", int64(e.b.TripleCount()))
+	add("shards", int64(len(st.Shards)))
+	add("inserts", st.Ops.Inserts)
+	add("deletes", st.Ops.Deletes)
+	add("delete_keys", st.Ops.DeleteKeys)
+	add("batches", st.Ops.Batches)
+	add("durable", b2i(st.Durable))
+	add("read_only", b2i(st.ReadOnly != ""))
+	add("wal_appends", int64(st.WAL.Appends))
+	add("wal_bytes", int64(st.WAL.AppendedBytes))
+	add("wal_fsyncs", int64(st.WAL.Fsyncs))
+	add("checkpoints", st.Checkpoints.Count)
+	if e.Counters != nil {
+		e.Counters(add)
+	}
+}

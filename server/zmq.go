@@ -1,0 +1,198 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/security/null"
+)
+
+// The ZeroMQ endpoints are served with zmq4's ZMTP connection layer
+// (zmq4.Conn: greeting, NULL handshake, framing) under the server's own
+// listener and one goroutine per connection, instead of zmq4's ROUTER,
+// PULL and PUB sockets. Those funnel every connection through one queue
+// and one send lock, so one slow client stalls the rest; they run the
+// handshake inside the accept loop without a deadline, so one silent
+// client stops all new connections; they allocate whatever frame length a
+// peer announces; and a malformed handshake panics in a goroutine the
+// application cannot recover. Here each connection is handled on its own
+// goroutine, handshakes have a deadline and cannot crash the server, and
+// the wire (wire.go) bounds every message.
+
+// endpoint is one bound ZeroMQ address.
+type endpoint struct {
+	name  string          // "zmq", "push", "router" or "pub": metrics label
+	typ   zmq4.SocketType // the socket type the server presents
+	ln    net.Listener
+	serve func(*zconn) // runs a connection after its handshake
+}
+
+// zconn is one ZMTP connection of an endpoint.
+type zconn struct {
+	ep *endpoint
+	nc net.Conn
+	w  *wire
+	zc *zmq4.Conn
+}
+
+// listen binds a ZeroMQ endpoint: "tcp://host:port" or "ipc://path".
+// "tcp://*:port" binds every interface, which must be asked for
+// explicitly.
+func listen(addr string) (net.Listener, error) {
+	scheme, rest, ok := strings.Cut(addr, "://")
+	if !ok {
+		return nil, fmt.Errorf("endpoint %q: want tcp://host:port or ipc://path", addr)
+	}
+	switch scheme {
+	case "tcp":
+		if strings.HasPrefix(rest, "*:") {
+			rest = rest[1:]
+		}
+		return net.Listen("tcp", rest)
+	case "ipc":
+		return net.Listen("unix", rest)
+	}
+	return nil, fmt.Errorf("endpoint %q: unsupported transport %q", addr, scheme)
+}
+
+// endpointAddr formats a listener's address as an endpoint.
+func endpointAddr(ln net.Listener) string {
+	if ln.Addr().Network() == "unix" {
+		return "ipc://" + ln.Addr().String()
+	}
+	return "tcp://" + ln.Addr().String()
+}
+
+// conns tracks the connections of every endpoint, for the connection
+// limit and for draining.
+type conns struct {
+	mu       sync.Mutex
+	live     map[*zconn]bool // value: past the handshake
+	draining bool
+	wg       sync.WaitGroup
+}
+
+// accept runs ep's accept loop until its listener closes.
+func (s *Server) accept(ep *endpoint) {
+	defer s.loops.Done()
+	for {
+		nc, err := ep.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("zmq: accept", "endpoint", ep.name, "err", err)
+			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: back off
+			continue
+		}
+		c := &zconn{ep: ep, nc: nc}
+		if !s.track(c) {
+			nc.Close()
+			continue
+		}
+		go s.run(c)
+	}
+}
+
+// track registers a new connection unless the server is draining or at
+// its connection limit.
+func (s *Server) track(c *zconn) bool {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	if s.conns.draining {
+		return false
+	}
+	if len(s.conns.live) >= s.cfg.MaxConns {
+		s.metrics.rejected.WithLabelValues(c.ep.name).Inc()
+		s.log.Warn("zmq: connection limit reached; refusing a connection", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "limit", s.cfg.MaxConns)
+		return false
+	}
+	s.conns.live[c] = false
+	s.conns.wg.Add(1)
+	return true
+}
+
+// run performs the handshake and serves c until it ends.
+func (s *Server) run(c *zconn) {
+	defer s.conns.wg.Done()
+	defer func() {
+		s.conns.mu.Lock()
+		delete(s.conns.live, c)
+		s.conns.mu.Unlock()
+		c.nc.Close()
+	}()
+	defer func() {
+		// zmq4 panics on some malformed input; one connection's bad
+		// bytes must not bring down the server.
+		if r := recover(); r != nil {
+			s.log.Error("zmq: connection failed", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "panic", r)
+		}
+	}()
+	if err := s.handshake(c); err != nil {
+		s.log.Debug("zmq: handshake failed", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "err", err)
+		return
+	}
+	s.metrics.conns.WithLabelValues(c.ep.name).Inc()
+	defer s.metrics.conns.WithLabelValues(c.ep.name).Dec()
+	c.ep.serve(c)
+}
+
+// handshake runs the ZMTP greeting and NULL handshake within the
+// handshake timeout and marks c as serving, or fails if the server began
+// to drain meanwhile.
+func (s *Server) handshake(c *zconn) error {
+	if err := c.nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)); err != nil {
+		return err
+	}
+	c.w = newWire(c.nc, s.cfg.MaxMessage, s.cfg.WriteTimeout)
+	zc, err := zmq4.Open(c.w, null.Security(), c.ep.typ, nil, true, nil)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	c.zc = zc
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	if s.conns.draining {
+		return errors.New("server is draining")
+	}
+	s.conns.live[c] = true
+	// Drain sets a read deadline on live connections under this lock; a
+	// connection cleared here was not live yet when it did.
+	return c.nc.SetDeadline(time.Time{})
+}
+
+// send sends frames as one message and flushes it.
+func (c *zconn) send(frames ...[]byte) error {
+	if err := c.zc.SendMsg(zmq4.NewMsgFrom(frames...)); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// stopReading makes every blocked and future read of live connections
+// fail, so their goroutines finish what they are doing and end.
+func (s *Server) stopReading() {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	s.conns.draining = true
+	for c := range s.conns.live {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// closeConns closes every connection at once.
+func (s *Server) closeConns() {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	for c := range s.conns.live {
+		c.nc.Close()
+	}
+}
