@@ -7,6 +7,7 @@
 //	cidstore repair [-v] DIR
 //	cidstore dump DIR FILE
 //	cidstore load FILE DIR
+//	cidstore serve [flags] DIR   serve over ZeroMQ/msgpack and HTTP
 //
 // Run "cidstore help" for the full list.
 //

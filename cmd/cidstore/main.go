@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 // command is one subcommand.
@@ -28,11 +29,12 @@ func commands() []command {
 		{"verify", "DIR", "validate the directory as Open does; non-zero exit on damage", runVerify},
 		{"dump", "DIR FILE", "export a consistent snapshot stream of a store", runDump},
 		{"load", "FILE DIR", "import a snapshot stream into a new or empty store", runLoad},
+		{"serve", "[flags] DIR", "serve a store over ZeroMQ/msgpack and HTTP (-memory: in memory)", runServe},
 	}
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
