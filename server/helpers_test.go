@@ -10,7 +10,10 @@ import (
 	"github.com/cidstore/cidstore/store"
 	"github.com/go-zeromq/zmq4"
 	"github.com/vmihailenco/msgpack/v5"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testServer is a Server on loopback ports chosen by the kernel, over an
 // in-memory store unless dir is set.
@@ -25,6 +28,22 @@ func startServer(t testing.TB, cfg Config, dir string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServerWith(t, cfg, st, NewStoreBackend(st))
+}
+
+func openMemStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open("", store.Options{Shards: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// startServerWith serves b; st, if not nil, is closed after the server.
+func startServerWith(t testing.TB, cfg Config, st *store.Store, b Backend) *testServer {
+	t.Helper()
 	if cfg.ZMQ == "" && cfg.Push == "" && cfg.Router == "" && cfg.Pub == "" {
 		cfg.ZMQ, cfg.Push, cfg.Router, cfg.Pub = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
 	}
@@ -38,7 +57,7 @@ func startServer(t testing.TB, cfg Config, dir string) *testServer {
 	if err := s.ListenHTTP(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(NewStoreBackend(st)); err != nil {
+	if err := s.Start(b); err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, st: st}
@@ -52,7 +71,9 @@ func (ts *testServer) stop(t testing.TB) {
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Error(err)
 	}
-	ts.st.Close()
+	if ts.st != nil {
+		ts.st.Close()
+	}
 }
 
 // client is a zmq4 socket of a test.

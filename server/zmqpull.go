@@ -8,11 +8,12 @@ import (
 )
 
 // servePull applies the fire-and-forget mutations a PUSH client sends, in
-// order. Nothing is sent back: a failure is logged and counted (in
+// order; other commands are refused. Nothing is sent back: a failure is logged and counted (in
 // cidstore_server_requests_total with its code) and the connection goes
 // on.
 func (s *Server) servePull(c *zconn) {
 	h := s.newHandler(c.ep.name)
+	h.mutations = true
 	for {
 		msg, err := c.zc.RecvMsg()
 		if errors.Is(err, errMessageTooLarge) {

@@ -66,12 +66,13 @@ func splitEnvelope(frames [][]byte) (env [][]byte, body []byte) {
 
 // handler decodes, executes and encodes the requests of one connection.
 type handler struct {
-	s     *Server
-	proto string // metrics label: the endpoint
-	dec   *msgDecoder
-	enc   *msgEncoder
-	cmd   Command
-	res   Result
+	s         *Server
+	proto     string // metrics label: the endpoint
+	mutations bool   // only mutations are accepted
+	dec       *msgDecoder
+	enc       *msgEncoder
+	cmd       Command
+	res       Result
 }
 
 func (s *Server) newHandler(proto string) *handler {
@@ -82,6 +83,9 @@ func (s *Server) newHandler(proto string) *handler {
 func (h *handler) run(body []byte) error {
 	if err := h.dec.decode(body, &h.cmd); err != nil {
 		return err
+	}
+	if h.mutations && !h.cmd.Op.Mutates() {
+		return errorf(CodeBadRequest, "%s: this endpoint takes only mutations", h.cmd.Op)
 	}
 	return h.s.exec.Execute(&h.cmd, &h.res)
 }
