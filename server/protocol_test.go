@@ -271,4 +271,3 @@ func TestSplitEnvelope(t *testing.T) {
 		}
 	}
 }
-
