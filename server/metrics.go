@@ -23,6 +23,7 @@ type metrics struct {
 	requests *prometheus.CounterVec   // endpoint, command, code
 	latency  *prometheus.HistogramVec // endpoint, command
 	conns    *prometheus.GaugeVec     // endpoint
+	inFlight prometheus.Gauge
 	rejected *prometheus.CounterVec   // endpoint
 	dropped  prometheus.Counter
 	httpReqs *prometheus.CounterVec // path, code
@@ -43,6 +44,10 @@ func newMetrics() *metrics {
 			Help:    "Time from a decoded request to its encoded reply, durable writes included.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 20), // 25us .. 13s
 		}, []string{"endpoint", "command"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cidstore_server_requests_in_flight",
+			Help: "ZeroMQ requests received whose reply is not sent yet.",
+		}),
 		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cidstore_server_connections",
 			Help: "Open ZeroMQ connections, by endpoint.",
@@ -60,7 +65,7 @@ func newMetrics() *metrics {
 			Help: "Control-plane HTTP requests, by path and status code.",
 		}, []string{"path", "code"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.dropped, m.httpReqs,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.conns, m.rejected, m.dropped, m.httpReqs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

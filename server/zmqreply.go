@@ -34,6 +34,7 @@ func (s *Server) serveReply(c *zconn) {
 		if msg.Type == zmq4.CmdMsg {
 			continue // a PING zmq4 answered, or a command with no meaning here
 		}
+		s.metrics.inFlight.Inc()
 		env, body := splitEnvelope(msg.Frames)
 		var out []byte
 		if body == nil {
@@ -41,7 +42,9 @@ func (s *Server) serveReply(c *zconn) {
 		} else {
 			out = h.handle(body)
 		}
-		if err := c.send(append(env, out)...); err != nil {
+		err = c.send(append(env, out)...)
+		s.metrics.inFlight.Dec()
+		if err != nil {
 			return // the client left; what it asked was done
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -34,6 +36,12 @@ func TestMain(m *testing.M) {
 			code = 3
 		}
 		os.Exit(code)
+	}
+	if os.Getenv(serveChildEnv) != "" {
+		// A child process of a test: run the command given as arguments,
+		// as main does (which keeps catching signals until it exits).
+		ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
 }
