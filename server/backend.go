@@ -37,7 +37,7 @@ type Backend interface {
 	// Checkpoint writes a snapshot now.
 	Checkpoint(ctx context.Context) error
 	// Config returns the live configuration.
-	Config() LiveConfig
+	Config() store.Config
 	// UpdateConfig validates and swaps the live configuration atomically.
-	UpdateConfig(fn func(LiveConfig) LiveConfig) error
+	UpdateConfig(fn func(store.Config) store.Config) error
 }

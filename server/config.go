@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/cidstore/cidstore/store"
 )
 
 // The live configuration as JSON (GET and PUT /config): one member per
-// field of LiveConfig, named in snake_case (CheckpointWALBytes is
+// field of store.Config, named in snake_case (CheckpointWALBytes is
 // "checkpoint_wal_bytes"). Durations are Go duration strings ("10m0s",
 // "100ms"; 0 also reads as zero), the sync policy is its name ("always",
 // "interval", "never"), numbers are numbers. A PUT body names only the
@@ -39,7 +41,7 @@ func jsonName(field string) string {
 }
 
 // configJSON renders c as a JSON object.
-func configJSON(c LiveConfig) map[string]any {
+func configJSON(c store.Config) map[string]any {
 	v := reflect.ValueOf(c)
 	out := make(map[string]any, v.NumField())
 	for i := range v.NumField() {
@@ -63,7 +65,7 @@ func configJSON(c LiveConfig) map[string]any {
 var stringerType = reflect.TypeOf((*fmt.Stringer)(nil)).Elem()
 
 // patchConfig applies a JSON object of changed fields to c.
-func patchConfig(c *LiveConfig, patch map[string]json.RawMessage) error {
+func patchConfig(c *store.Config, patch map[string]json.RawMessage) error {
 	v := reflect.ValueOf(c).Elem()
 	fields := map[string]int{}
 	for i := range v.NumField() {
@@ -102,15 +104,19 @@ func setField(fv reflect.Value, raw json.RawMessage) error {
 		}
 		fv.SetInt(int64(d))
 		return nil
-	case t.Implements(stringerType) && fv.Kind() >= reflect.Uint && fv.Kind() <= reflect.Uint64:
+	case t.Implements(stringerType) && (fv.CanInt() || fv.CanUint()):
 		// An enumeration with names (the sync policy): a name or a number.
 		var s string
 		if err := json.Unmarshal(raw, &s); err == nil {
 			probe := reflect.New(t).Elem()
-			for n := range uint64(256) {
-				probe.SetUint(n)
+			for n := range 256 {
+				if probe.CanInt() {
+					probe.SetInt(int64(n))
+				} else {
+					probe.SetUint(uint64(n))
+				}
 				if probe.Interface().(fmt.Stringer).String() == s {
-					fv.SetUint(n)
+					fv.Set(probe)
 					return nil
 				}
 			}

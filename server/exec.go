@@ -156,7 +156,7 @@ func (e *Executor) metrics(r *Result) {
 	add("deletes", st.Ops.Deletes)
 	add("delete_keys", st.Ops.DeleteKeys)
 	add("batches", st.Ops.Batches)
-	add("durable", b2i(st.Durable))
+	add("persistent", b2i(st.Persistent))
 	add("read_only", b2i(st.ReadOnly != ""))
 	add("wal_appends", int64(st.WAL.Appends))
 	add("wal_bytes", int64(st.WAL.AppendedBytes))

@@ -165,7 +165,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, b Backend) {
 		writeError(w, errorf(CodeBadRequest, "%v", err))
 		return
 	}
-	err := b.UpdateConfig(func(c LiveConfig) LiveConfig {
+	err := b.UpdateConfig(func(c store.Config) store.Config {
 		patchConfig(&c, patch) // cannot fail: the same patch applied to probe
 		return c
 	})

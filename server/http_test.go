@@ -239,7 +239,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &patch); err != nil {
 		t.Fatal(err)
 	}
-	var back LiveConfig
+	var back store.Config
 	if err := patchConfig(&back, patch); err != nil {
 		t.Fatal(err)
 	}

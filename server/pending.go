@@ -1,16 +1,11 @@
 package server
 
-// TEMPORARY: this file bridges two store APIs that are being built
-// elsewhere, and goes away when they land:
-//
-//   - the triple methods (store.Triple, InsertTriples, DeleteTriples,
-//     Query, TripleCount): until then NewStoreBackend adds an in-memory,
-//     non-durable triple set to a *store.Store. When they land, replace
-//     this file by "type Triple = store.Triple" in backend.go and pass the
-//     *store.Store itself as the Backend.
-//   - the store's own live configuration type: until then LiveConfig is
-//     the maintenance package's; it becomes "type LiveConfig =
-//     store.Config".
+// TEMPORARY: this file bridges the store's triple methods (store.Triple,
+// InsertTriples, DeleteTriples, Query, TripleCount), which are being built
+// elsewhere, and goes away when they land: until then NewStoreBackend adds
+// an in-memory, non-durable triple set to a *store.Store. When they land,
+// replace this file by "type Triple = store.Triple" in backend.go and pass
+// the *store.Store itself as the Backend.
 
 import (
 	"cmp"
@@ -20,15 +15,11 @@ import (
 	"sync"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/store"
 )
 
 // Triple is one (subject, predicate, object) statement.
 type Triple struct{ S, P, O cid.CID }
-
-// LiveConfig is the store's live, atomically swapped configuration.
-type LiveConfig = maintenance.Config
 
 // NewStoreBackend returns s as a Backend. Until the store has triples of
 // its own, they are kept in memory beside it and are not durable.

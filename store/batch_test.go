@@ -127,7 +127,9 @@ func TestApplyBatchModel(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		rng := rand.New(rand.NewPCG(seed, seed))
 		dir := t.TempDir()
-		s := openDir(t, dir, Options{Shards: 1 << seed, InlineValues: int(seed), SegmentSize: 64 << 10})
+		c := DefaultConfig()
+		c.InlineValues = int(seed)
+		s := openDir(t, dir, Options{Shards: 1 << seed, Config: &c, SegmentSize: 64 << 10})
 		m := model{}
 		for step := 0; step < 60; step++ {
 			ops := make([]PairOp, rng.IntN(2*parallelBatch+200))

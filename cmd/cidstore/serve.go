@@ -76,10 +76,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := store.Options{Shards: *shards, InMemory: *memory, SyncInterval: *syncEvery, Logger: log}
-	if opts.Sync, err = parseSync(*syncMode); err != nil {
+	scfg := store.DefaultConfig()
+	scfg.SyncInterval = *syncEvery
+	if scfg.Sync, err = parseSync(*syncMode); err != nil {
 		return err
 	}
+	opts := store.Options{Shards: *shards, InMemory: *memory, Config: &scfg, Logger: log}
 	cfg := server.Config{
 		ZMQ: *zmqAddr, Push: *push, Router: *router, Pub: *pub, HTTP: *httpAddr,
 		MaxMessage: *maxMessage, MaxConns: *maxConns,
@@ -110,8 +112,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return errors.Join(err, shutdown())
 	}
-	rec := st.Recovery()
-	log.Info("store open", "dir", dir, "durable", st.Durable(), "shards", st.Shards(), "keys", st.Len(),
+	rec := st.Stats().Recovery
+	log.Info("store open", "dir", dir, "persistent", st.Persistent(), "shards", st.Shards(), "keys", st.Len(),
 		"recovered_records", rec.Records, "took", time.Since(start).Round(time.Millisecond))
 	if err := srv.Start(server.NewStoreBackend(st)); err != nil {
 		return errors.Join(err, shutdown(), st.Close())
