@@ -24,7 +24,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec // endpoint, command
 	conns    *prometheus.GaugeVec     // endpoint
 	inFlight prometheus.Gauge
-	rejected *prometheus.CounterVec   // endpoint
+	rejected *prometheus.CounterVec // endpoint
 	dropped  prometheus.Counter
 	httpReqs *prometheus.CounterVec // path, code
 

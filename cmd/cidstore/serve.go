@@ -219,4 +219,3 @@ func writeReadyFile(path string, addrs map[string]string) error {
 	}
 	return os.Rename(tmp, path)
 }
-
