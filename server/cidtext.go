@@ -60,11 +60,12 @@ func parseWord(b []byte) (uint64, []byte, bool) {
 	for len(b) > 0 && b[0] == ' ' {
 		b = b[1:]
 	}
+	const maxU64 = 1<<64 - 1
 	var v uint64
 	digits := 0
 	for ; digits < len(b) && b[digits] >= '0' && b[digits] <= '9'; digits++ {
 		d := uint64(b[digits] - '0')
-		if v > (1<<64-1-d)/10 {
+		if v >= maxU64/10 && (v > maxU64/10 || d > maxU64%10) {
 			return 0, nil, false // overflow
 		}
 		v = v*10 + d

@@ -61,7 +61,8 @@ type msgDecoder struct {
 	rd       bytes.Reader
 	d        *msgpack.Decoder
 	maxBatch int
-	txt      [maxCIDText]byte
+	txt      [maxCIDText]byte // scratch for CID text
+	key      [16]byte         // scratch for map keys (a stack array would escape)
 	f        msgFields
 }
 
@@ -187,8 +188,7 @@ func (md *msgDecoder) mapKey(buf []byte, depth int) ([]byte, error) {
 
 // field decodes one key and value of the request map.
 func (md *msgDecoder) field(c *Command) error {
-	var kb [16]byte
-	key, err := md.mapKey(kb[:], 1)
+	key, err := md.mapKey(md.key[:], 1)
 	if err != nil {
 		return err
 	}
@@ -398,9 +398,8 @@ func (md *msgDecoder) tripleMap(t *Triple, i int) error {
 		return malformed(err)
 	}
 	var seen uint8
-	var kb [8]byte
 	for range n {
-		k, err := md.mapKey(kb[:], 2)
+		k, err := md.mapKey(md.key[:], 2)
 		if err != nil {
 			return err
 		}
@@ -519,9 +518,8 @@ func (md *msgDecoder) entryMap(p *store.PairOp, i int) (hasValue bool, err error
 		return false, malformed(err)
 	}
 	hasKey := false
-	var kb [8]byte
 	for range n {
-		k, err := md.mapKey(kb[:], 2)
+		k, err := md.mapKey(md.key[:], 2)
 		if err != nil {
 			return false, err
 		}
