@@ -94,21 +94,23 @@ func (s *Store) ApplyBatch(ops []PairOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	// Visit operations by shard, then by key, keeping slice order among
-	// the operations of one key (a stable sort): shards are locked in
-	// ascending order, as everywhere else, and the operations of a key
-	// sit next to each other, in order.
+	// Visit operations by shard, then by key, then in slice order: shards
+	// are locked in ascending order, as everywhere else, and the
+	// operations of a key sit next to each other, in order.
 	byShard := make([]int32, len(logged))
 	order := make([]int32, len(logged))
 	for j, o := range logged {
 		byShard[j] = int32(s.shardOf(o.key))
 		order[j] = int32(j)
 	}
-	slices.SortStableFunc(order, func(a, b int32) int {
+	slices.SortFunc(order, func(a, b int32) int {
 		if c := int(byShard[a]) - int(byShard[b]); c != 0 {
 			return c
 		}
-		return cid.Compare(logged[a].key, logged[b].key)
+		if c := cid.Compare(logged[a].key, logged[b].key); c != 0 {
+			return c
+		}
+		return int(a - b)
 	})
 	locked := make([]int32, 0, min(len(logged), len(s.shards)))
 	for _, j := range order {
