@@ -52,7 +52,7 @@ func makeBatches(tb testing.TB, rng *rand.Rand, n, size int, triples bool) []ins
 				continue
 			}
 			o, os := cidsemCID(rng)
-			out[i].triples = append(out[i].triples, Triple{s, p, o})
+			out[i].triples = append(out[i].triples, Triple{S: s, P: p, O: o})
 			items[j] = m{"s": ss, "p": ps, "o": os}
 		}
 		req := m{"command": "batch_insert", "entries": items}
@@ -92,17 +92,19 @@ func BenchmarkDecodeBatch(b *testing.B) {
 }
 
 // BenchmarkServeInsert is the acceptance benchmark of `cidstore serve`:
-// batches of 1000 new items (random 128-bit CIDs) from 1 and 4 clients,
-// over loopback with zmq4 REQ clients to a server in this process, against
-// the same store driven in process by as many goroutines calling the
-// Backend directly with the same batches, in the same run. Rounds
-// alternate between the two (each b.N iteration is one round of 100
-// batches per side, so -benchtime 10x inserts 1M items each way) so that
-// both meet a store of the same size. Reported: items/s of each side, the
-// ratio loopback/in-process, and the loopback requests' p99 latency.
+// batches of 1000 new items (random 128-bit CIDs, as the Python clients
+// send them) from 1 and 4 clients, over loopback with zmq4 REQ clients to
+// a server in this process, against the same store driven in process by
+// as many goroutines calling the Backend directly with batches alike, in
+// the same run. The two sides alternate every 20 batches, so that both
+// meet a store of the same size and the same load from the rest of the
+// machine. Each b.N iteration is 100 batches per side: -benchtime 10x
+// inserts 1M items each way. Reported: items/s of each side, the ratio
+// loopback/in-process, and the loopback requests' p99 latency; ns/op is
+// per item over loopback.
 //
-// Items are pairs through Backend.ApplyBatch (a durable store), or
-// triples through Backend.InsertTriples.
+// Items are pairs through Backend.ApplyBatch, or triples through
+// Backend.InsertTriples; "always" is a persistent store under SyncAlways.
 func BenchmarkServeInsert(b *testing.B) {
 	for _, kind := range []string{"pairs", "triples"} {
 		for _, mode := range []string{"memory", "always"} {
@@ -116,7 +118,7 @@ func BenchmarkServeInsert(b *testing.B) {
 }
 
 func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
-	const roundBatches, size = 100, 1000
+	const stepBatches, steps, size = 20, 5, 1000
 	dir := ""
 	if durable {
 		dir = b.TempDir()
@@ -134,22 +136,22 @@ func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
 	}
 	// Every batch is made before the clock starts, so that making them
 	// (and collecting their garbage) is not measured.
-	local := make([][]insertBatch, b.N)
-	remote := make([][]insertBatch, b.N)
-	for r := range b.N {
-		local[r] = makeBatches(b, rng, roundBatches, size, triples)
-		remote[r] = makeBatches(b, rng, roundBatches, size, triples)
+	rounds := b.N * steps
+	local := make([][]insertBatch, rounds)
+	remote := make([][]insertBatch, rounds)
+	for r := range rounds {
+		local[r] = makeBatches(b, rng, stepBatches, size, triples)
+		remote[r] = makeBatches(b, rng, stepBatches, size, triples)
 	}
 	runtime.GC()
 	var inproc, loop time.Duration
 	var lat []time.Duration
 	var latMu sync.Mutex
 	b.ResetTimer()
-	for r := range b.N {
-		local, remote := local[r], remote[r]
+	for r := range rounds {
 		// In process: clients goroutines calling the Backend.
 		t0 := time.Now()
-		runSplit(clients, local, func(_ int, bt insertBatch) error {
+		runSplit(clients, local[r], func(_ int, bt insertBatch) error {
 			if triples {
 				_, err := be.InsertTriples(bt.triples)
 				return err
@@ -159,7 +161,7 @@ func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
 		inproc += time.Since(t0)
 		// Over loopback: the same number of REQ clients.
 		t0 = time.Now()
-		runSplit(clients, remote, func(g int, bt insertBatch) error {
+		runSplit(clients, remote[r], func(g int, bt insertBatch) error {
 			start := time.Now()
 			r := conns[g].call(bt.msg)
 			d := time.Since(start)
@@ -174,10 +176,10 @@ func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
 		loop += time.Since(t0)
 	}
 	b.StopTimer()
-	items := float64(b.N * roundBatches * size)
+	items := float64(rounds * stepBatches * size)
 	inRate, loopRate := items/inproc.Seconds(), items/loop.Seconds()
 	slices.Sort(lat)
-	b.ReportMetric(loop.Seconds()*1e9/items, "ns/op") // per item over loopback
+	b.ReportMetric(loop.Seconds()*1e9/items, "ns/op")
 	b.ReportMetric(inRate, "inproc-items/s")
 	b.ReportMetric(loopRate, "loopback-items/s")
 	b.ReportMetric(loopRate/inRate, "ratio")

@@ -649,7 +649,7 @@ func (md *msgDecoder) build(c *Command) error {
 			if m := missingSPO(f.has); m != "" {
 				return bad("%s: missing %s", op, m)
 			}
-			c.Triples = append(c.Triples, Triple{f.s, f.p, f.o})
+			c.Triples = append(c.Triples, Triple{S: f.s, P: f.p, O: f.o})
 		case has(fieldKey):
 			p := store.PairOp{Kind: store.OpInsert, Key: f.key, Value: f.value}
 			switch {
@@ -685,7 +685,7 @@ func (md *msgDecoder) build(c *Command) error {
 			c.Op, c.Key = OpLookup, f.key
 			return nil
 		}
-		c.Pattern = Triple{f.s, f.p, f.o}
+		c.Pattern = Triple{S: f.s, P: f.p, O: f.o}
 		c.Limit = f.limit
 	case OpLookup:
 		switch {
