@@ -91,38 +91,52 @@ func (s *Store) ApplyBatch(ops []PairOp) error {
 	if err := s.readOnly(); err != nil {
 		return err
 	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if len(ops) == 0 {
 		return nil
 	}
-	// Visit operations by shard, then by key, then in slice order: shards
-	// are locked in ascending order, as everywhere else, and the
-	// operations of a key sit next to each other, in order.
-	byShard := make([]int32, len(logged))
-	order := make([]int32, len(logged))
-	for j, o := range logged {
-		byShard[j] = int32(s.shardOf(o.key))
-		order[j] = int32(j)
+	return s.runBatch(len(logged), func(j int) cid.CID { return logged[j].key }, true, func(p shardPlan) (uint64, error) {
+		return s.applyOpsLocked(logged, p)
+	})
+}
+
+// shardPlan is the order in which a batch visits its items: by shard, so
+// that it locks shards in ascending order, the order Close and the
+// iterators use too, which rules out deadlock.
+type shardPlan struct {
+	order   []int32 // item indexes in visiting order
+	byShard []int32 // the shard of each item, by item index
+	locked  []int32 // the shards the batch touches, ascending
+}
+
+// runBatch runs a batch of n items, key(j) being item j's key: it plans
+// the visiting order (with byKey, the items of one key also sit next to
+// each other in slice order), locks the shards, calls apply, unlocks, and
+// waits until the LSN apply returns is durable.
+func (s *Store) runBatch(n int, key func(j int) cid.CID, byKey bool, apply func(shardPlan) (uint64, error)) error {
+	p := shardPlan{order: make([]int32, n), byShard: make([]int32, n)}
+	for j := range n {
+		p.byShard[j] = int32(s.shardOf(key(j)))
+		p.order[j] = int32(j)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := int(byShard[a]) - int(byShard[b]); c != 0 {
+	slices.SortFunc(p.order, func(a, b int32) int {
+		if c := int(p.byShard[a]) - int(p.byShard[b]); c != 0 || !byKey {
 			return c
 		}
-		if c := cid.Compare(logged[a].key, logged[b].key); c != 0 {
+		if c := cid.Compare(key(int(a)), key(int(b))); c != 0 {
 			return c
 		}
 		return int(a - b)
 	})
-	locked := make([]int32, 0, min(len(logged), len(s.shards)))
-	for _, j := range order {
-		if i := byShard[j]; len(locked) == 0 || locked[len(locked)-1] != i {
-			s.shards[i].Lock()
-			locked = append(locked, i)
+	p.locked = make([]int32, 0, min(n, len(s.shards)))
+	for _, j := range p.order {
+		if i := p.byShard[j]; len(p.locked) == 0 || p.locked[len(p.locked)-1] != i {
+			p.locked = append(p.locked, i)
 		}
 	}
-	lsn, err := s.applyOpsLocked(logged, order, byShard, locked)
-	for _, i := range locked {
-		s.shards[i].Unlock()
-	}
+	lsn, err := s.underLocks(p, apply)
 	if err != nil || s.wal == nil {
 		return err
 	}
@@ -132,9 +146,25 @@ func (s *Store) ApplyBatch(ops []PairOp) error {
 	return nil
 }
 
-// applyOpsLocked logs and publishes ops, visited in order, while the caller
-// holds the locks of the shards in locked. It returns the LSN to wait for.
-func (s *Store) applyOpsLocked(ops []op, order, byShard, locked []int32) (uint64, error) {
+// underLocks locks the shards of p in order, calls apply and releases the
+// locks by defer, so that a panic cannot leave a shard locked.
+func (s *Store) underLocks(p shardPlan, apply func(shardPlan) (uint64, error)) (uint64, error) {
+	for _, i := range p.locked {
+		s.shards[i].Lock()
+	}
+	defer func() {
+		for _, i := range p.locked {
+			s.shards[i].Unlock()
+		}
+	}()
+	return apply(p)
+}
+
+// applyOpsLocked logs and publishes ops, visited in p.order, while the
+// caller holds the locks of the shards in p.locked. It returns the LSN to
+// wait for.
+func (s *Store) applyOpsLocked(ops []op, p shardPlan) (uint64, error) {
+	order, byShard, locked := p.order, p.byShard, p.locked
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/cidstore/cidstore/cid"
@@ -172,76 +170,13 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 	if len(pairs) == 0 {
 		return nil
 	}
-	// Order pair indexes by shard, then lock shards in ascending order:
-	// the same order Close and the iterators use, so there is no deadlock.
-	byShard := make([]int32, len(pairs))
-	order := make([]int32, len(pairs))
+	ops := make([]op, len(pairs))
 	for j, p := range pairs {
-		byShard[j] = int32(s.shardOf(p.Key))
-		order[j] = int32(j)
+		ops[j] = op{kind: opAdd, key: p.Key, val: p.Value}
 	}
-	slices.SortFunc(order, func(a, b int32) int { return int(byShard[a]) - int(byShard[b]) })
-	locked := make([]int32, 0, min(len(pairs), len(s.shards)))
-	for _, j := range order {
-		if i := byShard[j]; len(locked) == 0 || locked[len(locked)-1] != i {
-			locked = append(locked, i)
-		}
-	}
-	lsn, err := s.applyBatchLocked(pairs, order, byShard, locked)
-	if err != nil || s.wal == nil {
-		return err
-	}
-	if err := s.wal.WaitDurable(lsn); err != nil {
-		return s.fail(err)
-	}
-	return nil
-}
-
-// applyBatchLocked locks the shards in locked, in order, logs and
-// publishes a batch and unlocks them (by defer). It returns the LSN to
-// wait for.
-func (s *Store) applyBatchLocked(pairs []Pair, order, byShard, locked []int32) (uint64, error) {
-	for _, i := range locked {
-		s.shards[i].Lock()
-	}
-	defer func() {
-		for _, i := range locked {
-			s.shards[i].Unlock()
-		}
-	}()
-	if s.closed.Load() {
-		return 0, ErrClosed
-	}
-	var lsn uint64
-	if s.wal != nil {
-		for _, i := range locked {
-			lsn = max(lsn, s.shards[i].LSN())
-		}
-		payload := make([]byte, 4, 4+len(pairs)*(1+2*cid.Size))
-		n := uint32(0)
-		for _, j := range order {
-			p := pairs[j]
-			if !s.shards[byShard[j]].Contains(p.Key, p.Value) {
-				payload = appendBatchItem(payload, op{kind: opAdd, key: p.Key, val: p.Value})
-				n++
-			}
-		}
-		if n == 0 {
-			return lsn, nil
-		}
-		binary.LittleEndian.PutUint32(payload, n)
-		l, err := s.wal.Append(opBatch, payload)
-		if err != nil {
-			return 0, s.fail(err)
-		}
-		lsn = l
-		for _, i := range locked {
-			s.shards[i].SetLSN(lsn)
-		}
-	}
-	s.publishRuns(order, byShard, func(run []int32) { s.publishRun(pairs, run, byShard) })
-	s.counts[locked[0]].batches.Add(1)
-	return lsn, nil
+	return s.runBatch(len(ops), func(j int) cid.CID { return ops[j].key }, false, func(p shardPlan) (uint64, error) {
+		return s.applyOpsLocked(ops, p)
+	})
 }
 
 // parallelBatch is the batch size from which publishing is spread over
@@ -283,13 +218,4 @@ func (s *Store) publishRuns(order, byShard []int32, publish func(run []int32)) {
 		}()
 	}
 	wg.Wait()
-}
-
-func (s *Store) publishRun(pairs []Pair, run, byShard []int32) {
-	for _, j := range run {
-		i := byShard[j]
-		if s.shards[i].Add(pairs[j].Key, pairs[j].Value) {
-			s.counts[i].inserts.Add(1)
-		}
-	}
 }
