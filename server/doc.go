@@ -21,7 +21,7 @@
 //     PUSH/PULL endpoint (5557) applies fire-and-forget mutations; the
 //     PUB endpoint (5559) publishes heartbeats and a notification per
 //     applied mutation. The ZMTP protocol itself comes from zmq4
-//     (pure Go); wire.go bounds every message before zmq4 allocates it.
+//     (pure Go); zmqwire.go bounds every message before zmq4 allocates it.
 //   - http.go, config.go, metrics.go: health, readiness, Prometheus
 //     metrics, the live configuration and checkpoints over HTTP.
 //

@@ -136,15 +136,24 @@ func isArray(code byte) bool {
 	return msgpcode.IsFixedArray(code) || code == msgpcode.Array16 || code == msgpcode.Array32
 }
 
+// peek returns the msgpack code of the next value. A nil is consumed and
+// reported as isNil.
+func (md *msgDecoder) peek() (code byte, isNil bool, err error) {
+	if code, err = md.d.PeekCode(); err != nil {
+		return 0, false, malformed(err)
+	}
+	if code == msgpcode.Nil {
+		return code, true, md.d.DecodeNil()
+	}
+	return code, false, nil
+}
+
 // readText reads a str or bin value of at most len(buf) bytes into buf.
 // It reports nil as ok with nil bytes.
 func (md *msgDecoder) readText(buf []byte, what string) ([]byte, error) {
-	code, err := md.d.PeekCode()
-	if err != nil {
-		return nil, malformed(err)
-	}
-	if code == msgpcode.Nil {
-		return nil, md.d.DecodeNil()
+	code, isNil, err := md.peek()
+	if err != nil || isNil {
+		return nil, err
 	}
 	if !msgpcode.IsString(code) && !msgpcode.IsBin(code) {
 		return nil, bad("%s: want a string", what)
@@ -235,12 +244,9 @@ func (md *msgDecoder) topCID(dst *cid.CID, bit uint8, name string) error {
 }
 
 func (md *msgDecoder) limit() error {
-	code, err := md.d.PeekCode()
-	if err != nil {
-		return malformed(err)
-	}
-	if code == msgpcode.Nil {
-		return md.d.DecodeNil()
+	code, isNil, err := md.peek()
+	if err != nil || isNil {
+		return err
 	}
 	if !isInt(code) {
 		return bad("limit: want an integer")
@@ -276,13 +282,11 @@ func (md *msgDecoder) cid(list string, idx int, field string) (c cid.CID, isNil 
 		}
 		return fmt.Sprintf("%s[%d].%s", list, idx, field)
 	}
-	code, err := md.d.PeekCode()
-	if err != nil {
-		return cid.Zero, false, malformed(err)
+	code, isNil, err := md.peek()
+	if err != nil || isNil {
+		return cid.Zero, isNil, err
 	}
 	switch {
-	case code == msgpcode.Nil:
-		return cid.Zero, true, md.d.DecodeNil()
 	case msgpcode.IsString(code) || msgpcode.IsBin(code):
 		n, err := md.d.DecodeBytesLen()
 		if err != nil {
@@ -341,55 +345,55 @@ func (md *msgDecoder) word() (uint64, error) {
 	return 0, fmt.Errorf("want an unsigned integer, got msgpack type 0x%02x", code)
 }
 
-// arrayLen decodes the header of the array of a batch, bounded by the
-// batch limit, and returns its length and how many items to preallocate.
-func (md *msgDecoder) arrayLen(name string) (n, prealloc int, err error) {
-	code, err := md.d.PeekCode()
-	if err != nil {
-		return 0, 0, malformed(err)
-	}
-	if code == msgpcode.Nil {
-		return 0, 0, md.d.DecodeNil()
-	}
-	if !isArray(code) {
-		return 0, 0, bad("%s: want an array", name)
-	}
-	if n, err = md.d.DecodeArrayLen(); err != nil {
-		return 0, 0, malformed(err)
-	}
-	if n > md.maxBatch {
-		return 0, 0, errorf(CodeTooLarge, "%s: %d items, at most %d in one batch", name, n, md.maxBatch)
-	}
-	return n, min(n, md.rd.Len()/minTripleBytes+1), nil
-}
-
-// triples decodes the "triples" array into c.Triples.
-func (md *msgDecoder) triples(c *Command) error {
-	n, pre, err := md.arrayLen("triples")
-	if err != nil {
+// batch decodes the array of a batch field (name: "triples" or
+// "entries"), bounded by the batch limit: grow is told how many items to
+// preallocate, then item decodes each, a map or (asMap false) an array.
+func (md *msgDecoder) batch(name, shape string, grow func(n int), item func(i int, asMap bool) error) error {
+	code, isNil, err := md.peek()
+	if err != nil || isNil {
 		return err
 	}
-	c.Triples = slices.Grow(c.Triples[:0], pre)
+	if !isArray(code) {
+		return bad("%s: want an array", name)
+	}
+	n, err := md.d.DecodeArrayLen()
+	if err != nil {
+		return malformed(err)
+	}
+	if n > md.maxBatch {
+		return errorf(CodeTooLarge, "%s: %d items, at most %d in one batch", name, n, md.maxBatch)
+	}
+	grow(min(n, md.rd.Len()/minTripleBytes+1))
 	for i := range n {
-		var t Triple
 		code, err := md.d.PeekCode()
 		if err != nil {
 			return malformed(err)
 		}
-		switch {
-		case isMap(code):
-			err = md.tripleMap(&t, i)
-		case isArray(code):
-			err = md.tripleArray(&t, i)
-		default:
-			err = bad("triples[%d]: want a map {s, p, o} or an array [s, p, o]", i)
+		if !isMap(code) && !isArray(code) {
+			return bad("%s[%d]: want %s", name, i, shape)
 		}
-		if err != nil {
+		if err := item(i, isMap(code)); err != nil {
 			return err
 		}
-		c.Triples = append(c.Triples, t)
 	}
 	return nil
+}
+
+// triples decodes the "triples" array into c.Triples.
+func (md *msgDecoder) triples(c *Command) error {
+	return md.batch("triples", "a map {s, p, o} or an array [s, p, o]",
+		func(n int) { c.Triples = slices.Grow(c.Triples[:0], n) },
+		func(i int, asMap bool) error {
+			var t Triple
+			var err error
+			if asMap {
+				err = md.tripleMap(&t, i)
+			} else {
+				err = md.tripleArray(&t, i)
+			}
+			c.Triples = append(c.Triples, t)
+			return err
+		})
 }
 
 func (md *msgDecoder) tripleMap(t *Triple, i int) error {
@@ -481,35 +485,23 @@ func missingSPO(seen uint8) string {
 // settled by build once the command is known: OpInsert for an entry with
 // a value (OpDelete in a delete), OpDeleteKey without.
 func (md *msgDecoder) entries(c *Command) error {
-	n, pre, err := md.arrayLen("entries")
-	if err != nil {
-		return err
-	}
-	c.Pairs = slices.Grow(c.Pairs[:0], pre)
-	for i := range n {
-		p := store.PairOp{Kind: store.OpInsert}
-		code, err := md.d.PeekCode()
-		if err != nil {
-			return malformed(err)
-		}
-		var hasValue bool
-		switch {
-		case isMap(code):
-			hasValue, err = md.entryMap(&p, i)
-		case isArray(code):
-			hasValue, err = md.entryArray(&p, i)
-		default:
-			err = bad("entries[%d]: want a map {key, value} or an array [key, value]", i)
-		}
-		if err != nil {
+	return md.batch("entries", "a map {key, value} or an array [key, value]",
+		func(n int) { c.Pairs = slices.Grow(c.Pairs[:0], n) },
+		func(i int, asMap bool) error {
+			p := store.PairOp{Kind: store.OpInsert}
+			var hasValue bool
+			var err error
+			if asMap {
+				hasValue, err = md.entryMap(&p, i)
+			} else {
+				hasValue, err = md.entryArray(&p, i)
+			}
+			if !hasValue {
+				p.Kind = store.OpDeleteKey
+			}
+			c.Pairs = append(c.Pairs, p)
 			return err
-		}
-		if !hasValue {
-			p.Kind = store.OpDeleteKey
-		}
-		c.Pairs = append(c.Pairs, p)
-	}
-	return nil
+		})
 }
 
 func (md *msgDecoder) entryMap(p *store.PairOp, i int) (hasValue bool, err error) {

@@ -22,7 +22,7 @@ import (
 // peer announces; and a malformed handshake panics in a goroutine the
 // application cannot recover. Here each connection is handled on its own
 // goroutine, handshakes have a deadline and cannot crash the server, and
-// the wire (wire.go) bounds every message.
+// the wire (zmqwire.go) bounds every message.
 
 // endpoint is one bound ZeroMQ address.
 type endpoint struct {
