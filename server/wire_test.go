@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"net"
 	"testing"
+	"time"
 )
 
 // stream is a ZMTP byte stream after a greeting: messages of frames.
@@ -108,5 +110,27 @@ func TestWireDiscard(t *testing.T) {
 	}
 	if !bytes.Equal(rest, append(frame(nil, false), frame([]byte("next"), true)...)) {
 		t.Fatalf("after the discard read %q", rest)
+	}
+}
+
+// TestWireWriteDeadline: a write deadline is set for every write that
+// reaches the network, so a large reply after a long idle time does not
+// meet the expired deadline of an earlier flush.
+func TestWireWriteDeadline(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	w := newWire(a, 1<<20, 20*time.Millisecond)
+	w.Write([]byte("small"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the idle time under test: the deadline above expires
+	if _, err := w.Write(make([]byte, 256<<10)); err != nil {
+		t.Fatalf("a large write after an idle time: %v", err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }

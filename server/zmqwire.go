@@ -74,11 +74,26 @@ func (w *wire) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write buffers p until Flush.
+// Write buffers p until Flush. A p larger than the buffer's room goes
+// out at once, under a fresh write deadline.
 func (w *wire) Write(p []byte) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	if len(p) > w.w.Available() {
+		if err := w.deadline(); err != nil {
+			return 0, err
+		}
+	}
 	return w.w.Write(p)
+}
+
+// deadline sets the write deadline of the next write to the network. The
+// caller holds wmu.
+func (w *wire) deadline() error {
+	if w.timeout <= 0 {
+		return nil
+	}
+	return w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
 }
 
 // Flush sends what Write buffered.
@@ -88,10 +103,8 @@ func (w *wire) Flush() error {
 	if w.w.Buffered() == 0 {
 		return nil
 	}
-	if w.timeout > 0 {
-		if err := w.Conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
-			return err
-		}
+	if err := w.deadline(); err != nil {
+		return err
 	}
 	return w.w.Flush()
 }
