@@ -31,6 +31,16 @@
 // writes have deadlines, and malformed input of any kind gets an error
 // reply: nothing a client sends can stop the server.
 //
+// # Adding a protocol or a replicated store
+//
+// Another protocol (RESP, say) is another adapter: it decodes its requests
+// into Commands, runs them with the server's Executor and maps an Error's
+// Code onto its own error form; a command it needs that no Op expresses
+// yet is added to command.go and exec.go once, for every protocol.
+// Replication puts its own Backend in front of the store: mutations go
+// through its log before they reach the store, reads go to the leader or
+// the local store as it chooses, and nothing above Backend changes.
+//
 // # Lifecycle
 //
 // New, then ListenHTTP (health checks answer, /ready says 503 while the
