@@ -64,11 +64,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// An empty DIR, like -memory, serves an in-memory store.
 	dir := ""
 	switch {
 	case *memory && fs.NArg() == 0:
-	case !*memory && fs.NArg() == 1 && fs.Arg(0) != "":
+	case fs.NArg() == 1 && (fs.Arg(0) == "" || !*memory):
 		dir = fs.Arg(0)
+		*memory = dir == ""
 	default:
 		return fmt.Errorf("%w: serve [flags] DIR, or serve -memory [flags]", errUsage)
 	}
