@@ -509,3 +509,28 @@ func TestDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestDisconnectMidRequest: a client that leaves after sending a request
+// still has it applied (it was received whole); one that leaves in the
+// middle of a message has nothing applied; the server goes on.
+func TestDisconnectMidRequest(t *testing.T) {
+	ts := startServer(t, Config{}, "")
+	whole := dialRaw(t, ts.Addr("zmq"), zmq4.Req)
+	whole.request(pack(t, m{"command": "insert", "key": "E(1,1)", "value": "E(1,1)"}))
+	whole.nc.Close()
+	part := dialRaw(t, ts.Addr("zmq"), zmq4.Req)
+	body := pack(t, m{"command": "insert", "key": "E(2,2)", "value": "E(2,2)"})
+	msg := append(frame(nil, false), frame(body, true)...)
+	part.write(msg[:len(msg)-3])
+	part.nc.Close()
+	waitFor(t, func() bool {
+		ts.conns.mu.Lock()
+		defer ts.conns.mu.Unlock()
+		return len(ts.conns.live) == 0
+	})
+	if ts.st.Count(cid.FromWords(0, 0, 1, 1)) != 1 || ts.st.Count(cid.FromWords(0, 0, 2, 2)) != 0 {
+		t.Fatalf("after the disconnects: %d, %d", ts.st.Count(cid.FromWords(0, 0, 1, 1)), ts.st.Count(cid.FromWords(0, 0, 2, 2)))
+	}
+	c := dial(t, zmq4.Req, ts.Addr("zmq"))
+	ok(t, c.call(m{"command": "ping"}))
+}
