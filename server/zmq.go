@@ -126,13 +126,6 @@ func (s *Server) run(c *zconn) {
 		s.conns.mu.Unlock()
 		c.nc.Close()
 	}()
-	defer func() {
-		// zmq4 panics on some malformed input; one connection's bad
-		// bytes must not bring down the server.
-		if r := recover(); r != nil {
-			s.log.Error("zmq: connection failed", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "panic", r)
-		}
-	}()
 	if err := s.handshake(c); err != nil {
 		s.log.Debug("zmq: handshake failed", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "err", err)
 		return
@@ -150,7 +143,7 @@ func (s *Server) handshake(c *zconn) error {
 		return err
 	}
 	c.w = newWire(c.nc, s.cfg.MaxMessage, s.cfg.WriteTimeout)
-	zc, err := zmq4.Open(c.w, null.Security(), c.ep.typ, nil, true, nil)
+	zc, err := openZMTP(c.w, c.ep.typ)
 	if err == nil {
 		err = c.w.Flush()
 	}
@@ -167,6 +160,20 @@ func (s *Server) handshake(c *zconn) error {
 	// Drain sets a read deadline on live connections under this lock; a
 	// connection cleared here was not live yet when it did.
 	return c.nc.SetDeadline(time.Time{})
+}
+
+// openZMTP runs zmq4's greeting and NULL handshake over w. zmq4 panics
+// on some malformed handshakes (a READY property whose length runs past
+// the command: an out-of-range slice in Metadata.UnmarshalZMTP); one
+// connection's bad bytes must not bring down the server, so such a panic
+// is an error of that connection.
+func openZMTP(w *wire, typ zmq4.SocketType) (zc *zmq4.Conn, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			zc, err = nil, fmt.Errorf("zmq4 failed on the handshake: %v", r)
+		}
+	}()
+	return zmq4.Open(w, null.Security(), typ, nil, true, nil)
 }
 
 // send sends frames as one message and flushes it.
