@@ -199,12 +199,12 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
-	checkPairs(t, dir, acked)
+	checkAcked(t, dir, acked)
 	t.Logf("exit %d after %d acknowledged requests (%d pairs); all present after reopening", code, count.Load(), len(acked))
 }
 
-// checkPairs opens the store in dir and checks that every pair is there.
-func checkPairs(t *testing.T, dir string, pairs []store.Pair) {
+// checkAcked opens the store in dir and checks that every pair is there.
+func checkAcked(t *testing.T, dir string, pairs []store.Pair) {
 	t.Helper()
 	s, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -274,7 +274,7 @@ func TestServeSecondSignal(t *testing.T) {
 	if code := waitExit(t, cmd, out); code != 1 || !strings.Contains(out.String(), "second signal") {
 		t.Fatalf("after a second signal the server exited %d:\n%s", code, out.String())
 	}
-	checkPairs(t, dir, acked)
+	checkAcked(t, dir, acked)
 }
 
 // waitHTTP polls url for up to 30 seconds until its body contains want.
