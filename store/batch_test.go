@@ -83,8 +83,10 @@ func TestApplyBatchValidation(t *testing.T) {
 	}
 	must(t, s.ApplyBatch(nil))
 	must(t, s.Close())
-	if err := s.ApplyBatch([]PairOp{good}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("ApplyBatch after Close = %v, want ErrClosed", err)
+	for _, ops := range [][]PairOp{{good}, nil} {
+		if err := s.ApplyBatch(ops); !errors.Is(err, ErrClosed) {
+			t.Fatalf("ApplyBatch of %d after Close = %v, want ErrClosed", len(ops), err)
+		}
 	}
 }
 
