@@ -5,7 +5,7 @@ Runs with Debian's python3-zmq (pyzmq over libzmq) and python3-msgpack,
 exactly as clients of the Python CIDStore service use them. scripts/interop
 starts the server and runs this script; see there.
 
-    interop.py ADDRS.json [--triples N] [--phase write|verify [--pairs-only]]
+    interop.py ADDRS.json [--triples N] [--phase write|verify]
                [--max-message BYTES] [--bench]
 
 ADDRS.json is the server's -ready-file: {"zmq": "tcp://...", "push": ...}.
@@ -285,12 +285,11 @@ def phase_write(ctx, a, n):
     req.close()
 
 
-def phase_verify(ctx, a, n, pairs_only):
+def phase_verify(ctx, a, n):
     req = Req(ctx, a["zmq"])
-    if not pairs_only:
-        triples = cidsem_triples(n)
-        found, sampled = verify_sample(req, triples, 500)
-        check(found == sampled, "after restart: %d of %d sampled triples found" % (found, sampled))
+    triples = cidsem_triples(n)
+    found, sampled = verify_sample(req, triples, 500)
+    check(found == sampled, "after restart: %d of %d sampled triples found" % (found, sampled))
     r = req.call({"command": "lookup", "key": "E(8,8)"})
     check(r.get("count") == 500, "after restart: E(8,8) has %r values, want 500" % r.get("count"))
     r = req.call({"command": "lookup", "key": PAIR_KEY})
@@ -322,7 +321,7 @@ def main():
         sys.exit(2)
     with open(args[0]) as f:
         a = json.load(f)
-    n, phase, do_bench, pairs_only = 20000, "write", False, False
+    n, phase, do_bench = 20000, "write", False
     i = 1
     while i < len(args):
         if args[i] == "--triples":
@@ -333,8 +332,6 @@ def main():
             a["max_message"], i = int(args[i + 1]), i + 2
         elif args[i] == "--bench":
             do_bench, i = True, i + 1
-        elif args[i] == "--pairs-only":
-            pairs_only, i = True, i + 1
         else:
             print("unknown argument", args[i])
             sys.exit(2)
@@ -345,7 +342,7 @@ def main():
         elif phase == "write":
             phase_write(ctx, a, n)
         else:
-            phase_verify(ctx, a, n, pairs_only)
+            phase_verify(ctx, a, n)
     finally:
         ctx.destroy(linger=0)
     if failures:

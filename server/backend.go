@@ -9,6 +9,12 @@ import (
 	"github.com/cidstore/cidstore/store"
 )
 
+// Triple is one (subject, predicate, object) statement.
+type Triple = store.Triple
+
+// The store is a Backend.
+var _ Backend = (*store.Store)(nil)
+
 // Backend is what the commands need from a store. *store.Store provides
 // it; replication provides one that sends mutations through its log
 // before they reach a store. Every method must be safe for concurrent use.

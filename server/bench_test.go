@@ -127,7 +127,7 @@ func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := NewStoreBackend(st)
+	var be Backend = st
 	ts := startServerWith(b, Config{ZMQ: "tcp://127.0.0.1:0"}, st, be)
 	rng := rand.New(rand.NewPCG(uint64(clients), 7))
 	conns := make([]*client, clients)
@@ -212,7 +212,7 @@ func BenchmarkServeLookup(b *testing.B) {
 	for _, clients := range []int{1, 16} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			st := openMemStore(b)
-			be := NewStoreBackend(st)
+			var be Backend = st
 			ts := startServerWith(b, Config{ZMQ: "tcp://127.0.0.1:0"}, nil, be)
 			const keys = 100_000
 			ops := make([]store.PairOp, 0, 4*keys)

@@ -20,7 +20,7 @@ func Example() {
 	}
 	defer st.Close()
 	srv := server.New(server.Config{ZMQ: "tcp://127.0.0.1:0"})
-	if err := srv.Start(server.NewStoreBackend(st)); err != nil {
+	if err := srv.Start(st); err != nil {
 		panic(err)
 	}
 	defer srv.Shutdown(context.Background())

@@ -28,7 +28,7 @@ func startServer(t testing.TB, cfg Config, dir string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startServerWith(t, cfg, st, NewStoreBackend(st))
+	return startServerWith(t, cfg, st, st)
 }
 
 func openMemStore(t testing.TB) *store.Store {

@@ -55,7 +55,7 @@ func TestHTTPReadiness(t *testing.T) {
 		t.Fatalf("/metrics before Start: %d", code)
 	}
 	st := openMemStore(t)
-	if err := s.Start(NewStoreBackend(st)); err != nil {
+	if err := s.Start(st); err != nil {
 		t.Fatal(err)
 	}
 	if code, body, _ := httpDo(t, "GET", base+"/ready", "", ""); code != 200 || body != "ready" {

@@ -463,7 +463,7 @@ func TestDrain(t *testing.T) {
 	for _, expire := range []bool{false, true} {
 		t.Run(fmt.Sprintf("expire=%v", expire), func(t *testing.T) {
 			st := openMemStore(t)
-			bb := &blockingBackend{Backend: NewStoreBackend(st), entered: make(chan struct{}), release: make(chan struct{})}
+			bb := &blockingBackend{Backend: st, entered: make(chan struct{}), release: make(chan struct{})}
 			ts := startServerWith(t, Config{}, nil, bb)
 			p := dialRaw(t, ts.Addr("zmq"), zmq4.Req)
 			idle := dialRaw(t, ts.Addr("zmq"), zmq4.Req)

@@ -117,7 +117,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	rec := st.Stats().Recovery
 	log.Info("store open", "dir", dir, "persistent", st.Persistent(), "shards", st.Shards(), "keys", st.Len(),
 		"recovered_records", rec.Records, "took", time.Since(start).Round(time.Millisecond))
-	if err := srv.Start(server.NewStoreBackend(st)); err != nil {
+	if err := srv.Start(st); err != nil {
 		return errors.Join(err, shutdown(), st.Close())
 	}
 	addrs := map[string]string{}

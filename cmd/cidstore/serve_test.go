@@ -96,8 +96,10 @@ type reqPeer struct {
 	zc *zmq4.Conn
 }
 
-func dialReq(addr string) (*reqPeer, error) {
-	nc, err := net.Dial("tcp", strings.TrimPrefix(addr, "tcp://"))
+func dialReq(addr string) (*reqPeer, error) { return dialReqWith(net.Dialer{}, addr) }
+
+func dialReqWith(d net.Dialer, addr string) (*reqPeer, error) {
+	nc, err := d.Dial("tcp", strings.TrimPrefix(addr, "tcp://"))
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +134,9 @@ func (p *reqPeer) call(req map[string]any) (map[string]any, error) {
 }
 
 // TestServeSIGTERMUnderLoad stops a durable server with SIGTERM while
-// four clients write batches and single pairs as fast as they can, then
-// reopens its directory: every write the server acknowledged is there,
-// and the server exited 0.
+// four clients write batches and single inserts of triples and pairs as
+// fast as they can, then reopens its directory: every write the server
+// acknowledged is there, and the server exited 0.
 func TestServeSIGTERMUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -144,7 +146,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	const clients = 4
 	var (
 		mu    sync.Mutex
-		acked []store.Pair
+		acked acknowledged
 		count atomic.Int64
 		wg    sync.WaitGroup
 	)
@@ -158,27 +160,14 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for b := 1; ; b++ {
-				key := cid.FromWords(0, uint64(k+1), uint64(b), 0)
-				var req map[string]any
-				var pairs []store.Pair
-				if b%4 == 0 { // a single insert now and then
-					pairs = []store.Pair{{Key: key, Value: cid.FromWords(0, 0, 0, 1)}}
-					req = map[string]any{"command": "insert", "key": key.EString(), "value": "E(0,1)"}
-				} else {
-					entries := make([]any, 100)
-					for i := range entries {
-						v := cid.FromWords(0, 0, 0, uint64(i+1))
-						pairs = append(pairs, store.Pair{Key: key, Value: v})
-						entries[i] = []any{key.EString(), v.EString()}
-					}
-					req = map[string]any{"command": "batch_insert", "entries": entries}
-				}
+				req, w := loadRequest(k, b)
 				r, err := p.call(req)
 				if err != nil || r["status"] != "ok" {
 					return // the server is draining or gone
 				}
 				mu.Lock()
-				acked = append(acked, pairs...)
+				acked.pairs = append(acked.pairs, w.pairs...)
+				acked.triples = append(acked.triples, w.triples...)
 				mu.Unlock()
 				count.Add(1)
 			}
@@ -196,24 +185,69 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "msg=stopped") {
 		t.Fatalf("the server exited %d:\n%s", code, out.String())
 	}
-	if len(acked) == 0 {
+	if len(acked.pairs) == 0 || len(acked.triples) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
 	checkAcked(t, dir, acked)
-	t.Logf("exit %d after %d acknowledged requests (%d pairs); all present after reopening", code, count.Load(), len(acked))
+	t.Logf("exit %d after %d acknowledged requests (%d pairs, %d triples); all present after reopening",
+		code, count.Load(), len(acked.pairs), len(acked.triples))
 }
 
-// checkAcked opens the store in dir and checks that every pair is there.
-func checkAcked(t *testing.T, dir string, pairs []store.Pair) {
+// acknowledged is what the server acknowledged.
+type acknowledged struct {
+	pairs   []store.Pair
+	triples []store.Triple
+}
+
+// loadRequest returns client k's request number b, cycling through a
+// single pair insert, a batch of 100 pairs, a batch of 100 triples and a
+// single triple insert, and what it writes.
+func loadRequest(k, b int) (map[string]any, acknowledged) {
+	var w acknowledged
+	key := cid.FromWords(0, uint64(k+1), uint64(b), 0)
+	word := func(i int) cid.CID { return cid.FromWords(0, 0, 0, uint64(i+1)) }
+	switch b % 4 {
+	case 0:
+		w.pairs = []store.Pair{{Key: key, Value: word(0)}}
+		return map[string]any{"command": "insert", "key": key.EString(), "value": "E(0,1)"}, w
+	case 1:
+		entries := make([]any, 100)
+		for i := range entries {
+			w.pairs = append(w.pairs, store.Pair{Key: key, Value: word(i)})
+			entries[i] = []any{key.EString(), word(i).EString()}
+		}
+		return map[string]any{"command": "batch_insert", "entries": entries}, w
+	case 2:
+		triples := make([]any, 100)
+		for i := range triples {
+			t := store.Triple{S: key, P: word(i % 7), O: word(i)}
+			w.triples = append(w.triples, t)
+			triples[i] = map[string]any{"s": t.S.EString(), "p": t.P.EString(), "o": t.O.EString()}
+		}
+		return map[string]any{"command": "batch_insert", "triples": triples}, w
+	}
+	t := store.Triple{S: key, P: word(99), O: word(98)}
+	w.triples = []store.Triple{t}
+	return map[string]any{"command": "insert", "s": t.S.EString(), "p": t.P.EString(), "o": t.O.EString()}, w
+}
+
+// checkAcked opens the store in dir and checks that everything
+// acknowledged is there.
+func checkAcked(t *testing.T, dir string, acked acknowledged) {
 	t.Helper()
 	s, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, p := range pairs {
+	for _, p := range acked.pairs {
 		if !s.Contains(p.Key, p.Value) {
-			t.Fatalf("acknowledged pair %v -> %v lost (of %d acknowledged)", p.Key.EString(), p.Value.EString(), len(pairs))
+			t.Fatalf("acknowledged pair %v -> %v lost (of %d acknowledged)", p.Key.EString(), p.Value.EString(), len(acked.pairs))
+		}
+	}
+	for _, tr := range acked.triples {
+		if !s.HasTriple(tr) {
+			t.Fatalf("acknowledged triple %v %v %v lost (of %d acknowledged)", tr.S.EString(), tr.P.EString(), tr.O.EString(), len(acked.triples))
 		}
 	}
 }
@@ -233,16 +267,18 @@ func TestServeSecondSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.nc.Close()
-	var acked []store.Pair
-	for b := range 100 {
-		triples := make([]any, 1000)
+	var acked acknowledged
+	// Long CIDs (words of 20 digits) make rows of about 270 bytes.
+	long := func(a, b uint64) []uint64 { return []uint64{1<<64 - 1 - a, 1<<64 - 1 - b, 1<<64 - 1, 1<<64 - 1} }
+	for b := range 3 {
+		triples := make([]any, 10000)
 		entries := make([]any, 10)
 		for i := range triples {
-			triples[i] = []any{[]int{b + 1, i + 1}, "E(1,1)", []int{b + 1, i + 1}}
+			triples[i] = []any{long(uint64(b), uint64(i)), long(0, uint64(i%16)), long(uint64(b), uint64(i))}
 		}
 		for i := range entries {
 			k, v := cid.FromWords(0, 0, uint64(b+1), 1), cid.FromWords(0, 0, 0, uint64(i+1))
-			acked = append(acked, store.Pair{Key: k, Value: v})
+			acked.pairs = append(acked.pairs, store.Pair{Key: k, Value: v})
 			entries[i] = []any{k.EString(), v.EString()}
 		}
 		for _, req := range []map[string]any{{"command": "batch_insert", "triples": triples}, {"command": "batch_insert", "entries": entries}} {
@@ -251,14 +287,21 @@ func TestServeSecondSignal(t *testing.T) {
 			}
 		}
 	}
-	// 100000 rows of about 80 bytes: far more than the socket buffers
+	// 30000 rows of about 270 bytes, 8 MB: more than the socket buffers
 	// hold, so the server blocks writing the reply nobody reads.
-	greedy, err := dialReq(addrs["zmq"])
+	// Its receive buffer is kept small, so that only the server's send
+	// buffer (at most net.ipv4.tcp_wmem's 4 MiB by default) takes data.
+	small := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	greedy, err := dialReqWith(small, addrs["zmq"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer greedy.nc.Close()
-	b, _ := msgpack.Marshal(map[string]any{"command": "query", "p": "E(1,1)", "limit": 200000})
+	b, _ := msgpack.Marshal(map[string]any{"command": "query", "limit": 200000})
 	if err := greedy.zc.SendMsg(zmq4.NewMsgFrom(nil, b)); err != nil {
 		t.Fatal(err)
 	}
