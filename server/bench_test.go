@@ -76,7 +76,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		name := map[bool]string{true: "triples", false: "pairs"}[triples]
 		b.Run(name, func(b *testing.B) {
 			batch := makeBatches(b, rng, 1, 1000, triples)[0]
-			dec := newMsgDecoder(store.MaxBatch)
+			dec := newMsgDecoder(Limits{})
 			var c Command
 			b.SetBytes(int64(len(batch.msg)))
 			b.ReportAllocs()

@@ -30,8 +30,8 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	const maxBatch = 64
-	dec := newMsgDecoder(maxBatch)
-	again := newMsgDecoder(maxBatch)
+	dec := newMsgDecoder(Limits{MaxBatch: maxBatch})
+	again := newMsgDecoder(Limits{MaxBatch: maxBatch})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Command
 		err := dec.decode(b, &c)

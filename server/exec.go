@@ -6,8 +6,9 @@ import (
 
 // Limits bound what one command may ask of the store.
 type Limits struct {
-	// MaxBatch is the most triples or pairs one mutation may carry.
-	// 0 means store.MaxBatch, which is also the upper bound.
+	// MaxBatch is the most pairs or triples one mutation may carry. 0
+	// means store.MaxBatch, which is also the upper bound; a triple batch
+	// is further bounded by store.MaxTripleBatch.
 	MaxBatch int
 	// QueryLimit is how many triples a query returns when it names no
 	// limit. 0 means 1000.
@@ -30,6 +31,14 @@ func (l Limits) withDefaults() Limits {
 	}
 	l.QueryLimit = min(l.QueryLimit, l.MaxQueryLimit)
 	return l
+}
+
+// batchLimit is the most items a batch of triples (or pairs) may hold.
+func (l Limits) batchLimit(triples bool) int {
+	if triples {
+		return min(l.MaxBatch, store.MaxTripleBatch)
+	}
+	return l.MaxBatch
 }
 
 // Executor runs commands against a Backend. It is the one place where a
@@ -88,8 +97,8 @@ func (e *Executor) mutate(c *Command, r *Result) error {
 		return errorf(CodeBadRequest, "%s: triples and pairs cannot share one batch", c.Op)
 	case (c.Op == OpInsert || c.Op == OpDelete) && n != 1:
 		return errorf(CodeBadRequest, "%s: want one triple or pair, got %d", c.Op, n)
-	case n > e.lim.MaxBatch:
-		return errorf(CodeTooLarge, "%s: %d items, at most %d", c.Op, n, e.lim.MaxBatch)
+	case n > e.lim.batchLimit(len(c.Triples) > 0):
+		return errorf(CodeTooLarge, "%s: %d items, at most %d", c.Op, n, e.lim.batchLimit(len(c.Triples) > 0))
 	}
 	var err error
 	insert := c.Op == OpInsert || c.Op == OpBatchInsert

@@ -58,12 +58,12 @@ const minTripleBytes = 10
 // msgDecoder decodes requests. It is reused for the requests of one
 // connection and is not safe for concurrent use.
 type msgDecoder struct {
-	rd       bytes.Reader
-	d        *msgpack.Decoder
-	maxBatch int
-	txt      [maxCIDText]byte // scratch for CID text
-	key      [16]byte         // scratch for map keys (a stack array would escape)
-	f        msgFields
+	rd  bytes.Reader
+	d   *msgpack.Decoder
+	lim Limits
+	txt [maxCIDText]byte // scratch for CID text
+	key [16]byte         // scratch for map keys (a stack array would escape)
+	f   msgFields
 }
 
 // msgFields are the top-level fields of a request, collected before the
@@ -85,8 +85,8 @@ const (
 	fieldValue
 )
 
-func newMsgDecoder(maxBatch int) *msgDecoder {
-	md := &msgDecoder{maxBatch: maxBatch}
+func newMsgDecoder(lim Limits) *msgDecoder {
+	md := &msgDecoder{lim: lim.withDefaults()}
 	md.d = msgpack.NewDecoder(&md.rd)
 	return md
 }
@@ -348,7 +348,7 @@ func (md *msgDecoder) word() (uint64, error) {
 // batch decodes the array of a batch field (name: "triples" or
 // "entries"), bounded by the batch limit: grow is told how many items to
 // preallocate, then item decodes each, a map or (asMap false) an array.
-func (md *msgDecoder) batch(name, shape string, grow func(n int), item func(i int, asMap bool) error) error {
+func (md *msgDecoder) batch(name, shape string, limit int, grow func(n int), item func(i int, asMap bool) error) error {
 	code, isNil, err := md.peek()
 	if err != nil || isNil {
 		return err
@@ -360,8 +360,8 @@ func (md *msgDecoder) batch(name, shape string, grow func(n int), item func(i in
 	if err != nil {
 		return malformed(err)
 	}
-	if n > md.maxBatch {
-		return errorf(CodeTooLarge, "%s: %d items, at most %d in one batch", name, n, md.maxBatch)
+	if n > limit {
+		return errorf(CodeTooLarge, "%s: %d items, at most %d in one batch", name, n, limit)
 	}
 	grow(min(n, md.rd.Len()/minTripleBytes+1))
 	for i := range n {
@@ -381,7 +381,7 @@ func (md *msgDecoder) batch(name, shape string, grow func(n int), item func(i in
 
 // triples decodes the "triples" array into c.Triples.
 func (md *msgDecoder) triples(c *Command) error {
-	return md.batch("triples", "a map {s, p, o} or an array [s, p, o]",
+	return md.batch("triples", "a map {s, p, o} or an array [s, p, o]", md.lim.batchLimit(true),
 		func(n int) { c.Triples = slices.Grow(c.Triples[:0], n) },
 		func(i int, asMap bool) error {
 			var t Triple
@@ -485,7 +485,7 @@ func missingSPO(seen uint8) string {
 // settled by build once the command is known: OpInsert for an entry with
 // a value (OpDelete in a delete), OpDeleteKey without.
 func (md *msgDecoder) entries(c *Command) error {
-	return md.batch("entries", "a map {key, value} or an array [key, value]",
+	return md.batch("entries", "a map {key, value} or an array [key, value]", md.lim.batchLimit(false),
 		func(n int) { c.Pairs = slices.Grow(c.Pairs[:0], n) },
 		func(i int, asMap bool) error {
 			p := store.PairOp{Kind: store.OpInsert}

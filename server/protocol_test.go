@@ -2,11 +2,14 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cidstore/cidstore/store"
 	"github.com/go-zeromq/zmq4"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -269,5 +272,23 @@ func TestSplitEnvelope(t *testing.T) {
 		if len(env) != tt.env || (body != nil) != tt.body {
 			t.Errorf("%d: envelope %d frames, body %q", i, len(env), body)
 		}
+	}
+}
+
+// TestTripleBatchLimit: a triple batch is bounded by the store's
+// MaxTripleBatch as well as by Limits.MaxBatch.
+func TestTripleBatchLimit(t *testing.T) {
+	lim := Limits{}.withDefaults()
+	if lim.batchLimit(true) != store.MaxTripleBatch || lim.batchLimit(false) != store.MaxBatch {
+		t.Fatalf("limits %d, %d", lim.batchLimit(true), lim.batchLimit(false))
+	}
+	md := newMsgDecoder(Limits{})
+	var c Command
+	// A declared array of MaxTripleBatch+1 triples is refused before any
+	// is read.
+	b := []byte("\x82\xa7command\xacbatch_insert\xa7triples\xdd")
+	b = binary.BigEndian.AppendUint32(b, store.MaxTripleBatch+1)
+	if err := md.decode(b, &c); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decode = %v, want 413", err)
 	}
 }

@@ -79,7 +79,7 @@ type handler struct {
 }
 
 func (s *Server) newHandler(proto string) *handler {
-	return &handler{s: s, proto: proto, dec: newMsgDecoder(s.exec.lim.MaxBatch), enc: newMsgEncoder()}
+	return &handler{s: s, proto: proto, dec: newMsgDecoder(s.exec.lim), enc: newMsgEncoder()}
 }
 
 // run decodes and executes one request.
