@@ -88,18 +88,7 @@ func (s *Store) ApplyBatch(ops []PairOp) error {
 		}
 		logged[j] = lo
 	}
-	if err := s.readOnly(); err != nil {
-		return err
-	}
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	return s.runBatch(len(logged), func(j int) cid.CID { return logged[j].key }, true, func(p shardPlan) (uint64, error) {
-		return s.applyOpsLocked(logged, p)
-	})
+	return s.applyOps(logged, true)
 }
 
 // shardPlan is the order in which a batch visits its items: by shard, so
@@ -111,21 +100,31 @@ type shardPlan struct {
 	locked  []int32 // the shards the batch touches, ascending
 }
 
-// runBatch runs a batch of n items, key(j) being item j's key: it plans
-// the visiting order (with byKey, the items of one key also sit next to
-// each other in slice order), locks the shards, calls apply, unlocks, and
-// waits until the LSN apply returns is durable.
-func (s *Store) runBatch(n int, key func(j int) cid.CID, byKey bool, apply func(shardPlan) (uint64, error)) error {
+// applyOps runs ops as one atomic batch: it plans the visiting order (with
+// byKey, the operations of one key also sit next to each other in slice
+// order), locks the shards, logs and publishes the operations, unlocks,
+// and waits until the batch is durable.
+func (s *Store) applyOps(ops []op, byKey bool) error {
+	if err := s.readOnly(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	n := len(ops)
 	p := shardPlan{order: make([]int32, n), byShard: make([]int32, n)}
-	for j := range n {
-		p.byShard[j] = int32(s.shardOf(key(j)))
+	for j, o := range ops {
+		p.byShard[j] = int32(s.shardOf(o.key))
 		p.order[j] = int32(j)
 	}
 	slices.SortFunc(p.order, func(a, b int32) int {
 		if c := int(p.byShard[a]) - int(p.byShard[b]); c != 0 || !byKey {
 			return c
 		}
-		if c := cid.Compare(key(int(a)), key(int(b))); c != 0 {
+		if c := cid.Compare(ops[a].key, ops[b].key); c != 0 {
 			return c
 		}
 		return int(a - b)
@@ -136,7 +135,7 @@ func (s *Store) runBatch(n int, key func(j int) cid.CID, byKey bool, apply func(
 			p.locked = append(p.locked, i)
 		}
 	}
-	lsn, err := s.underLocks(p, apply)
+	lsn, err := s.publishOps(ops, p)
 	if err != nil || s.wal == nil {
 		return err
 	}
@@ -146,9 +145,10 @@ func (s *Store) runBatch(n int, key func(j int) cid.CID, byKey bool, apply func(
 	return nil
 }
 
-// underLocks locks the shards of p in order, calls apply and releases the
-// locks by defer, so that a panic cannot leave a shard locked.
-func (s *Store) underLocks(p shardPlan, apply func(shardPlan) (uint64, error)) (uint64, error) {
+// publishOps locks the shards of p in order (releasing them by defer, so
+// that a panic cannot leave a shard locked), logs ops as one WAL record and
+// publishes them, visited in p.order. It returns the LSN to wait for.
+func (s *Store) publishOps(ops []op, p shardPlan) (uint64, error) {
 	for _, i := range p.locked {
 		s.shards[i].Lock()
 	}
@@ -157,13 +157,6 @@ func (s *Store) underLocks(p shardPlan, apply func(shardPlan) (uint64, error)) (
 			s.shards[i].Unlock()
 		}
 	}()
-	return apply(p)
-}
-
-// applyOpsLocked logs and publishes ops, visited in p.order, while the
-// caller holds the locks of the shards in p.locked. It returns the LSN to
-// wait for.
-func (s *Store) applyOpsLocked(ops []op, p shardPlan) (uint64, error) {
 	order, byShard, locked := p.order, p.byShard, p.locked
 	if s.closed.Load() {
 		return 0, ErrClosed

@@ -161,22 +161,11 @@ func (s *Store) InsertBatch(pairs []Pair) error {
 			return fmt.Errorf("pair %d: %w", j, err)
 		}
 	}
-	if err := s.readOnly(); err != nil {
-		return err
-	}
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(pairs) == 0 {
-		return nil
-	}
 	ops := make([]op, len(pairs))
 	for j, p := range pairs {
 		ops[j] = op{kind: opAdd, key: p.Key, val: p.Value}
 	}
-	return s.runBatch(len(ops), func(j int) cid.CID { return ops[j].key }, false, func(p shardPlan) (uint64, error) {
-		return s.applyOpsLocked(ops, p)
-	})
+	return s.applyOps(ops, false)
 }
 
 // parallelBatch is the batch size from which publishing is spread over
