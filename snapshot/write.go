@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -196,54 +194,32 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 	return s.finish()
 }
 
-// WriteFile writes a snapshot to path atomically: it writes path+".tmp"
-// (mode 0600, replacing any leftover), fsyncs and closes it, renames it over
-// path and fsyncs the directory. On any failure or cancellation the
-// temporary file is removed and path is left untouched; every error from
-// write, fsync, close, rename and remove is returned.
+// WriteFile writes a snapshot to path atomically (vfs.WriteFileAtomic): it
+// writes path+".tmp" (mode 0600, replacing any leftover), fsyncs and closes
+// it, renames it over path and fsyncs the directory. On any failure or
+// cancellation the temporary file is removed and path is left untouched;
+// every error from write, fsync, close, rename and remove is returned.
 func WriteFile(ctx context.Context, fs vfs.FS, path string, h Header, parts []Part, opts ...Option) (sum Summary, err error) {
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err
 	}
-	tmp := path + ".tmp"
-	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return Summary{}, err
-	}
-	renamed := false
-	defer func() {
-		if err != nil && !renamed {
-			if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				err = errors.Join(err, rerr)
-			}
-		}
-	}()
 	var o writeOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sa := newSyncAhead(ctx, f, o.pace)
-	sum, err = Write(ctx, sa, h, parts, opts...)
-	if werr := sa.wait(); err == nil {
-		err = werr
-	}
+	err = vfs.WriteFileAtomic(fs, path, path+".tmp", func(f vfs.File) error {
+		sa := newSyncAhead(ctx, f, o.pace)
+		var err error
+		sum, err = Write(ctx, sa, h, parts, opts...)
+		if werr := sa.wait(); err == nil {
+			err = werr
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		return err
+	})
 	if err != nil {
-		return Summary{}, errors.Join(err, f.Close())
-	}
-	if err = f.Sync(); err != nil {
-		return Summary{}, errors.Join(err, f.Close())
-	}
-	if err = f.Close(); err != nil {
-		return Summary{}, err
-	}
-	if err = ctx.Err(); err != nil {
-		return Summary{}, err
-	}
-	if err = fs.Rename(tmp, path); err != nil {
-		return Summary{}, err
-	}
-	renamed = true
-	if err = fs.SyncDir(filepath.Dir(path)); err != nil {
 		return Summary{}, err
 	}
 	return sum, nil

@@ -19,6 +19,10 @@
 //     entries survive a crash.
 //   - WriteFileAtomic writes a file under a temporary name in the same
 //     directory, fsyncs it, renames it into place and fsyncs the directory.
+//     Its two halves, CreateTemp and TempFile.Install, serve files written
+//     ahead and installed later, or kept open once installed. It is the
+//     only place that sequence is written; every file the engine creates
+//     goes through it.
 //
 // FS.Lock takes an exclusive, non-blocking flock(2) on a lock file and
 // returns ErrLocked if another holder (another process, or another open file

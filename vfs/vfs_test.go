@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -47,11 +48,19 @@ func TestLockExclusive(t *testing.T) {
 	}
 }
 
+// writeBytes returns a WriteFileAtomic callback that writes b.
+func writeBytes(b []byte) func(File) error {
+	return func(f File) error {
+		_, err := f.Write(b)
+		return err
+	}
+}
+
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	for _, data := range []string{"first", "second, longer", ""} {
-		if err := WriteFileAtomic(Default, p, []byte(data)); err != nil {
+		if err := WriteFileAtomic(Default, p, p+".*.tmp", writeBytes([]byte(data))); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(p)
@@ -93,11 +102,11 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "f")
 			ffs := NewFaultFS(Default)
-			if err := WriteFileAtomic(ffs, p, []byte("old")); err != nil {
+			if err := WriteFileAtomic(ffs, p, p+".tmp", writeBytes([]byte("old"))); err != nil {
 				t.Fatal(err)
 			}
 			tc.arm(ffs)
-			err := WriteFileAtomic(ffs, p, []byte("new contents"))
+			err := WriteFileAtomic(ffs, p, p+".tmp", writeBytes([]byte("new contents")))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -237,5 +246,86 @@ func TestFaultFSSpace(t *testing.T) {
 	}
 	if _, err := FreeSpace(struct{ FS }{Default}, dir); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("FreeSpace of an FS that cannot tell: %v", err)
+	}
+}
+
+// renameFailFS fails every Rename.
+type renameFailFS struct{ FS }
+
+func (renameFailFS) Rename(string, string) error { return syscall.EXDEV }
+
+// TestCreateTempInstall covers the two halves of WriteFileAtomic: a fixed
+// temporary name replaces a leftover, the file stays open through Install,
+// a failed rename removes the temporary file, and errors name the step
+// but not the temporary file.
+func TestCreateTempInstall(t *testing.T) {
+	dir := t.TempDir()
+	tmp, path := filepath.Join(dir, "seg.tmp"), filepath.Join(dir, "seg")
+	if err := os.WriteFile(tmp, []byte("leftover from a crash"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tf, err := CreateTemp(Default, tmp, writeBytes([]byte("head")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tf.Name() != tmp {
+		t.Fatalf("Name %q, want %q", tf.Name(), tmp)
+	}
+	if err := tf.Install(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tf.File().Write([]byte("-tail")); err != nil {
+		t.Fatalf("write after Install: %v", err)
+	}
+	if err := tf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "head-tail" {
+		t.Fatalf("installed file holds %q, %v", got, err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file still there: %v", err)
+	}
+
+	// A failed rename removes the temporary file.
+	tf, err = CreateTemp(renameFailFS{Default}, tmp, writeBytes([]byte("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tf.Install(path)
+	var te *TempFileError
+	if !errors.Is(err, syscall.EXDEV) || !errors.As(err, &te) || te.Op != "rename" {
+		t.Fatalf("Install: %v", err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left after a failed rename: %v", err)
+	}
+
+	// A failed write: the message names the step, not the file.
+	ffs := NewFaultFS(Default)
+	ffs.FailWrite(ffs.Writes()+1, syscall.ENOSPC)
+	_, err = CreateTemp(ffs, tmp, writeBytes([]byte("x")))
+	if !errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "seg.tmp") ||
+		!strings.Contains(err.Error(), "temporary file removed") {
+		t.Fatalf("CreateTemp with a failing write: %v", err)
+	}
+
+	// "*" makes unique names, created exclusively.
+	a, err := CreateTemp(Default, filepath.Join(dir, "out.*.tmp"), writeBytes(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := CreateTemp(Default, filepath.Join(dir, "out.*.tmp"), writeBytes(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name() == b.Name() || !strings.HasPrefix(filepath.Base(a.Name()), "out.") || !strings.HasSuffix(a.Name(), ".tmp") {
+		t.Fatalf("unique names %q and %q", a.Name(), b.Name())
+	}
+	if err := errors.Join(a.Discard(), b.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files left: %v", ents)
 	}
 }

@@ -755,24 +755,33 @@ func rewriteSegment(fs vfs.FS, dir string, sc segScan, keep []run, rep *RepairRe
 	if path == sc.seg.path {
 		to, err := vfs.AsideName(fs, path)
 		if err == nil {
-			err = copyFile(fs, path, to, nil)
+			err = copyFile(fs, path, to)
 		}
 		if err != nil {
 			return fmt.Errorf("wal: repair: copy %s aside: %w", path, err)
 		}
 		rep.MovedAside = append(rep.MovedAside, to)
 	}
-	// The temporary name of a segment being created: Open removes it if
-	// the repair is cut short.
-	tmp := path + tempSuffix
-	if err := copyFile(fs, sc.seg.path, tmp, keep); err != nil {
+	// Under the temporary name of a segment being created, which Open
+	// removes if the repair is cut short.
+	err := vfs.WriteFileAtomic(fs, path, path+tempSuffix, func(dst vfs.File) error {
+		src, err := fs.OpenFile(sc.seg.path, os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if _, err := dst.Write(segmentHeader[:]); err != nil {
+			return err
+		}
+		for _, r := range keep {
+			if _, err := io.Copy(dst, io.NewSectionReader(src, r.start, r.end-r.start)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("wal: repair: write %s: %w", path, err)
-	}
-	if err := fs.Rename(tmp, path); err != nil {
-		return fmt.Errorf("wal: repair: %w", err)
-	}
-	if err := fs.SyncDir(dir); err != nil {
-		return fmt.Errorf("wal: sync %s: %w", dir, err)
 	}
 	kept := int64(SegmentHeaderSize)
 	for _, r := range keep {
@@ -786,10 +795,9 @@ func rewriteSegment(fs vfs.FS, dir string, sc segScan, keep []run, rep *RepairRe
 	return nil
 }
 
-// copyFile writes a new file to (which must not exist) and fsyncs it: a
-// copy of from, or, with runs, a segment header followed by the runs'
-// bytes of from.
-func copyFile(fs vfs.FS, from, to string, runs []run) (err error) {
+// copyFile writes a copy of the file from to the file to, which must not
+// exist, and fsyncs it.
+func copyFile(fs vfs.FS, from, to string) (err error) {
 	src, err := fs.OpenFile(from, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -804,16 +812,7 @@ func copyFile(fs vfs.FS, from, to string, runs []run) (err error) {
 			err = cerr
 		}
 	}()
-	if runs == nil {
-		_, err = io.Copy(dst, src)
-	} else if _, err = dst.Write(segmentHeader[:]); err == nil {
-		for _, r := range runs {
-			if _, err = io.Copy(dst, io.NewSectionReader(src, r.start, r.end-r.start)); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	if _, err = io.Copy(dst, src); err != nil {
 		return err
 	}
 	return dst.Sync()

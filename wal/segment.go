@@ -88,34 +88,22 @@ func listSegments(fs vfs.FS, dir string) (segs []segment, temps []string, err er
 // header.
 func createSegment(fs vfs.FS, dir string, first uint64) (vfs.File, string, error) {
 	path := filepath.Join(dir, segmentName(first))
-	tmp := path + tempSuffix
-	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	t, err := vfs.CreateTemp(fs, path+tempSuffix, writeSegmentHeader)
+	if err == nil {
+		err = t.Install(path)
+	}
 	if err != nil {
+		// Errors name the segment: the temporary file is gone by the
+		// time anyone reads them.
 		return nil, "", fmt.Errorf("wal: create segment %s: %w", path, err)
 	}
-	// Errors name the segment: the temporary file is gone by the time
-	// anyone reads them.
-	fail := func(step string, err error) (vfs.File, string, error) {
-		err = errors.Join(bare(err), f.Close())
-		if rerr := fs.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("wal: create segment %s: %s: %w", path, step, errors.Join(err, rerr))
-		}
-		return nil, "", fmt.Errorf("wal: create segment %s: %s (temporary file removed): %w", path, step, err)
-	}
-	if _, err := f.Write(segmentHeader[:]); err != nil {
-		return fail("write header", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail("fsync", err)
-	}
-	if err := fs.Rename(tmp, path); err != nil {
-		return fail("rename", err)
-	}
-	if err := fs.SyncDir(dir); err != nil {
-		// The rename happened; only its durability is in doubt.
-		return nil, "", fmt.Errorf("wal: create segment %s: %w", path, errors.Join(err, f.Close()))
-	}
-	return f, path, nil
+	return t.File(), path, nil
+}
+
+// writeSegmentHeader writes the segment header to a new segment file.
+func writeSegmentHeader(f vfs.File) error {
+	_, err := f.Write(segmentHeader[:])
+	return err
 }
 
 // scanResult describes one segment after reading it.

@@ -70,45 +70,26 @@ func outsideStore(file, dir string) error {
 
 type summary struct{ Bytes int64 }
 
-// exportTo writes the export to a temporary file, fsyncs it and renames
-// it into place, so FILE is either complete or absent.
-func exportTo(ctx context.Context, s *store.Store, file string) (_ summary, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
+// exportTo writes the export atomically (vfs.WriteFileAtomic), so FILE is
+// either complete or absent. The temporary file gets a unique name next to
+// FILE, so that it can replace nobody's file.
+func exportTo(ctx context.Context, s *store.Store, file string) (summary, error) {
+	var n int64
+	err := vfs.WriteFileAtomic(vfs.Default, file, file+".*.tmp", func(f vfs.File) error {
+		p := newProgress(-1, "dumping")
+		bw := bufio.NewWriterSize(f, 1<<20)
+		sum, err := s.Export(ctx, p.writer(bw))
+		p.done()
+		if err != nil {
+			return err
+		}
+		n = sum.Bytes
+		return bw.Flush()
+	})
 	if err != nil {
 		return summary{}, err
 	}
-	closed, renamed := false, false
-	defer func() {
-		if err == nil || renamed {
-			return
-		}
-		if !closed {
-			err = errors.Join(err, tmp.Close())
-		}
-		err = errors.Join(err, os.Remove(tmp.Name()))
-	}()
-	p := newProgress(-1, "dumping")
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	sum, err := s.Export(ctx, p.writer(bw))
-	p.done()
-	if err != nil {
-		return summary{}, err
-	}
-	if err := bw.Flush(); err != nil {
-		return summary{}, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return summary{}, err
-	}
-	closed = true
-	if err := tmp.Close(); err != nil {
-		return summary{}, err
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return summary{}, err
-	}
-	renamed = true
-	return summary{sum.Bytes}, vfs.Default.SyncDir(filepath.Dir(file))
+	return summary{n}, nil
 }
 
 // runLoad imports a snapshot stream file into a new or empty store.
