@@ -11,6 +11,11 @@
 //	00000000000000000001.wal   segment files (mode 0600), named by the LSN
 //	00000000000000004711.wal   of their first record, %020d.wal
 //
+// Open takes the lock; with Options.NoLock it takes none and LOCK is not
+// created: the owner of the directory keeps writers out with a lock of
+// its own (a store locks the LOCK file of the directory the log's
+// directory is in). Nothing else in the log directory depends on LOCK.
+//
 // A segment named N.wal.tmp is a segment being created; recovery removes it.
 // New segments are written under the temporary name (header), fsynced,
 // renamed into place and the directory is fsynced. spare.wal.tmp is a
@@ -108,6 +113,12 @@
 // Options.CheckRecord lets the caller reject records that pass their
 // checksum but that it cannot read; such a record is damage like any
 // other, also at the very end of the log.
+//
+// Open reads every segment once. Recover is Open for a caller that
+// rebuilds its state from the log: the same pass hands it every record
+// (Recovery.Next) as it validates them, so that recovery reads the log
+// once, and Recovery.Finish then opens the log for appending. Replay reads
+// the segments again, for a log already open.
 //
 // With Options.Repair, or offline with Repair, the log is instead
 // repaired: every segment is read, skipping over damage to the next

@@ -165,7 +165,7 @@ func TestIntervalFsyncFailureIsSticky(t *testing.T) {
 	done := make(chan struct{})
 	l.mu.Lock()
 	var once sync.Once
-	l.syncHook = func() { once.Do(func() { close(done) }) }
+	l.fl.syncHook = func() { once.Do(func() { close(done) }) }
 	l.mu.Unlock()
 	l.SetSync(SyncInterval, 1)
 	<-done

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 
 	"github.com/cidstore/cidstore/vfs"
@@ -17,7 +18,7 @@ import (
 // batch at once. If more was appended meanwhile it starts the next round
 // immediately, so concurrent writers share one fsync per round.
 func (l *Log) run() {
-	defer close(l.doneCh)
+	defer close(l.fl.doneCh)
 	var (
 		ticker    *time.Ticker
 		tickC     <-chan time.Time
@@ -30,7 +31,7 @@ func (l *Log) run() {
 	}()
 	for {
 		l.mu.Lock()
-		mode, interval := l.mode, l.interval
+		mode, interval := l.st.mode, l.st.interval
 		l.mu.Unlock()
 		switch {
 		case mode == SyncInterval && ticker == nil:
@@ -46,12 +47,12 @@ func (l *Log) run() {
 		syncDue, closing := false, false
 		var syncReply chan error
 		select {
-		case syncReply = <-l.syncReq:
+		case syncReply = <-l.fl.syncReq:
 			syncDue = true
-		case <-l.wake:
+		case <-l.fl.wake:
 		case <-tickC:
 			syncDue = true
-		case <-l.closeCh:
+		case <-l.fl.closeCh:
 			closing = true
 		}
 		l.flush()
@@ -60,7 +61,7 @@ func (l *Log) run() {
 		}
 		if syncReply != nil {
 			l.mu.Lock()
-			syncReply <- l.err
+			syncReply <- l.st.err
 			l.mu.Unlock()
 		}
 		if closing {
@@ -72,25 +73,26 @@ func (l *Log) run() {
 
 // flush writes pending batches until none is left or the log fails.
 func (l *Log) flush() {
+	a := &l.app
 	for {
 		l.mu.Lock()
-		if l.err != nil || len(l.pending) == 0 {
+		if l.st.err != nil || len(a.pending) == 0 {
 			l.mu.Unlock()
 			return
 		}
-		buf, rots := l.pending, l.pendRot
-		last := l.nextLSN - 1
-		mode := l.mode
-		l.pending, l.pendRot = l.spare[:0], l.spareRot[:0]
-		l.spare, l.spareRot = nil, nil
-		if l.pending == nil {
-			l.pending = make([]byte, 0, initialBuffer)
+		buf, rots := a.pending, a.pendRot
+		last := a.nextLSN - 1
+		mode := l.st.mode
+		a.pending, a.pendRot = a.spare[:0], a.spareRot[:0]
+		a.spare, a.spareRot = nil, nil
+		if a.pending == nil {
+			a.pending = make([]byte, 0, initialBuffer)
 		}
-		l.setInflight(l.pendingCh)
-		l.pendingCh = make(chan struct{})
-		l.inflightLast = last
-		if l.spaceWaiters > 0 {
-			l.spaceCond.Broadcast()
+		l.setInflight(a.pendingCh)
+		a.pendingCh = make(chan struct{})
+		a.inflightLast = last
+		if a.spaceWaiters > 0 {
+			a.spaceCond.Broadcast()
 		}
 		l.mu.Unlock()
 
@@ -98,14 +100,14 @@ func (l *Log) flush() {
 
 		l.mu.Lock()
 		if cap(buf) <= maxRetainedBuffer {
-			l.spare = buf[:0]
+			a.spare = buf[:0]
 		}
-		l.spareRot = rots[:0]
+		a.spareRot = rots[:0]
 		l.publish(mode != SyncAlways)
 		if err != nil {
 			l.fail(err)
 		} else {
-			close(l.inflightCh)
+			close(a.inflightCh)
 			l.setInflight(closedChan)
 		}
 		l.mu.Unlock()
@@ -131,8 +133,8 @@ func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode
 	if err := l.write(buf[prev:], last); err != nil {
 		return err
 	}
-	if l.switchDue() && l.ready.Load() == nil {
-		l.wantSpare()
+	if l.switchDue() && !l.pre.isReady() {
+		l.pre.want()
 	}
 	if mode == SyncAlways {
 		return l.syncActive()
@@ -145,96 +147,45 @@ func (l *Log) write(b []byte, last uint64) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n, err := l.f.Write(b)
+	n, err := l.fl.f.Write(b)
 	if err != nil && l.releaseSpace(err) {
 		// The file offset is just past the n bytes written.
 		var m int
-		m, err = l.f.Write(b[n:])
+		m, err = l.fl.f.Write(b[n:])
 		n += m
 	}
-	l.fSize += int64(n)
-	l.writes.Add(1)
-	l.bytesWritten.Add(uint64(n))
+	l.fl.size += int64(n)
+	l.ctr.writes.Add(1)
+	l.ctr.bytesWritten.Add(uint64(n))
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		return fmt.Errorf("wal: write %s: %w", l.fpath, bare(err))
+		return fmt.Errorf("wal: write %s: %w", l.fl.path, bare(err))
 	}
-	l.fWritten = last
+	l.fl.written = last
 	return nil
 }
 
 // syncActive fsyncs the active segment if it holds unsynced records.
 func (l *Log) syncActive() error {
-	if l.fSynced == l.fWritten {
+	fl := &l.fl
+	if fl.synced == fl.written {
 		return nil
 	}
-	err := vfs.SyncData(l.f)
-	l.countFsync(l.fWritten - l.fSynced)
+	err := vfs.SyncData(fl.f)
+	l.countFsync(fl.written - fl.synced)
 	if err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", l.fpath, bare(err))
+		return fmt.Errorf("wal: fsync %s: %w", fl.path, bare(err))
 	}
-	l.fSynced = l.fWritten
+	fl.synced = fl.written
 	return nil
-}
-
-// rotate fsyncs and closes the active segment and makes a new segment whose
-// first record has LSN first the active one. The old segment is fsynced
-// whatever the sync policy, so only the last segment can ever have a torn
-// tail.
-func (l *Log) rotate(first uint64) error {
-	if err := l.syncActive(); err != nil {
-		return err
-	}
-	f := l.f
-	l.f = nil
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("wal: close %s: %w", l.fpath, bare(err))
-	}
-	l.resume() // a spare may be tried again for the next segment
-	used, err := l.useSpare(first)
-	if err != nil {
-		return err
-	}
-	if !used {
-		nf, path, err := createSegment(l.fs, l.dir, first)
-		if err != nil && l.releaseSpace(err) {
-			nf, path, err = createSegment(l.fs, l.dir, first)
-		}
-		if err != nil {
-			return err
-		}
-		l.f, l.fpath, l.fSize, l.fPrealloc = nf, path, SegmentHeaderSize, false
-	}
-	path := l.fpath
-	l.mu.Lock()
-	l.segs = append(l.segs, segment{first: first, path: path})
-	l.mu.Unlock()
-	return nil
-}
-
-// maybeSwitch moves a log whose active segment was not preallocated to a
-// preallocated one at the start of a batch, once the active segment holds
-// at least prepAfter bytes and the preparer has a spare ready; the batch's
-// first record then starts the new segment. (writeBatch asks for the spare
-// after the write that takes the segment past prepAfter.) Append's
-// projection of the segment size does not know about the switch, so the
-// new segment is rotated somewhat early, once.
-func (l *Log) maybeSwitch(rots []rotation) error {
-	if !l.switchDue() || (len(rots) > 0 && rots[0].off == 0) {
-		return nil
-	}
-	if l.ready.Load() == nil {
-		return nil // writeBatch asks for one
-	}
-	return l.rotate(l.fWritten + 1)
 }
 
 // syncWritten is the periodic fsync of SyncInterval.
 func (l *Log) syncWritten() {
 	l.mu.Lock()
-	failed := l.err != nil
+	failed := l.st.err != nil
 	l.mu.Unlock()
 	if failed {
 		return
@@ -245,7 +196,7 @@ func (l *Log) syncWritten() {
 	if err != nil {
 		l.fail(err)
 	}
-	hook := l.syncHook
+	hook := l.fl.syncHook
 	l.mu.Unlock()
 	if hook != nil {
 		hook()
@@ -256,38 +207,39 @@ func (l *Log) syncWritten() {
 // written LSN if ackWritten (SyncInterval, SyncNever) and the fsynced LSN
 // otherwise; it never moves backwards. l.mu is held.
 func (l *Log) publish(ackWritten bool) {
-	l.written.Store(l.fWritten)
-	l.synced.Store(l.fSynced)
-	ack := l.fSynced
+	l.prog.written.Store(l.fl.written)
+	l.prog.synced.Store(l.fl.synced)
+	ack := l.fl.synced
 	if ackWritten {
-		ack = l.fWritten
+		ack = l.fl.written
 	}
-	if ack > l.acked.Load() {
-		l.acked.Store(ack)
+	if ack > l.prog.acked.Load() {
+		l.prog.acked.Store(ack)
 	}
 }
 
 // fail records the sticky error and wakes every waiter. l.mu is held.
 func (l *Log) fail(cause error) {
-	if l.err != nil {
+	if l.st.err != nil {
 		return
 	}
-	l.err = fmt.Errorf("wal: log failed, no further writes accepted: %w", cause)
-	l.logger.Error("wal: log failed", "err", cause, "written_lsn", l.fWritten, "durable_lsn", l.fSynced)
+	l.st.err = fmt.Errorf("wal: log failed, no further writes accepted: %w", cause)
+	l.logger.Error("wal: log failed", "err", cause, "written_lsn", l.fl.written, "durable_lsn", l.fl.synced)
 	l.wakeAll()
 }
 
 // wakeAll closes the batch channels and wakes blocked Appends. l.mu is held.
 func (l *Log) wakeAll() {
-	if l.inflightCh != closedChan {
-		close(l.inflightCh)
+	a := &l.app
+	if a.inflightCh != closedChan {
+		close(a.inflightCh)
 		l.setInflight(closedChan)
 	}
-	if l.pendingCh != closedChan {
-		close(l.pendingCh)
-		l.pendingCh = closedChan
+	if a.pendingCh != closedChan {
+		close(a.pendingCh)
+		a.pendingCh = closedChan
 	}
-	l.spaceCond.Broadcast()
+	a.spaceCond.Broadcast()
 }
 
 // shutdown runs when Close is called, after the last flush: it fsyncs what
@@ -295,17 +247,17 @@ func (l *Log) wakeAll() {
 // everyone still waiting.
 func (l *Log) shutdown() {
 	l.mu.Lock()
-	failed := l.err != nil
+	failed := l.st.err != nil
 	l.mu.Unlock()
 	var syncErr, closeErr error
-	if !failed && l.f != nil {
+	if !failed && l.fl.f != nil {
 		syncErr = l.syncActive()
 	}
-	if l.f != nil {
-		if err := l.f.Close(); err != nil {
-			closeErr = fmt.Errorf("wal: close %s: %w", l.fpath, bare(err))
+	if l.fl.f != nil {
+		if err := l.fl.f.Close(); err != nil {
+			closeErr = fmt.Errorf("wal: close %s: %w", l.fl.path, bare(err))
 		}
-		l.f = nil
+		l.fl.f = nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -313,7 +265,15 @@ func (l *Log) shutdown() {
 	if syncErr != nil {
 		l.fail(syncErr)
 	}
-	l.exited = true
+	l.st.exited = true
 	l.wakeAll()
-	l.closeErr = errors.Join(l.err, closeErr)
+	l.st.closeErr = errors.Join(l.st.err, closeErr)
+}
+
+// countFsync counts an fsync that made records records durable.
+func (l *Log) countFsync(records uint64) {
+	l.ctr.fsyncs.Add(1)
+	if records > 0 {
+		l.ctr.perFsync[min(bits.Len64(records)-1, histBuckets-1)].Add(1)
+	}
 }

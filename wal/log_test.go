@@ -353,7 +353,7 @@ func TestIntervalSyncTicker(t *testing.T) {
 	}
 	synced := make(chan struct{}, 1)
 	l.mu.Lock()
-	l.syncHook = func() {
+	l.fl.syncHook = func() {
 		select {
 		case synced <- struct{}{}:
 		default:

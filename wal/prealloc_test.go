@@ -23,9 +23,9 @@ import (
 func waitSpare(t *testing.T, l *Log) {
 	t.Helper()
 	timeout := time.After(time.Minute)
-	for l.ready.Load() == nil {
+	for l.pre.ready.Load() == nil {
 		select {
-		case <-l.made:
+		case <-l.pre.made:
 		case <-timeout:
 			t.Fatal("no spare segment was made ready")
 		}
@@ -153,7 +153,7 @@ func TestNoPreallocate(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, Options{Dir: dir, SegmentSize: 2 << 20, NoPreallocate: true, Sync: SyncNever})
 	writeRecords(t, l, 1, 60000)
-	if l.prep != nil {
+	if l.pre != nil {
 		t.Fatal("preparer running with NoPreallocate")
 	}
 	if err := l.Close(); err != nil {
@@ -260,11 +260,11 @@ func TestReadySpareGivesWayToRecords(t *testing.T) {
 	ffs := vfs.NewFaultFS(vfs.Default)
 	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize, FS: ffs})
 	writeRecords(t, l, 1, 100) // far below a MiB: no switch to a spare is due
-	l.wantSpare()
+	l.pre.want()
 	waitSpare(t, l)
 	ffs.SetSpace(ffs.Used() + 16<<10) // full but for 16 KiB; the spare holds 2 MiB
 	writeRecords(t, l, 101, 5000)     // about 190 KiB
-	if l.ready.Load() != nil {
+	if l.pre.ready.Load() != nil {
 		t.Error("the spare is still there")
 	}
 	closeAndCheck(t, l, dir, segSize, 5100).Close()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +79,9 @@ type RepairOptions struct {
 	// the log.
 	HaveCut bool
 	Cut     uint64
+	// NoLock says that the caller keeps every other writer out of the
+	// directory itself, as Options.NoLock does: Repair takes no lock.
+	NoLock bool
 }
 
 // Repair brings the log in dir into a state that Open accepts, without
@@ -95,9 +97,10 @@ type RepairOptions struct {
 // stray file named like a segment cannot make it delete real ones, and an
 // interrupted repair leaves a log that a new repair finishes.
 //
-// Repair takes the directory's lock, so it fails with vfs.ErrLocked while
-// a Log has the directory open. On success the log validates as Open
-// would check it; Repair never reports success otherwise.
+// Repair takes the directory's lock (unless opts.NoLock), so it fails
+// with vfs.ErrLocked while a Log has the directory open. On success the
+// log validates as Open would check it; Repair never reports success
+// otherwise.
 func Repair(fs vfs.FS, dir string, opts RepairOptions) (RepairReport, error) {
 	if fs == nil {
 		fs = vfs.Default
@@ -108,229 +111,26 @@ func Repair(fs vfs.FS, dir string, opts RepairOptions) (RepairReport, error) {
 	if _, err := fs.Stat(dir); err != nil {
 		return RepairReport{}, fmt.Errorf("wal: repair: %w", err)
 	}
-	lock, err := fs.Lock(filepath.Join(dir, lockName))
-	if err != nil {
-		return RepairReport{}, fmt.Errorf("wal: repair %s: %w", dir, err)
+	var lock io.Closer = nopCloser{}
+	if !opts.NoLock {
+		var err error
+		if lock, err = fs.Lock(filepath.Join(dir, lockName)); err != nil {
+			return RepairReport{}, fmt.Errorf("wal: repair %s: %w", dir, err)
+		}
 	}
 	rec, err := repairAndRecover(fs, dir, opts)
 	return rec.report, errors.Join(err, lock.Close())
 }
 
-// repairAndRecover repairs the log (repairLog) and then recovers it as
-// Open does, which must now succeed.
+// repairAndRecover repairs the log (repairLog) and then reads it as Open
+// does, which must now succeed.
 func repairAndRecover(fs vfs.FS, dir string, opts RepairOptions) (recovered, error) {
-	rep, err := repairLog(fs, dir, opts)
+	r, rep, err := newRecovery(Options{FS: fs, Dir: dir, CheckRecord: opts.CheckRecord, Logger: opts.Logger},
+		nopCloser{}, &opts)
 	if err != nil {
 		return recovered{report: rep}, err
 	}
-	rec, err := recoverLog(fs, dir, recoverOptions{check: opts.CheckRecord, logger: opts.Logger})
-	rep.TornBytes = rec.report.TornBytes
-	rep.FirstLSN, rep.LastLSN = rec.first(), rec.last
-	rec.report = rep
-	if err != nil {
-		return rec, fmt.Errorf("wal: repair left a log that does not validate: %w", err)
-	}
-	return rec, nil
-}
-
-// recovered is the state of a log directory after recovery.
-type recovered struct {
-	segs    []segment // remaining segments, in LSN order
-	last    uint64    // LSN of the last record (0 if the log is empty)
-	next    uint64    // LSN the next record gets
-	records int64     // records found
-	end     int64     // offset just past the last record of the last segment
-	report  RepairReport
-}
-
-// first is the LSN of the first record the log holds (or would hold).
-func (r recovered) first() uint64 {
-	if len(r.segs) == 0 {
-		return r.next
-	}
-	return r.segs[0].first
-}
-
-// recoverOptions say how recoverLog treats what it finds.
-type recoverOptions struct {
-	repair   bool // repair the log first (repairLog, keeping the records that start it)
-	readOnly bool // change nothing: leave a torn tail and leftover files in place
-	check    func(Record) error
-	logger   *slog.Logger
-}
-
-// recoverLog validates every segment in dir. It checks every record's
-// checksum (and o.check, if not nil) and that LSNs are consecutive within
-// and across segments, truncates a torn tail of the last segment (or,
-// read-only, leaves it out of the log), and fails with a *CorruptError at
-// the first bad record.
-func recoverLog(fs vfs.FS, dir string, o recoverOptions) (recovered, error) {
-	if o.repair {
-		return repairAndRecover(fs, dir, RepairOptions{Logger: o.logger, CheckRecord: o.check})
-	}
-	check, logger := o.check, o.logger
-	var rec recovered
-	segs, temps, err := listSegments(fs, dir)
-	if err != nil {
-		return rec, fmt.Errorf("wal: list %s: %w", dir, err)
-	}
-	if o.readOnly {
-		temps = nil
-	}
-	for _, t := range temps {
-		if err := fs.Remove(t); err != nil {
-			return rec, fmt.Errorf("wal: remove leftover %s: %w", t, err)
-		}
-		logger.Info("wal: removed leftover temporary segment", "file", t)
-	}
-	if len(temps) > 0 {
-		if err := fs.SyncDir(dir); err != nil {
-			return rec, fmt.Errorf("wal: sync %s: %w", dir, err)
-		}
-	}
-	if len(segs) == 0 {
-		rec.next = 1
-		return rec, nil
-	}
-	expected := segs[0].first
-	for i, seg := range segs {
-		isLast := i == len(segs)-1
-		if err := checkLSNLimit(seg, 0); err != nil {
-			return rec, err
-		}
-		if seg.first != expected {
-			return rec, misnamed(seg, expected)
-		}
-		res, err := scanSegment(fs, seg, 0, check, nil)
-		if err != nil {
-			return rec, err
-		}
-		if err := checkLSNLimit(seg, res.last); err != nil {
-			return rec, err
-		}
-		rec.records += res.records
-		switch {
-		case res.corrupt != nil:
-			return rec, res.corrupt
-		case res.torn && isLast:
-			drop := dropTornTail
-			if o.readOnly {
-				drop = countTornTail
-			}
-			dropped, err := drop(fs, dir, seg, res, logger)
-			if err != nil {
-				return rec, err
-			}
-			rec.report.TornBytes = dropped
-			if res.end == 0 {
-				segs = segs[:i]
-			}
-		case res.torn:
-			return rec, tornInside(seg, res, "damaged record at the end of a segment that is not the last")
-		}
-		expected = res.last + 1
-		if res.end >= SegmentHeaderSize { // else the segment was removed
-			rec.end = res.end
-		}
-	}
-	rec.segs = segs
-	rec.next = expected
-	rec.last = expected - 1
-	rec.report.LastLSN = rec.last
-	return rec, nil
-}
-
-// dropTornTail truncates the torn tail of the last segment, or removes the
-// segment if even its header is torn.
-func dropTornTail(fs vfs.FS, dir string, seg segment, res scanResult, logger *slog.Logger) (int64, error) {
-	dropped, err := tornBytes(fs, seg, res)
-	if err != nil {
-		return 0, err
-	}
-	if res.end == 0 {
-		if err := fs.Remove(seg.path); err != nil {
-			return 0, fmt.Errorf("wal: remove segment with torn header: %w", err)
-		}
-		if err := fs.SyncDir(dir); err != nil {
-			return 0, fmt.Errorf("wal: sync %s: %w", dir, err)
-		}
-	} else if err := truncateFile(fs, seg.path, res.end); err != nil {
-		return 0, err
-	}
-	logger.Warn("wal: dropped torn tail of last segment",
-		"file", seg.path, "offset", res.end, "bytes", dropped, "last_lsn", res.last)
-	return dropped, nil
-}
-
-// countTornTail is dropTornTail for a log opened read-only: it only
-// counts the torn tail, which the log then ends before.
-func countTornTail(fs vfs.FS, _ string, seg segment, res scanResult, _ *slog.Logger) (int64, error) {
-	return tornBytes(fs, seg, res)
-}
-
-// tornBytes is the size of the torn tail of seg, as tailCounter counts
-// it, read in chunks: the tail of a preallocated segment can be most of it.
-func tornBytes(fs vfs.FS, seg segment, res scanResult) (int64, error) {
-	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
-	}
-	defer f.Close()
-	var tc tailCounter
-	if _, err := io.Copy(&tc, io.NewSectionReader(f, res.end, math.MaxInt64-res.end)); err != nil {
-		return 0, fmt.Errorf("wal: read %s: %w", seg.path, err)
-	}
-	return tc.data(), nil
-}
-
-// zeroTailMin is the shortest run of trailing zeros that tailCounter takes
-// for the unused rest of a preallocated segment rather than for data.
-const zeroTailMin = 4096
-
-// tailCounter counts how many bytes of a dropped segment tail, written to
-// it in order, are data: all of them, less a run of at least zeroTailMin
-// trailing zeros, which is the unused rest of a preallocated segment (or a
-// page that never reached the disk), not records.
-type tailCounter struct {
-	size    int64 // bytes written
-	nonZero int64 // offset just past the last non-zero byte
-}
-
-func (t *tailCounter) Write(p []byte) (int, error) {
-	if !allZero(p) {
-		i := len(p) - 1
-		for p[i] == 0 {
-			i--
-		}
-		t.nonZero = t.size + int64(i) + 1
-	}
-	t.size += int64(len(p))
-	return len(p), nil
-}
-
-func (t *tailCounter) data() int64 {
-	if t.size-t.nonZero < zeroTailMin {
-		return t.size
-	}
-	return t.nonZero
-}
-
-// truncateFile truncates path to size and fsyncs it.
-func truncateFile(fs vfs.FS, path string, size int64) error {
-	f, err := fs.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("wal: truncate: %w", err)
-	}
-	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("wal: truncate %s: %w", path, errors.Join(err, f.Close()))
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("wal: truncate %s: %w", path, errors.Join(err, f.Close()))
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("wal: truncate %s: %w", path, err)
-	}
-	return nil
+	return r.readAll()
 }
 
 // run is a stretch of consecutive intact records in one segment file:

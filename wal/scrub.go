@@ -57,11 +57,11 @@ func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport
 	// skipped; removal goes oldest first, so it is never followed by one
 	// that was scanned.
 	l.mu.Lock()
-	if l.closing {
+	if l.st.closing {
 		l.mu.Unlock()
 		return rep, ErrClosed
 	}
-	segs := slices.Clone(l.segs[:len(l.segs)-1])
+	segs := slices.Clone(l.st.segs[:len(l.st.segs)-1])
 	l.mu.Unlock()
 	start := 0
 	for start < len(segs) && segs[start].first <= after {

@@ -181,8 +181,8 @@ func TestScrubSkipsRemovedSegment(t *testing.T) {
 	defer l.Close()
 	writeRecords(t, l, 1, 40)
 	l.mu.Lock()
-	first := l.segs[0].path // closed: there are several segments
-	n := len(l.segs)
+	first := l.st.segs[0].path // closed: there are several segments
+	n := len(l.st.segs)
 	l.mu.Unlock()
 	if n < 3 {
 		t.Fatalf("only %d segments", n)

@@ -140,90 +140,139 @@ func badRecord(seg segment, off int64, rec Record, err error) *CorruptError {
 		Reason: fmt.Sprintf("record of type %d: %v", rec.Type, err)}
 }
 
-// scanSegment reads the segment seg, expecting its first record to carry
-// seg.first, and calls fn (if not nil) for every good record. A record
-// that passes its checksum but that check (if not nil) rejects is damage
-// at its offset. Reading stops after the record with LSN stop when stop is
-// not 0. An error from fn or from I/O is returned as is; damage is
-// described in the scanResult.
-func scanSegment(fs vfs.FS, seg segment, stop uint64, check, fn func(Record) error) (scanResult, error) {
-	res := scanResult{last: seg.first - 1, end: SegmentHeaderSize}
+// segmentReader reads the records of one segment in order, expecting the
+// first to carry seg.first. A record that passes its checksum but that
+// check (if not nil) rejects is damage at its offset. Once next reports the
+// end, res describes how the segment ended.
+type segmentReader struct {
+	seg   segment
+	f     vfs.File
+	r     *Reader
+	check func(Record) error
+	res   scanResult
+	done  bool
+}
+
+// openSegment opens seg for reading and checks its header. A bad header
+// ends the segment before its first record (see res).
+func openSegment(fs vfs.FS, seg segment, check func(Record) error) (*segmentReader, error) {
+	s := &segmentReader{seg: seg, check: check, res: scanResult{last: seg.first - 1, end: SegmentHeaderSize}}
 	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
-		return res, fmt.Errorf("wal: open segment: %w", err)
+		return nil, fmt.Errorf("wal: open segment: %w", err)
 	}
-	defer f.Close()
+	s.f = f
 	var hdr [SegmentHeaderSize]byte
 	n, err := io.ReadFull(f, hdr[:])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return res, fmt.Errorf("wal: read segment header %s: %w", seg.path, err)
+		return nil, fmt.Errorf("wal: read segment header %s: %w", seg.path, errors.Join(err, f.Close()))
 	}
-	if n < SegmentHeaderSize || hdr != segmentHeader {
-		res.end = 0
-		fi, err := f.Stat()
-		if err != nil {
-			return res, fmt.Errorf("wal: stat segment: %w", err)
+	if n == SegmentHeaderSize && hdr == segmentHeader {
+		s.r = newSegmentReader(f, seg.path, seg.first)
+		return s, nil
+	}
+	s.done = true
+	if err := s.badHeader(hdr[:n]); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return s, nil
+}
+
+// badHeader describes in res a segment whose header, of which the file
+// holds hdr, is missing or wrong.
+func (s *segmentReader) badHeader(hdr []byte) error {
+	res, seg, f := &s.res, s.seg, s.f
+	res.end = 0
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("wal: stat segment: %w", err)
+	}
+	res.size = fi.Size()
+	// A header cut short by a crash (a prefix of the real header, or
+	// nothing but zeros) is a torn tail if this is the last segment; the
+	// caller decides. The zeros are checked as they stream past, up to
+	// the first byte that is not zero.
+	torn := res.size == int64(len(hdr)) && bytes.Equal(hdr, segmentHeader[:len(hdr)])
+	if !torn {
+		_, err := io.Copy(zeroChecker{}, io.NewSectionReader(f, 0, res.size))
+		if err != nil && err != errNonZero {
+			return fmt.Errorf("wal: read segment %s: %w", seg.path, err)
 		}
-		res.size = fi.Size()
-		// A header cut short by a crash (a prefix of the real header,
-		// or nothing but zeros) is a torn tail if this is the last
-		// segment; the caller decides. The zeros are checked as they
-		// stream past, up to the first byte that is not zero.
-		torn := res.size == int64(n) && bytes.Equal(hdr[:n], segmentHeader[:n])
-		if !torn {
-			_, err := io.Copy(zeroChecker{}, io.NewSectionReader(f, 0, res.size))
-			if err != nil && err != errNonZero {
-				return res, fmt.Errorf("wal: read segment %s: %w", seg.path, err)
-			}
-			torn = err == nil
-		}
-		if torn {
-			res.torn = true
-			return res, nil
-		}
+		torn = err == nil
+	}
+	if torn {
+		res.torn = true
+	} else {
 		res.corrupt = &CorruptError{File: seg.path, Offset: 0, LSN: seg.first, Reason: errBadHeader.Error()}
-		return res, nil
 	}
-	r := newSegmentReader(f, seg.path, seg.first)
-	for {
-		if stop != 0 && res.last >= stop {
-			res.size = SegmentHeaderSize + r.Offset()
-			return res, nil
+	return nil
+}
+
+// next returns the next good record (ok), or reports the end of the
+// segment (not ok; res says how it ended). err is an I/O error.
+func (s *segmentReader) next() (rec Record, ok bool, err error) {
+	if s.done {
+		return Record{}, false, nil
+	}
+	res := &s.res
+	rec, err = s.r.Next()
+	start := res.end
+	res.end = SegmentHeaderSize + s.r.Offset()
+	if err == nil && s.check != nil {
+		if cerr := s.check(rec); cerr != nil {
+			res.end = start
+			err = badRecord(s.seg, start, rec, cerr)
 		}
-		rec, err := r.Next()
-		start := res.end
-		res.end = SegmentHeaderSize + r.Offset()
-		if err == nil && check != nil {
-			if cerr := check(rec); cerr != nil {
-				res.end = start
-				err = badRecord(seg, start, rec, cerr)
-			}
-		}
-		if err != nil {
-			fi, serr := f.Stat()
-			if serr != nil {
-				return res, fmt.Errorf("wal: stat segment: %w", serr)
-			}
-			res.size = fi.Size()
-			var ce *CorruptError
-			switch {
-			case err == io.EOF:
-				return res, nil
-			case err == ErrTorn:
-				res.torn = true
-				return res, nil
-			case errors.As(err, &ce):
-				res.corrupt = ce
-				return res, nil
-			default:
-				return res, err
-			}
-		}
+	}
+	if err == nil {
 		res.records++
 		res.last = rec.LSN
+		return rec, true, nil
+	}
+	s.done = true
+	fi, serr := s.f.Stat()
+	if serr != nil {
+		return Record{}, false, fmt.Errorf("wal: stat segment: %w", serr)
+	}
+	res.size = fi.Size()
+	var ce *CorruptError
+	switch {
+	case err == io.EOF:
+	case err == ErrTorn:
+		res.torn = true
+	case errors.As(err, &ce):
+		res.corrupt = ce
+	default:
+		return Record{}, false, err
+	}
+	return Record{}, false, nil
+}
+
+// close closes the segment file.
+func (s *segmentReader) close() error { return s.f.Close() }
+
+// scanSegment reads the segment seg (see segmentReader) and calls fn (if
+// not nil) for every good record. Reading stops after the record with LSN
+// stop when stop is not 0. An error from fn or from I/O is returned as is;
+// damage is described in the scanResult.
+func scanSegment(fs vfs.FS, seg segment, stop uint64, check, fn func(Record) error) (scanResult, error) {
+	s, err := openSegment(fs, seg, check)
+	if err != nil {
+		return scanResult{last: seg.first - 1}, err
+	}
+	defer s.close()
+	for {
+		if stop != 0 && s.r != nil && s.res.last >= stop {
+			s.res.size = SegmentHeaderSize + s.r.Offset()
+			return s.res, nil
+		}
+		rec, ok, err := s.next()
+		if err != nil || !ok {
+			return s.res, err
+		}
 		if fn != nil {
 			if err := fn(rec); err != nil {
-				return res, err
+				return s.res, err
 			}
 		}
 	}
