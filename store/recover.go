@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,14 +15,19 @@ import (
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
+	"github.com/cidstore/cidstore/wal"
 )
 
 // recover rebuilds the in-memory state: the newest snapshot that
 // validates (older ones are tried, with a warning, when a newer one is
-// damaged), then the WAL records after its cut LSN. It fails with
-// ErrCorrupt when the WAL does not reach back to the snapshot (or, with no
-// usable snapshot, to the first LSN).
-func (s *Store) recover() error {
+// damaged), then the WAL records after its cut LSN, and then opens the
+// WAL for appending (s.wal). The WAL is read once: the pass of rc that
+// validates it also hands its records to the loaders and to replay
+// (going back to its start only when a snapshot fails to validate after
+// its records were passed). It fails with ErrCorrupt when the WAL does
+// not reach back to the snapshot (or, with no usable snapshot, to the
+// first LSN); then s.wal may be open, for the caller to close.
+func (s *Store) recover(rc *wal.Recovery) error {
 	start := time.Now()
 	snaps, temps, err := s.listSnapshots()
 	if err != nil {
@@ -33,8 +39,9 @@ func (s *Store) recover() error {
 	if err := s.removeTemps(temps); err != nil {
 		return err
 	}
-	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
-	lastImport := s.walCheck.lastImport.Load()
+	s.walIn = &walInput{rc: rc}
+	defer func() { s.walIn = nil }()
+	first := rc.FirstLSN()
 	var from, through uint64 // the snapshot's cut; the last WAL record merged
 	var merged walRead
 	var loaders []*shard.Loader
@@ -51,8 +58,8 @@ func (s *Store) recover() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			// (Only where checkPlan, after the loop, can pass.)
-			if sf.lsn+1 >= first && last >= sf.lsn && lastImport <= sf.lsn {
+			// (Only where checkPlan, after the WAL is read, can pass.)
+			if sf.lsn+1 >= first {
 				wal, walErr = s.mergeWAL(ls, tl, sf.lsn, &failed)
 			}
 		}()
@@ -78,27 +85,34 @@ func (s *Store) recover() error {
 		s.recovery.SnapshotDuration = time.Since(t0)
 		break
 	}
-	if err := checkPlan(from, skipped, first, last, lastImport); err != nil {
-		return err
-	}
-	s.snapLSN.Store(from)
-	if loaders == nil { // no snapshot: the WAL alone
-		loaders, tload = s.newLoaders(), s.newTripleLoad()
-		if merged, err = s.mergeWAL(loaders, tload, 0, nil); err != nil {
+	var replayed walRead
+	// Unless the WAL starts too late for any plan, which checkPlan
+	// reports once it is read.
+	if from+1 >= first {
+		if loaders == nil { // no snapshot: the WAL alone
+			loaders, tload = s.newLoaders(), s.newTripleLoad()
+			if merged, err = s.mergeWAL(loaders, tload, 0, nil); err != nil {
+				return err
+			}
+		}
+		through = max(merged.through, from)
+		if err := s.loadShards(loaders, through); err != nil {
+			return err
+		}
+		if err := s.loadTriples(tload, through); err != nil {
+			return err
+		}
+		if replayed, err = s.replay(through + 1); err != nil {
 			return err
 		}
 	}
-	through = max(merged.through, from)
-	if err := s.loadShards(loaders, through); err != nil {
+	if s.wal, err = rc.Finish(); err != nil {
 		return err
 	}
-	if err := s.loadTriples(tload, through); err != nil {
+	if err := checkPlan(from, skipped, first, s.wal.LastLSN(), s.walCheck.lastImport.Load()); err != nil {
 		return err
 	}
-	replayed, err := s.replay(through + 1)
-	if err != nil {
-		return err
-	}
+	s.snapLSN.Store(from)
 	s.recovery.Records = merged.records + replayed.records
 	s.recovery.Ops = merged.ops + replayed.ops
 	// The checkpointer counts WAL growth since the snapshot, including
@@ -148,13 +162,28 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader, tl *tripleLoa
 // one afterwards.
 var mergeOpsMax int64 = 1 << 22 // a variable so tests can shrink it
 
-// errStopRead stops readWAL when its caller wants no more records.
-var errStopRead = errors.New("WAL read stopped")
-
 // walRead is what readWAL read.
 type walRead struct {
 	through             uint64 // LSN of the last record taken (0: none)
 	records, ops, bytes int64
+}
+
+// walInput is the WAL as recovery reads it: the records of the one pass
+// of a wal.Recovery, in LSN order.
+type walInput struct {
+	rc   *wal.Recovery
+	last uint64 // LSN of the last record taken (0: none)
+}
+
+// from makes the next record the one with LSN lsn, if the log holds it,
+// and skips those before it. Records already passed are read again from
+// the start of the log.
+func (w *walInput) from(lsn uint64) error {
+	if lsn > w.last {
+		return nil
+	}
+	w.last = 0
+	return w.rc.Rewind()
 }
 
 // readWAL decodes the WAL records from LSN from on, in log order, and calls
@@ -165,34 +194,46 @@ type walRead struct {
 func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64, o op),
 	tfn func(lsn uint64, o TripleOp)) (walRead, error) {
 	var rd walRead
-	err := s.wal.Replay(from, func(lsn uint64, typ uint8, payload []byte) error {
-		if more != nil && !more(rd) {
-			return errStopRead
+	in := s.walIn
+	if err := in.from(from); err != nil {
+		return rd, err
+	}
+	for more == nil || more(rd) {
+		r, err := in.rc.Next()
+		if err == io.EOF {
+			break
 		}
-		var err error
-		if isTripleRecord(typ) {
-			err = decodeTripleOps(typ, payload, func(o TripleOp) {
+		if err != nil {
+			return rd, err
+		}
+		in.last = r.LSN
+		if r.LSN < from {
+			continue
+		}
+		if isTripleRecord(r.Type) {
+			err = decodeTripleOps(r.Type, r.Payload, func(o TripleOp) {
 				rd.ops++
-				tfn(lsn, o)
+				tfn(r.LSN, o)
 			})
 		} else {
-			err = decodeOps(typ, payload, func(o op) {
+			err = decodeOps(r.Type, r.Payload, func(o op) {
 				rd.ops++
-				fn(lsn, o)
+				fn(r.LSN, o)
 			})
 		}
-		if err != nil { // checkPlan and the WAL's record check rule this out
-			return fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, lsn, err)
+		if _, ok := err.(*importMark); ok {
+			// It holds no operation, and after the snapshot's cut it
+			// fails checkPlan once the WAL is read.
+			err = nil
+		}
+		if err != nil { // the WAL's record check rules this out
+			return rd, fmt.Errorf("%w: WAL record %d: %v", ErrCorrupt, r.LSN, err)
 		}
 		rd.records++
-		rd.bytes += int64(len(payload))
-		rd.through = lsn
-		return nil
-	})
-	if errors.Is(err, errStopRead) {
-		err = nil
+		rd.bytes += int64(len(r.Payload))
+		rd.through = r.LSN
 	}
-	return rd, err
+	return rd, nil
 }
 
 // mergeWAL reads the WAL records after LSN from into the loaders, up to

@@ -116,6 +116,7 @@ func repairDir(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error)
 		Logger:  logger,
 		HaveCut: true,
 		Cut:     rep.BaseLSN,
+		NoLock:  true, // the store's lock covers the WAL directory
 		CheckRecord: func(r wal.Record) error {
 			if r.Type == opImported && r.LSN > rep.BaseLSN {
 				return errors.New("imported pairs that no snapshot that validates holds")

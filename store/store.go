@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"log/slog"
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
@@ -62,6 +63,7 @@ type Store struct {
 	tcounts tripleCounts
 
 	wal      *wal.Log  // nil for an in-memory store
+	walIn    *walInput // the WAL as recovery reads it; nil after Open
 	lock     io.Closer // directory lock; nil in memory
 	failed   atomic.Pointer[error]
 	recovery RecoveryStats
@@ -188,12 +190,15 @@ func (s *Store) openDiskIn(fs vfs.FS) error {
 			return errors.Join(err, lock.Close())
 		}
 	}
+	removeOldWALLock(fs, s.dir, s.opts.Logger)
 	c := s.cfg.Load()
-	l, err := wal.Open(wal.Options{
+	// The store's lock covers the WAL directory: the WAL takes none.
+	rc, err := wal.Recover(wal.Options{
 		FS:            fs,
 		Dir:           filepath.Join(s.dir, walDir),
 		SegmentSize:   s.opts.SegmentSize,
 		NoPreallocate: s.opts.NoPreallocate,
+		NoLock:        true,
 		Sync:          c.Sync,
 		SyncInterval:  c.SyncInterval,
 		CheckRecord:   s.walCheck.check,
@@ -205,9 +210,9 @@ func (s *Store) openDiskIn(fs vfs.FS) error {
 		}
 		return errors.Join(err, lock.Close())
 	}
-	s.wal, s.lock = l, lock
-	if err := s.recover(); err != nil {
-		return errors.Join(err, l.Close(), lock.Close())
+	s.lock = lock
+	if err := s.recover(rc); err != nil {
+		return errors.Join(err, rc.Close(), s.closeWAL(), lock.Close())
 	}
 	if repaired.Changed() {
 		s.recovery.Repair = &repaired
@@ -249,7 +254,7 @@ func (s *Store) openReadOnly() error {
 		return err
 	}
 	c := s.cfg.Load()
-	l, err := wal.Open(wal.Options{
+	rc, err := wal.Recover(wal.Options{
 		FS:          fs,
 		Dir:         filepath.Join(s.dir, walDir),
 		ReadOnly:    true,
@@ -261,13 +266,36 @@ func (s *Store) openReadOnly() error {
 	if err != nil {
 		return errors.Join(err, lock.Close())
 	}
-	s.wal, s.lock = l, lock
-	if err := s.recover(); err != nil {
-		return errors.Join(err, l.Close(), lock.Close())
+	s.lock = lock
+	if err := s.recover(rc); err != nil {
+		return errors.Join(err, rc.Close(), s.closeWAL(), lock.Close())
 	}
 	ro := fmt.Errorf("%w: opened with Options.ReadOnly", ErrReadOnly)
 	s.failed.Store(&ro)
 	return nil
+}
+
+// closeWAL closes the WAL recovery opened, if it got that far, for an
+// Open that fails.
+func (s *Store) closeWAL() error {
+	if s.wal == nil {
+		return nil
+	}
+	err := s.wal.Close()
+	s.wal = nil
+	return err
+}
+
+// removeOldWALLock removes wal/LOCK, the WAL's own lock file in stores
+// written before the store's lock came to cover the WAL directory; nothing
+// takes it any more. The caller holds the store's lock, which an older
+// version takes too before it opens the WAL. Failing to remove it harms
+// nothing, so it is only logged.
+func removeOldWALLock(fs vfs.FS, dir string, logger *slog.Logger) {
+	err := fs.Remove(filepath.Join(dir, walDir, lockName))
+	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		logger.Warn("cidstore: removing the WAL's old lock file failed; it is unused", "err", err)
+	}
 }
 
 // lockIfWritable takes the directory lock at path for a read-only open:

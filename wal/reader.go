@@ -72,11 +72,20 @@ type segmentSource interface {
 
 // newSegmentReader returns a Reader over the segment file f, positioned
 // just after the segment header, that scans f in place on the failure
-// path instead of reading the rest of it into memory.
-func newSegmentReader(f vfs.File, path string, firstLSN uint64) *Reader {
-	r := newReader(f, path, SegmentHeaderSize, firstLSN)
-	r.src = f
-	return r
+// path instead of reading the rest of it into memory. If reuse is not nil
+// it is that Reader, reset, keeping its buffers.
+func newSegmentReader(f vfs.File, path string, firstLSN uint64, reuse *Reader) *Reader {
+	if reuse == nil {
+		reuse = newReader(f, path, SegmentHeaderSize, firstLSN)
+		// Records up to this size need no check on the file before
+		// they are read (see precheck).
+		reuse.buf = make([]byte, 0, 64<<10)
+	} else {
+		reuse.r.Reset(f)
+		*reuse = Reader{r: reuse.r, file: path, base: SegmentHeaderSize, next: firstLSN, buf: reuse.buf[:0]}
+	}
+	reuse.src = f
+	return reuse
 }
 
 // Offset returns the offset, relative to the start of the stream, just past

@@ -35,6 +35,7 @@ type Recovery struct {
 	// The pass.
 	i        int            // index in segs of the segment being read
 	cur      *segmentReader // its reader; nil between segments
+	rd       *Reader        // the last segment's Reader, whose buffers the next one reuses
 	expected uint64         // LSN of the next record
 	end      int64          // offset just past the last record of the last segment read
 	records  int64          // records read
@@ -170,7 +171,7 @@ func (r *Recovery) next() (Record, error) {
 			if seg.first != r.expected {
 				return Record{}, misnamed(seg, r.expected)
 			}
-			cur, err := openSegment(r.opts.FS, seg, r.opts.CheckRecord)
+			cur, err := openSegment(r.opts.FS, seg, r.opts.CheckRecord, r.rd)
 			if err != nil {
 				return Record{}, err
 			}
@@ -199,6 +200,9 @@ func (r *Recovery) next() (Record, error) {
 func (r *Recovery) endSegment() error {
 	cur := r.cur
 	r.cur = nil
+	if cur.r != nil {
+		r.rd = cur.r
+	}
 	if err := cur.close(); err != nil {
 		return fmt.Errorf("wal: close %s: %w", cur.seg.path, err)
 	}

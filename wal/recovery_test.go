@@ -3,9 +3,13 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // frameEnds returns the end offsets of the records in a segment file.
@@ -329,4 +333,180 @@ func flipByte(t *testing.T, path string, off int64) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// recoverAll reads every record a Recovery hands out.
+func recoverAll(t *testing.T, r *Recovery) []testRec {
+	t.Helper()
+	var out []testRec
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		out = append(out, testRec{rec.LSN, rec.Type, bytes.Clone(rec.Payload)})
+	}
+}
+
+// TestRecoverReadsOnce reads a log of several segments with a torn tail
+// through Recover: Next hands out every record, reading the files once;
+// Rewind starts again; Finish after part of the records reads the rest
+// and opens a log that goes on after the last one; and with NoLock no
+// lock is taken and LOCK is not created.
+func TestRecoverReadsOnce(t *testing.T) {
+	bigRecords(t)
+	dir := t.TempDir()
+	makeLog(t, dir, 30, MinSegmentSize)
+	segs := segmentFiles(t, dir)
+	last := segs[len(segs)-1]
+	fi, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(last, fi.Size()-5); err != nil { // record 30 torn
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, lockName)); err != nil {
+		t.Fatal(err)
+	}
+	cfs := &countingFS{FS: vfs.Default}
+	r, err := Recover(Options{FS: cfs, Dir: dir, SegmentSize: MinSegmentSize, NoLock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FirstLSN() != 1 {
+		t.Fatalf("FirstLSN %d", r.FirstLSN())
+	}
+	checkRecords(t, recoverAll(t, r), 1, 29)
+	var size int64
+	for _, p := range segmentFiles(t, dir) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	// The torn tail is read a second time, to count it.
+	if got := cfs.read.Load(); got > size+fi.Size() {
+		t.Errorf("read %d bytes of %d bytes of segments", got, size)
+	}
+	if err := r.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	got := recoverAll(t, r)[:0]
+	if err := r.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		rec, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, testRec{rec.LSN, rec.Type, bytes.Clone(rec.Payload)})
+	}
+	checkRecords(t, got, 1, 10)
+	l, err := r.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Finish(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Finish: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close after Finish: %v", err)
+	}
+	if st := l.Stats(); st.LastLSN != 29 || st.TornBytesDropped == 0 {
+		t.Errorf("LastLSN %d, TornBytesDropped %d", st.LastLSN, st.TornBytesDropped)
+	}
+	if _, err := os.Stat(filepath.Join(dir, lockName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("NoLock created %s: %v", lockName, err)
+	}
+	writeRecords(t, l, 30, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, Options{Dir: dir, SegmentSize: MinSegmentSize})
+	checkRecords(t, replayAll(t, l, 1), 1, 32)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoverCorrupt: damage ends the pass with the error Open gives, and
+// Close then releases the lock.
+func TestRecoverCorrupt(t *testing.T) {
+	bigRecords(t)
+	dir := t.TempDir()
+	makeLog(t, dir, 12, MinSegmentSize)
+	first := segmentFiles(t, dir)[0]
+	flipByte(t, first, frameEnds(t, first)[0]+HeaderSize)
+	_, openErr := Open(Options{Dir: dir, SegmentSize: MinSegmentSize})
+	if !errors.Is(openErr, ErrCorrupt) {
+		t.Fatalf("Open: %v", openErr)
+	}
+	r, err := Recover(Options{Dir: dir, SegmentSize: MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; ; n++ {
+		_, err = r.Next()
+		if err != nil {
+			break
+		}
+	}
+	if err == nil || err.Error() != openErr.Error() || n != 1 {
+		t.Fatalf("after %d records: %v, Open says %v", n, err, openErr)
+	}
+	if _, again := r.Next(); again != err {
+		t.Errorf("error not sticky: %v", again)
+	}
+	if rerr := r.Rewind(); rerr != err {
+		t.Errorf("Rewind: %v", rerr)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The lock is free again.
+	r, err = Recover(Options{Dir: dir, SegmentSize: MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Finish(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Finish: %v", err)
+	}
+}
+
+// countingFS counts the bytes read from files opened through it.
+type countingFS struct {
+	vfs.FS
+	read atomic.Int64
+}
+
+func (fs *countingFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return f, err
+	}
+	return &countingFile{File: f, n: &fs.read}, nil
+}
+
+type countingFile struct {
+	vfs.File
+	n *atomic.Int64
+}
+
+func (f *countingFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+func (f *countingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.n.Add(int64(n))
+	return n, err
 }

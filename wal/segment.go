@@ -154,8 +154,9 @@ type segmentReader struct {
 }
 
 // openSegment opens seg for reading and checks its header. A bad header
-// ends the segment before its first record (see res).
-func openSegment(fs vfs.FS, seg segment, check func(Record) error) (*segmentReader, error) {
+// ends the segment before its first record (see res). reuse, if not nil,
+// is the Reader of a segment read before, whose buffers it takes over.
+func openSegment(fs vfs.FS, seg segment, check func(Record) error, reuse *Reader) (*segmentReader, error) {
 	s := &segmentReader{seg: seg, check: check, res: scanResult{last: seg.first - 1, end: SegmentHeaderSize}}
 	f, err := fs.OpenFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
@@ -168,7 +169,7 @@ func openSegment(fs vfs.FS, seg segment, check func(Record) error) (*segmentRead
 		return nil, fmt.Errorf("wal: read segment header %s: %w", seg.path, errors.Join(err, f.Close()))
 	}
 	if n == SegmentHeaderSize && hdr == segmentHeader {
-		s.r = newSegmentReader(f, seg.path, seg.first)
+		s.r = newSegmentReader(f, seg.path, seg.first, reuse)
 		return s, nil
 	}
 	s.done = true
@@ -256,7 +257,7 @@ func (s *segmentReader) close() error { return s.f.Close() }
 // stop when stop is not 0. An error from fn or from I/O is returned as is;
 // damage is described in the scanResult.
 func scanSegment(fs vfs.FS, seg segment, stop uint64, check, fn func(Record) error) (scanResult, error) {
-	s, err := openSegment(fs, seg, check)
+	s, err := openSegment(fs, seg, check, nil)
 	if err != nil {
 		return scanResult{last: seg.first - 1}, err
 	}
