@@ -68,6 +68,48 @@ func AppendRecord(dst []byte, lsn uint64, typ uint8, payload []byte) []byte {
 // frameSize returns the encoded size of a record with an n-byte payload.
 func frameSize(n int) int64 { return HeaderSize + int64(n) }
 
+// frameHeader is a record frame header, decoded by parseFrameHeader: the
+// one parser of frame headers, which the Reader and the frameScanner that
+// checks frames in place (for torn-write detection and repair) share.
+type frameHeader struct {
+	crc    uint32 // of the header after this field, and the payload
+	length uint32 // of the payload
+	lsn    uint64
+	typ    uint8
+}
+
+// parseFrameHeader decodes the first HeaderSize bytes of b.
+func parseFrameHeader(b []byte) frameHeader {
+	_ = b[HeaderSize-1]
+	return frameHeader{
+		crc:    binary.LittleEndian.Uint32(b[0:4]),
+		length: binary.LittleEndian.Uint32(b[4:8]),
+		lsn:    binary.LittleEndian.Uint64(b[8:16]),
+		typ:    b[16],
+	}
+}
+
+// problem says why h cannot head a frame: a type of 0 or a length over
+// MaxPayload; "" if it can.
+func (h frameHeader) problem() string {
+	switch {
+	case h.typ == 0:
+		return "invalid record type 0"
+	case h.length > MaxPayload:
+		return fmt.Sprintf("record length %d exceeds MaxPayload", h.length)
+	}
+	return ""
+}
+
+// size is the size of the frame h heads, header included.
+func (h frameHeader) size() int64 { return frameSize(int(h.length)) }
+
+// sumOf returns the checksum a frame with header bytes raw (HeaderSize of
+// them) and the given payload must carry in its crc field.
+func sumOf(raw, payload []byte) uint32 {
+	return crc32.Update(crc32.Update(0, crcTable, raw[4:HeaderSize]), crcTable, payload)
+}
+
 // scanWindow is the most of its input a frameScanner holds at once.
 const scanWindow = 1 << 20
 
@@ -124,28 +166,27 @@ func (s *frameScanner) header(p int64) ([]byte, error) {
 	return s.win[p-s.off:][:HeaderSize], nil
 }
 
-// check reports whether the frame whose header h starts at p has a valid
-// type and length, fits in the input and passes its checksum, and
+// check reports whether the frame whose header raw starts at p has a
+// valid type and length, fits in the input and passes its checksum, and
 // returns its size.
-func (s *frameScanner) check(p int64, h []byte) (int64, bool, error) {
-	n := binary.LittleEndian.Uint32(h[4:8])
-	if h[16] == 0 || n > MaxPayload || p+frameSize(int(n)) > s.end {
+func (s *frameScanner) check(p int64, raw []byte) (int64, bool, error) {
+	h := parseFrameHeader(raw)
+	size := h.size()
+	if h.problem() != "" || p+size > s.end {
 		return 0, false, nil
 	}
-	size := frameSize(int(n))
-	want := binary.LittleEndian.Uint32(h[0:4])
 	if p >= s.off && p+size <= s.off+int64(len(s.win)) {
-		return size, crc32.Update(0, crcTable, s.win[p-s.off+4:p-s.off+size]) == want, nil
+		w := s.win[p-s.off:]
+		return size, sumOf(w, w[HeaderSize:size]) == h.crc, nil
 	}
 	if s.buf == nil {
 		s.buf = make([]byte, 64<<10)
 	}
-	c := crc32.Update(0, crcTable, h[4:HeaderSize])
-	c, err := crcAt(s.r, c, p+HeaderSize, int64(n), s.buf)
+	c, err := crcAt(s.r, sumOf(raw, nil), p+HeaderSize, int64(h.length), s.buf)
 	if err == io.ErrUnexpectedEOF {
 		return 0, false, nil // the input ended inside the frame
 	}
-	return size, err == nil && c == want, err
+	return size, err == nil && c == h.crc, err
 }
 
 // crcAt extends the checksum c over the n bytes of r at off, read through
@@ -189,15 +230,11 @@ func (s *frameScanner) find(first, origin int64, lastGood uint64, bounded bool) 
 			p += int64(i-(HeaderSize-1)) - 1
 			continue
 		}
-		n := binary.LittleEndian.Uint32(b[4:8])
-		if n > MaxPayload || p+frameSize(int(n)) > s.end {
+		h := parseFrameHeader(b)
+		if h.length > MaxPayload || p+h.size() > s.end || h.lsn <= lastGood {
 			continue
 		}
-		lsn := binary.LittleEndian.Uint64(b[8:16])
-		if lsn <= lastGood {
-			continue
-		}
-		if bounded && lsn-lastGood > uint64((p-origin)/HeaderSize)+1 {
+		if bounded && h.lsn-lastGood > uint64((p-origin)/HeaderSize)+1 {
 			continue
 		}
 		_, ok, err := s.check(p, b[:HeaderSize])

@@ -3,9 +3,7 @@ package wal
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -127,16 +125,12 @@ func (r *Reader) next1() (Record, error) {
 	if r.hdr == ([HeaderSize]byte{}) {
 		return Record{}, r.zeroTail()
 	}
-	length := binary.LittleEndian.Uint32(r.hdr[4:8])
-	lsn := binary.LittleEndian.Uint64(r.hdr[8:16])
-	typ := r.hdr[16]
-	if typ == 0 {
-		return Record{}, r.classify(r.hdr[:], nil, "invalid record type 0")
+	h := parseFrameHeader(r.hdr[:])
+	if reason := h.problem(); reason != "" {
+		return Record{}, r.classify(r.hdr[:], nil, reason)
 	}
-	if length > MaxPayload {
-		return Record{}, r.classify(r.hdr[:], nil, fmt.Sprintf("record length %d exceeds MaxPayload", length))
-	}
-	if reason, err := r.precheck(length); err != nil {
+	length, lsn := h.length, h.lsn
+	if reason, err := r.precheck(h); err != nil {
 		return Record{}, r.ioErr(err)
 	} else if reason != "" {
 		return Record{}, r.classify(r.hdr[:], nil, reason)
@@ -148,9 +142,7 @@ func (r *Reader) next1() (Record, error) {
 		}
 		return Record{}, r.classify(r.hdr[:], payload, "incomplete record payload")
 	}
-	crc := crc32.Update(0, crcTable, r.hdr[4:])
-	crc = crc32.Update(crc, crcTable, payload)
-	if crc != binary.LittleEndian.Uint32(r.hdr[0:4]) {
+	if sumOf(r.hdr[:], payload) != h.crc {
 		return Record{}, r.classify(r.hdr[:], payload, "checksum mismatch")
 	}
 	if r.next != 0 && lsn != r.next {
@@ -164,7 +156,7 @@ func (r *Reader) next1() (Record, error) {
 	r.off += HeaderSize + int64(length)
 	r.last = lsn
 	r.next = lsn + 1
-	return Record{LSN: lsn, Type: typ, Payload: payload}, nil
+	return Record{LSN: lsn, Type: h.typ, Payload: payload}, nil
 }
 
 // readPayload reads n bytes into the reusable buffer. When the buffer must
@@ -196,14 +188,14 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return b, nil
 }
 
-// precheck is called with the length of a frame whose payload does not
+// precheck is called with the header of a frame whose payload does not
 // fit in the buffer. Reading a segment file, it checks on the file that
 // the frame is complete and passes its checksum before the Reader
 // allocates a buffer of the length the frame claims, and returns the
 // reason if not. For a bare stream it does nothing: readPayload grows
 // the buffer only as the payload arrives.
-func (r *Reader) precheck(length uint32) (string, error) {
-	if r.src == nil || int(length) <= cap(r.buf) {
+func (r *Reader) precheck(h frameHeader) (string, error) {
+	if r.src == nil || int(h.length) <= cap(r.buf) {
 		return "", nil
 	}
 	fi, err := r.src.Stat()
@@ -211,17 +203,16 @@ func (r *Reader) precheck(length uint32) (string, error) {
 		return "", err
 	}
 	off := r.base + r.off + HeaderSize
-	if off+int64(length) > fi.Size() {
+	if off+int64(h.length) > fi.Size() {
 		return "incomplete record payload", nil
 	}
-	c := crc32.Update(0, crcTable, r.hdr[4:])
-	c, err = crcAt(r.src, c, off, int64(length), make([]byte, 64<<10))
+	c, err := crcAt(r.src, sumOf(r.hdr[:], nil), off, int64(h.length), make([]byte, 64<<10))
 	switch {
 	case err == io.ErrUnexpectedEOF:
 		return "incomplete record payload", nil
 	case err != nil:
 		return "", err
-	case c != binary.LittleEndian.Uint32(r.hdr[0:4]):
+	case c != h.crc:
 		return "checksum mismatch", nil
 	}
 	return "", nil

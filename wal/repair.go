@@ -2,7 +2,6 @@ package wal
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -221,7 +220,8 @@ func resync(fs vfs.FS, sc *segScan, res scanResult, check func(Record) error) er
 		if err != nil || h == nil {
 			return 0, 0, 0, false, err
 		}
-		lsn, typ = binary.LittleEndian.Uint64(h[8:16]), h[16]
+		fh := parseFrameHeader(h)
+		lsn, typ = fh.lsn, fh.typ
 		n, ok, err = fsc.check(p, h)
 		return lsn, typ, n, ok, err
 	}
