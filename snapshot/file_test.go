@@ -200,7 +200,7 @@ func TestWithYield(t *testing.T) {
 // and the frame decodes to the block.
 func TestCompressYieldsPerChunk(t *testing.T) {
 	var calls int
-	e, err := newEncoder(context.Background(), &sink{w: io.Discard}, new(atomic.Bool), BlockTarget, func() { calls++ })
+	e, err := newEncoder(&sink{w: io.Discard}, BlockTarget, func() { calls++ })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/vfs"
@@ -304,56 +303,30 @@ func load(ctx context.Context, r io.ReaderAt, size int64, file string, paralleli
 	if parallelism <= 0 {
 		parallelism = runtime.GOMAXPROCS(0)
 	}
-	workers := min(parallelism, len(runs))
 	var (
-		nextRun atomic.Int64
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		first   error
-		stopped atomic.Bool
-		tot     totals
+		mu  sync.Mutex
+		tot totals
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
-		}
-		mu.Unlock()
-		stopped.Store(true)
+	type worker struct {
+		d   *blockDecoder
+		tot totals
 	}
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	err = parallel(ctx, len(runs), min(parallelism, len(runs)),
+		func() (*worker, error) {
 			d, err := newBlockDecoder()
-			if err != nil {
-				fail(err)
-				return
-			}
-			defer d.close()
-			var local totals
-			for !stopped.Load() {
-				i := int(nextRun.Add(1) - 1)
-				if i >= len(runs) {
-					break
-				}
-				if err := ctx.Err(); err != nil {
-					fail(err)
-					return
-				}
-				if err := d.loadRun(ctx, r, file, ft.index, runs[i], &local, fn); err != nil {
-					fail(err)
-					return
-				}
-			}
+			return &worker{d: d}, err
+		},
+		func(ctx context.Context, w *worker, i int) error {
+			return w.d.loadRun(ctx, r, file, ft.index, runs[i], &w.tot, fn)
+		},
+		func(w *worker) {
+			w.d.close()
 			mu.Lock()
-			tot.add(local)
+			tot.add(w.tot)
 			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return Header{}, Summary{}, first
+		})
+	if err != nil {
+		return Header{}, Summary{}, err
 	}
 	if tot.disk() != ft.tot {
 		return Header{}, Summary{}, corrupt(file, ft.off, "footer totals differ from the blocks")

@@ -3,13 +3,11 @@ package snapshot
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -147,46 +145,14 @@ func write(ctx context.Context, w io.Writer, h Header, parts []Part, target int,
 	}
 
 	workers := max(1, min(o.parallelism, len(parts)))
-	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		errMu   sync.Mutex
-		first   error
-		stopped atomic.Bool
-	)
-	fail := func(err error) {
-		errMu.Lock()
-		if first == nil {
-			first = err
-		}
-		errMu.Unlock()
-		stopped.Store(true)
-	}
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, err := newEncoder(ctx, s, &stopped, target, o.yield)
-			if err != nil {
-				fail(err)
-				return
-			}
-			defer e.close()
-			for !stopped.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(parts) {
-					return
-				}
-				if err := e.encodePart(uint32(i), parts[i], i >= len(parts)-h.Triples); err != nil {
-					fail(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return Summary{}, first
+	err := parallel(ctx, len(parts), workers,
+		func() (*encoder, error) { return newEncoder(s, target, o.yield) },
+		func(ctx context.Context, e *encoder, i int) error {
+			return e.encodePart(ctx, uint32(i), parts[i], i >= len(parts)-h.Triples)
+		},
+		(*encoder).close)
+	if err != nil {
+		return Summary{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err
@@ -285,17 +251,16 @@ func (s *sink) finish() (Summary, error) {
 // encoder turns partitions into block frames. Each encoding goroutine owns
 // one, with its own zstd encoder and buffers, reused for every block.
 type encoder struct {
-	ctx     context.Context
-	s       *sink
-	stopped *atomic.Bool
-	zenc    *zstd.Encoder
-	target  int          // uncompressed block size to fill up to
-	yield   func()       // gives other goroutines a turn
-	raw     []byte       // frame being built: header slot + entries
-	z       []byte       // compressed frame: header slot + zstd frame
-	zw      appendWriter // where compress writes the frame
-	misses  int          // consecutive blocks that did not compress
-	skip    int          // blocks left to store raw without trying zstd
+	ctx    context.Context // of the partition being encoded
+	s      *sink
+	zenc   *zstd.Encoder
+	target int          // uncompressed block size to fill up to
+	yield  func()       // gives other goroutines a turn
+	raw    []byte       // frame being built: header slot + entries
+	z      []byte       // compressed frame: header slot + zstd frame
+	zw     appendWriter // where compress writes the frame
+	misses int          // consecutive blocks that did not compress
+	skip   int          // blocks left to store raw without trying zstd
 
 	// state of the block being built
 	part    uint32
@@ -312,7 +277,7 @@ type encoder struct {
 // 64 KiB, a few hundred microseconds.
 const yieldEntries = 1024
 
-func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int, yield func()) (*encoder, error) {
+func newEncoder(s *sink, target int, yield func()) (*encoder, error) {
 	zenc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(1),
@@ -323,13 +288,11 @@ func newEncoder(ctx context.Context, s *sink, stopped *atomic.Bool, target int, 
 		return nil, err
 	}
 	return &encoder{
-		ctx:     ctx,
-		s:       s,
-		stopped: stopped,
-		zenc:    zenc,
-		target:  target,
-		yield:   yield,
-		raw:     make([]byte, BlockHeaderSize, BlockHeaderSize+target),
+		s:      s,
+		zenc:   zenc,
+		target: target,
+		yield:  yield,
+		raw:    make([]byte, BlockHeaderSize, BlockHeaderSize+target),
 	}, nil
 }
 
@@ -371,12 +334,10 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// errStopped is returned by an encoder that stops because another one
-// failed; Write reports the other's error.
-var errStopped = errors.New("snapshot: stopped")
-
-// encodePart encodes one partition into blocks and writes them.
-func (e *encoder) encodePart(part uint32, p Part, triples bool) error {
+// encodePart encodes one partition into blocks and writes them. It stops
+// when ctx is done (cancelled, or another encoder failed).
+func (e *encoder) encodePart(ctx context.Context, part uint32, p Part, triples bool) error {
+	e.ctx = ctx
 	e.part = part
 	e.kind = 0
 	if triples {
@@ -434,15 +395,7 @@ func (e *encoder) encodePart(part uint32, p Part, triples bool) error {
 }
 
 // check reports cancellation or another encoder's failure.
-func (e *encoder) check() error {
-	if err := e.ctx.Err(); err != nil {
-		return err
-	}
-	if e.stopped.Load() {
-		return errStopped
-	}
-	return nil
-}
+func (e *encoder) check() error { return e.ctx.Err() }
 
 // reset starts a new, empty block with the given flags.
 func (e *encoder) reset(flags uint8) {
