@@ -4,76 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/internal/fuzztest"
 	"github.com/cidstore/cidstore/vfs"
 )
-
-var genCorpus = flag.Bool("gencorpus", false, "rewrite the checked-in seed corpus of FuzzSnapshotDecode from the real writer")
 
 // snapAllocSlack bounds what a decoder may allocate beyond a multiple of
 // its input: per decoding goroutine a frame, an uncompressed block and its
 // values (MaxBlockSize each) plus the zstd decoder's window and buffers.
 // Two goroutines (LoadFile runs with parallelism 2 here) and room to spare.
 const snapAllocSlack = 64 << 20
-
-// allocated returns the bytes allocated while fn ran (TotalAlloc
-// difference, which includes the little other goroutines allocate).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
-// byKey merges entries into each key's values, sorted (a key may appear in
-// several partitions and a split key in several calls).
-func byKey(es []entry) map[cid.CID][]cid.CID {
-	m := make(map[cid.CID][]cid.CID)
-	for _, e := range es {
-		m[e.key] = append(m[e.key], e.vals...)
-	}
-	for _, v := range m {
-		slices.SortFunc(v, cid.Compare)
-	}
-	return m
-}
-
-func sameEntries(a, b map[cid.CID][]cid.CID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
-			return false
-		}
-	}
-	return true
-}
-
-// lockedCollector gathers fn's calls from concurrent decoders.
-type lockedCollector struct {
-	mu  sync.Mutex
-	got []entry
-}
-
-func (c *lockedCollector) fn(k cid.CID, v []cid.CID) error {
-	e := entry{k, slices.Clone(v)}
-	c.mu.Lock()
-	c.got = append(c.got, e)
-	c.mu.Unlock()
-	return nil
-}
 
 // partitions decodes a snapshot that LoadFile accepted block by block, in
 // file order, and returns each partition's entries with split keys joined.
@@ -154,18 +100,18 @@ func FuzzSnapshotDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		var (
-			fileC, streamC lockedCollector
+			fileC, streamC collector
 			h1, h2         Header
 			s1, s2         Summary
 			err1, err2     error
 		)
 		limit := snapAllocSlack + 8*uint64(len(data))
-		if n := allocated(func() {
+		if n := fuzztest.Allocated(func() {
 			h1, s1, err1 = LoadFile(context.Background(), vfs.Default, path, 2, fileC.fn)
 		}); n > limit {
 			t.Fatalf("LoadFile of %d bytes allocated %d bytes (limit %d)", len(data), n, limit)
 		}
-		if n := allocated(func() {
+		if n := fuzztest.Allocated(func() {
 			h2, s2, err2 = Read(context.Background(), bytes.NewReader(data), streamC.fn)
 		}); n > limit {
 			t.Fatalf("Read of %d bytes allocated %d bytes (limit %d)", len(data), n, limit)
@@ -216,7 +162,7 @@ func FuzzSnapshotDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Write of decoded partitions: %v", err)
 		}
-		var again lockedCollector
+		var again collector
 		h3, s3, err := Read(context.Background(), bytes.NewReader(buf.Bytes()), again.fn)
 		if err != nil {
 			t.Fatalf("Read of the re-encoded snapshot: %v", err)
@@ -235,12 +181,8 @@ func FuzzSnapshotDecode(f *testing.F) {
 // from files written by WriteFile (run with -gencorpus): empty, one and
 // several partitions, split keys, compressible blocks.
 func TestGenerateSnapshotCorpus(t *testing.T) {
-	if !*genCorpus {
+	if !*fuzztest.Regenerate {
 		t.Skip("run with -gencorpus to rewrite the seed corpus")
-	}
-	out := filepath.Join("testdata", "fuzz", "FuzzSnapshotDecode")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	cases := []struct {
 		name string
@@ -271,9 +213,6 @@ func TestGenerateSnapshotCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := filepath.Join(out, c.name)
-		if err := os.WriteFile(name, fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fuzztest.WriteSeed(t, "FuzzSnapshotDecode", c.name, data)
 	}
 }

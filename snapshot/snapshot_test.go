@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,8 +12,6 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/vfs"
 )
-
-func one(int) int { return 1 }
 
 // roundTripCases are the datasets every round-trip test covers. target is
 // the writer's block size (0 means BlockTarget).
@@ -122,21 +119,12 @@ func TestReadEqualsLoad(t *testing.T) {
 	}
 	// Read delivers in file order, LoadFile by runs of blocks; per key the
 	// calls are the same and in the same order.
-	byKey := func(c *collector) map[cid.CID][]cid.CID {
-		m := make(map[cid.CID][]cid.CID)
-		for _, e := range c.got {
-			m[e.key] = append(m[e.key], e.vals...)
-		}
-		return m
-	}
-	ma, mb := byKey(&a), byKey(&b)
+	ma, mb := joinByKey(a.got), joinByKey(b.got)
 	if len(a.got) != len(b.got) || len(ma) != len(mb) {
 		t.Fatalf("LoadFile made %d calls for %d keys, Read %d for %d", len(a.got), len(ma), len(b.got), len(mb))
 	}
-	for k, va := range ma {
-		if !slices.Equal(va, mb[k]) {
-			t.Fatalf("key %s differs", k)
-		}
+	if !sameEntries(ma, mb) {
+		t.Fatal("LoadFile and Read deliver other values for a key")
 	}
 	a.check(t, d, true)
 	b.check(t, d, true)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/internal/fuzztest"
 	"github.com/cidstore/cidstore/internal/sparsefile"
 	"github.com/cidstore/cidstore/vfs"
 )
@@ -79,7 +80,7 @@ func TestSparseSnapshotMemory(t *testing.T) {
 		check := func(op string, wantErr bool, fn func() error) {
 			t.Helper()
 			var err error
-			n := allocated(func() { err = fn() })
+			n := fuzztest.Allocated(func() { err = fn() })
 			if wantErr != errors.Is(err, ErrCorrupt) || (!wantErr && err != nil) {
 				t.Errorf("%s %s: %v, want corrupt %v", op, name, err, wantErr)
 			}

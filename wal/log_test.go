@@ -461,3 +461,15 @@ func TestReplayWhileAppending(t *testing.T) {
 	}
 	checkRecords(t, replayAll(t, l, 1), 1, 400)
 }
+
+// InFlight is closed when no batch is being written.
+func TestInFlightIdle(t *testing.T) {
+	l := mustOpen(t, Options{Dir: t.TempDir()})
+	defer l.Close()
+	writeRecords(t, l, 1, 3)
+	select {
+	case <-l.InFlight():
+	default:
+		t.Fatal("InFlight open on an idle log")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cidstore/cidstore/internal/fuzztest"
 	"github.com/cidstore/cidstore/internal/sparsefile"
 )
 
@@ -48,7 +49,7 @@ func TestSparseSegmentMemory(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			check := func(op string, fn func()) {
 				t.Helper()
-				n := allocated(fn)
+				n := fuzztest.Allocated(fn)
 				if n > memBound {
 					t.Errorf("%s of a %d MiB sparse segment allocated %d MiB, more than %d MiB",
 						op, sparseSize>>20, n>>20, memBound>>20)

@@ -3,32 +3,19 @@ package wal
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
-)
 
-var genCorpus = flag.Bool("gencorpus", false, "rewrite the checked-in seed corpus of FuzzWALDecode from the real writer")
+	"github.com/cidstore/cidstore/internal/fuzztest"
+)
 
 // walAllocSlack is the allocation a Reader may make beyond a multiple of
 // its input: the 64 KiB bufio buffer and one payload growth step of at
 // most 1 MiB (doubled by append's growth), with room to spare.
 const walAllocSlack = 4 << 20
-
-// allocated returns the bytes allocated by fn (TotalAlloc difference). It
-// also counts the few allocations other goroutines make meanwhile, which
-// the bounds checked with it leave room for.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // decoded is the outcome of decoding a stream: the records it accepted and
 // how it ended.
@@ -103,7 +90,7 @@ func FuzzWALDecode(f *testing.F) {
 			body = data[SegmentHeaderSize:]
 		}
 		var d decoded
-		n := allocated(func() { d = decodeStream(t, NewReader(bytes.NewReader(body)), body) })
+		n := fuzztest.Allocated(func() { d = decodeStream(t, NewReader(bytes.NewReader(body)), body) })
 		if limit := walAllocSlack + 4*uint64(len(body)); n > limit {
 			t.Fatalf("decoding %d bytes allocated %d bytes (limit %d)", len(body), n, limit)
 		}
@@ -226,7 +213,7 @@ func walSeeds() [][]byte {
 // written by a real Log (run with -gencorpus). The files are checked in, so
 // every plain go test runs them.
 func TestGenerateWALCorpus(t *testing.T) {
-	if !*genCorpus {
+	if !*fuzztest.Regenerate {
 		t.Skip("run with -gencorpus to rewrite the seed corpus")
 	}
 	dir := t.TempDir()
@@ -239,18 +226,11 @@ func TestGenerateWALCorpus(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join("testdata", "fuzz", "FuzzWALDecode")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for i, path := range segmentFiles(t, dir) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := filepath.Join(out, fmt.Sprintf("segment-%d", i+1))
-		if err := os.WriteFile(name, fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fuzztest.WriteSeed(t, "FuzzWALDecode", fmt.Sprintf("segment-%d", i+1), data)
 	}
 }

@@ -190,3 +190,40 @@ func loadBytes(data []byte, name string, parallelism int, fn func(cid.CID, []cid
 }
 
 func crc32Update(c uint32, b []byte) uint32 { return crc32.Update(c, crcTable, b) }
+
+// one is a value count: one value for every key.
+func one(int) int { return 1 }
+
+// joinByKey merges entries into each key's values, in the order of the
+// entries (a key may appear in several partitions and a split key in
+// several calls).
+func joinByKey(es []entry) map[cid.CID][]cid.CID {
+	m := make(map[cid.CID][]cid.CID)
+	for _, e := range es {
+		m[e.key] = append(m[e.key], e.vals...)
+	}
+	return m
+}
+
+// byKey is joinByKey with each key's values sorted.
+func byKey(es []entry) map[cid.CID][]cid.CID {
+	m := joinByKey(es)
+	for _, v := range m {
+		slices.SortFunc(v, cid.Compare)
+	}
+	return m
+}
+
+// sameEntries reports whether a and b hold the same keys with the same
+// values in the same order.
+func sameEntries(a, b map[cid.CID][]cid.CID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}

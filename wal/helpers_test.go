@@ -120,14 +120,30 @@ func copyDir(t testing.TB, src, dst string) {
 	}
 }
 
-// InFlight is closed when no batch is being written.
-func TestInFlightIdle(t *testing.T) {
-	l := mustOpen(t, Options{Dir: t.TempDir()})
-	defer l.Close()
-	writeRecords(t, l, 1, 3)
-	select {
-	case <-l.InFlight():
-	default:
-		t.Fatal("InFlight open on an idle log")
+// frameEnds returns the end offsets of the records in a segment file.
+func frameEnds(t *testing.T, path string) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(bytes.NewReader(b[SegmentHeaderSize:]))
+	var ends []int64
+	for {
+		if _, err := r.Next(); err != nil {
+			break
+		}
+		ends = append(ends, SegmentHeaderSize+r.Offset())
+	}
+	return ends
+}
+
+// makeLog writes records 1..k to a new log in dir and closes it.
+func makeLog(t *testing.T, dir string, k int, segSize int64) {
+	t.Helper()
+	l := mustOpen(t, Options{Dir: dir, SegmentSize: segSize})
+	writeRecords(t, l, 1, k)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
