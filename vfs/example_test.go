@@ -23,3 +23,19 @@ func ExampleFaultFS() {
 	fmt.Println(err1, errors.Is(err2, syscall.ENOSPC))
 	// Output: <nil> true
 }
+
+func ExampleWriteFileAtomic() {
+	dir, _ := os.MkdirTemp("", "vfs-example")
+	defer os.RemoveAll(dir)
+
+	path := filepath.Join(dir, "state")
+	// The temporary name is one the directory's owner removes after a
+	// crash; a "*" in it would make it unique instead.
+	err := vfs.WriteFileAtomic(vfs.Default, path, path+".tmp", func(f vfs.File) error {
+		_, err := f.Write([]byte("complete or absent"))
+		return err
+	})
+	b, _ := os.ReadFile(path)
+	fmt.Println(err, string(b))
+	// Output: <nil> complete or absent
+}

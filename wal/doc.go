@@ -61,16 +61,17 @@
 // # Preallocation
 //
 // Unless Options.NoPreallocate is set (and for segment sizes of at least
-// 1 MiB), a preparer goroutine writes a spare segment in the background:
-// header, zeros up to SegmentSize, fsync. The flusher renames it into
-// place at the next rotation instead of creating a segment, and a log
+// 1 MiB), the preallocator, a goroutine of its own, writes a spare segment
+// in the background: header, zeros up to SegmentSize, fsync. The flusher
+// renames it into place at the next rotation instead of creating a
+// segment, and a log
 // whose active segment was not preallocated (a new log, once it has
 // written 1 MiB, or half a segment if that is less) switches to the spare
 // as soon as it is ready, at the start of a batch. Writes then overwrite
 // allocated blocks and the flusher's fdatasync(2) writes no metadata,
 // which roughly halves the cost of a group commit on ext4. The price is
 // that every segment is written twice. Without a spare ready the flusher
-// creates a segment as before, so appends never wait for the preparer,
+// creates a segment as before, so appends never wait for the preallocator,
 // and a failure to preallocate is logged and otherwise ignored.
 //
 // Preallocation never takes the space records need. Where the filesystem

@@ -18,7 +18,7 @@ import (
 
 // waitSpare waits until a spare segment is ready. Only the flusher takes
 // a spare, and only when records are written, so while the test is not
-// writing a ready spare stays ready. The preparer signals l.made after it
+// writing a ready spare stays ready. The preallocator signals l.pre.made after it
 // publishes a spare, so checking after each signal misses none.
 func waitSpare(t *testing.T, l *Log) {
 	t.Helper()
@@ -154,7 +154,7 @@ func TestNoPreallocate(t *testing.T) {
 	l := mustOpen(t, Options{Dir: dir, SegmentSize: 2 << 20, NoPreallocate: true, Sync: SyncNever})
 	writeRecords(t, l, 1, 60000)
 	if l.pre != nil {
-		t.Fatal("preparer running with NoPreallocate")
+		t.Fatal("preallocator running with NoPreallocate")
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
