@@ -18,14 +18,10 @@ import (
 func (l *Log) Replay(fromLSN uint64, fn func(lsn uint64, typ uint8, payload []byte) error) error {
 	l.replayMu.RLock()
 	defer l.replayMu.RUnlock()
-	l.mu.Lock()
-	if l.st.closing {
-		l.mu.Unlock()
-		return ErrClosed
+	segs, limit, err := l.segments()
+	if err != nil {
+		return err
 	}
-	segs := slices.Clone(l.st.segs)
-	limit := l.prog.written.Load()
-	l.mu.Unlock()
 	fromLSN = max(fromLSN, 1)
 	if fromLSN > limit {
 		return nil
@@ -74,13 +70,10 @@ func (l *Log) Replay(fromLSN uint64, fn func(lsn uint64, typ uint8, payload []by
 func (l *Log) TruncateBefore(lsn uint64) error {
 	l.replayMu.Lock()
 	defer l.replayMu.Unlock()
-	l.mu.Lock()
-	if l.st.closing {
-		l.mu.Unlock()
-		return ErrClosed
+	segs, _, err := l.segments()
+	if err != nil {
+		return err
 	}
-	segs := slices.Clone(l.st.segs)
-	l.mu.Unlock()
 	n := 0
 	for n < len(segs)-1 && segs[n+1].first <= lsn {
 		n++
@@ -88,7 +81,6 @@ func (l *Log) TruncateBefore(lsn uint64) error {
 	if n == 0 {
 		return nil
 	}
-	var err error
 	removed := 0
 	for ; removed < n; removed++ {
 		if err = l.fs.Remove(segs[removed].path); err != nil {
@@ -113,4 +105,15 @@ func (l *Log) FirstLSN() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.st.segs[0].first
+}
+
+// segments returns a copy of the segment list and the last LSN written,
+// read together, or ErrClosed once Close has been called.
+func (l *Log) segments() ([]segment, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st.closing {
+		return nil, 0, ErrClosed
+	}
+	return slices.Clone(l.st.segs), l.prog.written.Load(), nil
 }

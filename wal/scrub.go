@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 )
 
 // TypeStats count the records of one type.
@@ -56,13 +55,11 @@ func (l *Log) ScrubStep(ctx context.Context, after uint64, max int) (ScrubReport
 	// retention) for as long as it reads. A segment removed meanwhile is
 	// skipped; removal goes oldest first, so it is never followed by one
 	// that was scanned.
-	l.mu.Lock()
-	if l.st.closing {
-		l.mu.Unlock()
-		return rep, ErrClosed
+	segs, _, err := l.segments()
+	if err != nil {
+		return rep, err
 	}
-	segs := slices.Clone(l.st.segs[:len(l.st.segs)-1])
-	l.mu.Unlock()
+	segs = segs[:len(segs)-1] // closed segments only
 	start := 0
 	for start < len(segs) && segs[start].first <= after {
 		start++
