@@ -108,23 +108,18 @@ func (p *preallocator) take() *vfs.TempFile {
 }
 
 // hold makes no spare until the next segment starts.
-func (p *preallocator) hold() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	p.held = true
-	p.mu.Unlock()
-}
+func (p *preallocator) hold() { p.setHeld(true) }
 
 // resume lets spares be made again; the flusher calls it when a new
 // segment starts.
-func (p *preallocator) resume() {
+func (p *preallocator) resume() { p.setHeld(false) }
+
+func (p *preallocator) setHeld(held bool) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
-	p.held = false
+	p.held = held
 	p.mu.Unlock()
 }
 
