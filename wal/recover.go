@@ -144,6 +144,12 @@ func (r *Recovery) Next() (Record, error) {
 	}
 	rec, err := r.next()
 	if err != nil {
+		if r.cur != nil { // the pass is over: nothing reads the segment again
+			if cerr := r.cur.close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			r.cur = nil
+		}
 		r.err = r.wrap(err)
 		return Record{}, r.err
 	}
@@ -265,14 +271,14 @@ func (r *Recovery) Finish() (*Log, error) {
 		return nil, ErrClosed
 	}
 	rec, err := r.readAll()
-	r.finished = true
 	var l *Log
 	if err == nil {
 		l, err = start(r.opts, r.lock, rec)
 	}
 	if err != nil {
-		return nil, errors.Join(err, r.lock.Close())
+		return nil, errors.Join(err, r.Close())
 	}
+	r.finished = true
 	return l, nil
 }
 
