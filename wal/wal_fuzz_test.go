@@ -78,7 +78,9 @@ func decodeStream(t *testing.T, r *Reader, data []byte) decoded {
 // reader. A clean or torn segment opens, the torn tail is cut (TornBytes)
 // and Replay returns exactly the records the reader accepted; a corrupt one
 // (or a bad header that is not a torn prefix) fails Open with ErrCorrupt,
-// while Open with Repair keeps exactly those records.
+// while Open with Repair keeps those records, and after them only intact
+// frames of the input that carry the LSNs that follow (repair strings
+// runs together by LSN across damage).
 func FuzzWALDecode(f *testing.F) {
 	for _, seed := range walSeeds() {
 		f.Add(seed)
@@ -138,6 +140,19 @@ func FuzzWALDecode(f *testing.F) {
 		got := replayAll(t, l, 1)
 		if err := l.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
+		}
+		if want.corrupt && len(got) > len(want.recs) {
+			// Repair strings intact runs together by LSN: records that
+			// continue the kept ones past the damage stay too. They must
+			// be frames of data, with the LSNs that follow.
+			body := data[SegmentHeaderSize:]
+			for i, r := range got[len(want.recs):] {
+				if r.lsn != uint64(len(want.recs)+i+1) || !bytes.Contains(body, AppendRecord(nil, r.lsn, r.typ, r.payload)) {
+					t.Fatalf("repair kept record %d (LSN %d), which no intact frame after the damage holds",
+						len(want.recs)+i, r.lsn)
+				}
+			}
+			got = got[:len(want.recs)]
 		}
 		if len(got) != len(want.recs) {
 			t.Fatalf("replayed %d records, want %d", len(got), len(want.recs))
