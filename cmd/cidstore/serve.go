@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cidstore/cidstore/server"
 	"github.com/cidstore/cidstore/store"
+	"github.com/cidstore/cidstore/vfs"
 )
 
 // serveEnv maps flags to the environment variables that set their
@@ -209,15 +209,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("%w: -log-format %q: want text or json", errUsage, format)
 }
 
-// writeReadyFile writes addrs as JSON to path, whole or not at all.
+// writeReadyFile writes addrs as JSON to path, whole or not at all
+// (vfs.WriteFileAtomic, under a unique hidden temporary name).
 func writeReadyFile(path string, addrs map[string]string) error {
 	b, err := json.Marshal(addrs)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid()))
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	return vfs.WriteFileAtomic(vfs.Default, path, tmp, func(f vfs.File) error {
+		_, err := f.Write(b)
 		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }
