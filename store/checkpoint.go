@@ -24,10 +24,6 @@ import (
 // snapDir holds the snapshots of a persistent store, named by cut LSN.
 const snapDir = "snapshots"
 
-// ErrInMemory is returned by operations that need a directory, such as
-// Checkpoint, on an in-memory store.
-var ErrInMemory = errors.New("cidstore: in-memory store")
-
 // CheckpointStats describe the checkpoints taken since Open.
 type CheckpointStats struct {
 	Count        int64         // checkpoints written

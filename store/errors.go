@@ -59,6 +59,11 @@ var (
 	// ErrNotStore is returned (wrapped) by Repair, and by Open with
 	// Options.ReadOnly, for a path that is not a store directory.
 	ErrNotStore = errors.New("cidstore: not a store directory")
+	// ErrInMemory is returned by operations that need a directory, such
+	// as Checkpoint, on an in-memory store.
+	ErrInMemory = errors.New("cidstore: in-memory store")
+	// ErrNotEmpty is returned by Import into a store that holds data.
+	ErrNotEmpty = errors.New("cidstore: store is not empty")
 )
 
 // corruptError makes damage reported by the WAL or the snapshot layer

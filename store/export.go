@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -22,9 +21,6 @@ func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, erro
 	// Leave the writers room, as a checkpoint does.
 	return snapshot.Write(ctx, w, h, parts, s.encoderOptions()...)
 }
-
-// ErrNotEmpty is returned by Import into a store that holds data.
-var ErrNotEmpty = errors.New("cidstore: store is not empty")
 
 // Import loads a snapshot stream (as written by Export) into an empty
 // store, validating every block and the footer; on a damaged stream
