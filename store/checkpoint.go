@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -20,9 +18,6 @@ import (
 	"github.com/cidstore/cidstore/triples"
 	"github.com/cidstore/cidstore/vfs"
 )
-
-// snapDir holds the snapshots of a persistent store, named by cut LSN.
-const snapDir = "snapshots"
 
 // CheckpointStats describe the checkpoints taken since Open.
 type CheckpointStats struct {
@@ -81,7 +76,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	}
 	start := time.Now()
 	parts, h := snapshotParts(views, tviews, lsn)
-	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
+	path := Layout{s.dir}.Snapshot(lsn)
 	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
 		return err
 	}
@@ -213,51 +208,6 @@ func viewPart(v *shard.View) snapshot.Part {
 	}
 }
 
-// snapFile is a snapshot in the store's directory.
-type snapFile struct {
-	lsn  uint64
-	path string
-}
-
-// isSnapTemp reports whether name is one of the store's own temporary
-// files in the snapshot directory: a snapshot being written
-// (snapshot.WriteFile: NAME.snap.tmp) or being removed (removeGradually:
-// NAME.snap.del.tmp). Other files are left alone, whatever their names.
-func isSnapTemp(name string) bool {
-	base, ok := strings.CutSuffix(name, ".tmp")
-	if !ok {
-		return false
-	}
-	_, ok = snapshot.ParseName(strings.TrimSuffix(base, ".del"))
-	return ok
-}
-
-// listSnapshots returns the snapshots, newest first, and the store's own
-// leftover temporary files (isSnapTemp).
-func (s *Store) listSnapshots() (snaps []snapFile, temps []string, err error) {
-	dir := filepath.Join(s.dir, snapDir)
-	ents, err := s.opts.FS.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil // no snapshot taken yet
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("cidstore: list snapshots: %w", err)
-	}
-	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() {
-			continue // a directory or link named like one is no snapshot
-		}
-		if lsn, ok := snapshot.ParseName(name); ok {
-			snaps = append(snaps, snapFile{lsn, filepath.Join(dir, name)})
-		} else if isSnapTemp(name) {
-			temps = append(temps, filepath.Join(dir, name))
-		}
-	}
-	slices.SortFunc(snaps, func(a, b snapFile) int { return cmp.Compare(b.lsn, a.lsn) })
-	return snaps, temps, nil
-}
-
 // snapTrust says which snapshot files retention may count as snapshots:
 // those that validated (the one recovery loaded and those written since)
 // and, since recovery tried the newest first, every file older than the
@@ -290,7 +240,7 @@ func (s *Store) retain(ctx context.Context) error {
 // keepNewest is retain with keep, at least 1, in place of SnapshotsKept.
 // The caller holds ckptMu.
 func (s *Store) keepNewest(ctx context.Context, keep int) error {
-	list, _, err := s.listSnapshots()
+	list, _, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
 		return err
 	}
@@ -316,7 +266,7 @@ func (s *Store) keepNewest(ctx context.Context, keep int) error {
 		removed++
 	}
 	if removed > 0 {
-		if err := s.opts.FS.SyncDir(filepath.Join(s.dir, snapDir)); err != nil {
+		if err := s.opts.FS.SyncDir(Layout{s.dir}.Snapshots()); err != nil {
 			errs = append(errs, fmt.Errorf("cidstore: sync snapshot dir: %w", err))
 		}
 	}

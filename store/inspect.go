@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
@@ -64,8 +63,7 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 	if err := isStore(fs, dir); err != nil {
 		return info, err
 	}
-	s := &Store{dir: dir, opts: Options{FS: fs}}
-	snaps, _, err := s.listSnapshots()
+	snaps, _, err := listSnapshots(fs, dir)
 	if err != nil {
 		return info, err
 	}
@@ -93,7 +91,7 @@ func inspect(fs vfs.FS, dir string, full bool) (DirInfo, error) {
 	}
 	var wc walCheck
 	var skipped []skippedSnap
-	info.WAL, info.WALErr = wal.Verify(fs, filepath.Join(dir, walDir), wc.check)
+	info.WAL, info.WALErr = wal.Verify(fs, Layout{dir}.WAL(), wc.check)
 	if info.WALErr != nil {
 		info.WALErr = asCorrupt(info.WALErr)
 		errs = append(errs, info.WALErr)

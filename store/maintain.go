@@ -155,7 +155,7 @@ func (s *Store) scrubPass(ctx context.Context, p *maintenance.Pacer) error {
 	// verification never holds up a checkpoint. Retention may retire one
 	// meanwhile: it is renamed away before it is shrunk and removed, so
 	// damage found in a file that no longer has its name is not damage.
-	list, _, err := s.listSnapshots()
+	list, _, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (s *Store) Audit(ctx context.Context) (int, error) {
 func (s *Store) runGC(ctx context.Context, _ Config, _ *maintenance.Pacer) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
-	_, temps, err := s.listSnapshots()
+	_, temps, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
 		return err
 	}

@@ -29,14 +29,14 @@ import (
 // first LSN); then s.wal may be open, for the caller to close.
 func (s *Store) recover(rc *wal.Recovery) error {
 	start := time.Now()
-	snaps, temps, err := s.listSnapshots()
+	snaps, temps, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
 		return err
 	}
 	if s.opts.ReadOnly {
 		temps = nil
 	}
-	if err := s.removeTemps(temps); err != nil {
+	if err := removeTemps(s.opts.FS, temps); err != nil {
 		return err
 	}
 	s.walIn = &walInput{rc: rc}

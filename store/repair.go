@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
@@ -71,7 +70,7 @@ func Repair(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
 	if err := isStore(fs, dir); err != nil {
 		return RepairReport{}, err
 	}
-	lock, err := fs.Lock(filepath.Join(dir, lockName))
+	lock, err := fs.Lock(Layout{dir}.Lock())
 	if err != nil {
 		return RepairReport{}, fmt.Errorf("cidstore: repair %s: %w", dir, err)
 	}
@@ -82,12 +81,11 @@ func Repair(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
 // repairDir is Repair with the store's lock held.
 func repairDir(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error) {
 	var rep RepairReport
-	s := &Store{dir: dir, opts: Options{FS: fs, Logger: logger}}
-	snaps, temps, err := s.listSnapshots()
+	snaps, temps, err := listSnapshots(fs, dir)
 	if err != nil {
 		return rep, err
 	}
-	if err := s.removeTemps(temps); err != nil {
+	if err := removeTemps(fs, temps); err != nil {
 		return rep, err
 	}
 	base := -1
@@ -112,7 +110,7 @@ func repairDir(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error)
 			"file", sn.Path, "to", sn.MovedTo, "err", sn.Err)
 	}
 	var wc walCheck
-	rep.WAL, err = wal.Repair(fs, filepath.Join(dir, walDir), wal.RepairOptions{
+	rep.WAL, err = wal.Repair(fs, Layout{dir}.WAL(), wal.RepairOptions{
 		Logger:  logger,
 		HaveCut: true,
 		Cut:     rep.BaseLSN,
@@ -137,15 +135,4 @@ func repairDir(fs vfs.FS, dir string, logger *slog.Logger) (RepairReport, error)
 		return rep, fmt.Errorf("cidstore: repair could not make %s open: %w", dir, err)
 	}
 	return rep, nil
-}
-
-// removeTemps removes leftover temporary snapshot files (see
-// listSnapshots).
-func (s *Store) removeTemps(temps []string) error {
-	for _, t := range temps { // a checkpoint interrupted by a crash
-		if err := s.opts.FS.Remove(t); err != nil {
-			return fmt.Errorf("cidstore: remove %s: %w", t, err)
-		}
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -150,7 +149,7 @@ func (s *Store) fileRestore(ctx context.Context, want []*shard.View, wantT []*tr
 		return 0, s.fail(err)
 	}
 	start := time.Now()
-	path := filepath.Join(s.dir, snapDir, snapshot.Name(lsn))
+	path := Layout{s.dir}.Snapshot(lsn)
 	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
 		return 0, err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
-	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/triples"
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
@@ -26,27 +25,6 @@ import (
 // Pair is one (key, value) association.
 type Pair struct {
 	Key, Value cid.CID
-}
-
-// Directory layout of a persistent store.
-const (
-	lockName = "LOCK" // flock: one Store per directory
-	walDir   = "wal"  // the write-ahead log's segments
-)
-
-// isStore fails with ErrNotStore unless dir is a store directory: a
-// directory with a WAL directory in it.
-func isStore(fs vfs.FS, dir string) error {
-	for _, d := range []string{dir, filepath.Join(dir, walDir)} {
-		fi, err := fs.Stat(d)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrNotStore, err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%w: %s is not a directory", ErrNotStore, d)
-		}
-	}
-	return nil
 }
 
 // Store is a concurrent multi-valued map from CID to a sorted set of CIDs.
@@ -218,28 +196,6 @@ func (s *Store) openDiskIn(fs vfs.FS) error {
 		s.recovery.Repair = &repaired
 	}
 	s.recovery.TornBytes = max(s.recovery.TornBytes, repaired.WAL.TornBytes)
-	return nil
-}
-
-// notAStoreInside fails with ErrNotStore for an existing directory that
-// is not a store (it has no WAL directory) but holds WAL segments or
-// snapshots itself: the wal/ or snapshots/ directory of a store, or a copy
-// of one, given by mistake for the store's. Open would otherwise create an
-// empty store there and report success.
-func notAStoreInside(fs vfs.FS, dir string) error {
-	if isStore(fs, dir) == nil {
-		return nil
-	}
-	ents, err := fs.ReadDir(dir)
-	if err != nil {
-		return nil // missing (Open creates it) or unreadable (Open says so)
-	}
-	for _, e := range ents {
-		if _, ok := snapshot.ParseName(e.Name()); ok || wal.IsSegmentName(e.Name()) {
-			return fmt.Errorf("%w: %s holds %s but no %s directory; is it part of a store?",
-				ErrNotStore, dir, e.Name(), walDir)
-		}
-	}
 	return nil
 }
 
