@@ -2,13 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -16,7 +11,6 @@ import (
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/triples"
-	"github.com/cidstore/cidstore/vfs"
 )
 
 // CheckpointStats describe the checkpoints taken since Open.
@@ -207,136 +201,6 @@ func viewPart(v *shard.View) snapshot.Part {
 		})
 	}
 }
-
-// snapTrust says which snapshot files retention may count as snapshots:
-// those that validated (the one recovery loaded and those written since)
-// and, since recovery tried the newest first, every file older than the
-// one it loaded. A file named like a snapshot that recovery skipped, or
-// that appeared since, is not one: counting it could retire the valid
-// snapshots and the WAL that only they and it cover.
-type snapTrust struct {
-	valid []uint64 // cut LSNs of snapshots that validated
-	below uint64   // files with a cut below it count too (the loaded one's)
-}
-
-func (t *snapTrust) trusted(lsn uint64) bool {
-	return lsn < t.below || slices.Contains(t.valid, lsn)
-}
-
-func (t *snapTrust) add(lsn uint64) {
-	if !slices.Contains(t.valid, lsn) {
-		t.valid = append(t.valid, lsn)
-	}
-}
-
-// retain moves aside snapshot files it does not trust (see snapTrust),
-// removes trusted snapshots beyond the newest SnapshotsKept and WAL
-// segments wholly below the oldest kept snapshot, so every kept snapshot
-// can still be brought up to date from the WAL. The caller holds ckptMu.
-func (s *Store) retain(ctx context.Context) error {
-	return s.keepNewest(ctx, s.snapshotsKept())
-}
-
-// keepNewest is retain with keep, at least 1, in place of SnapshotsKept.
-// The caller holds ckptMu.
-func (s *Store) keepNewest(ctx context.Context, keep int) error {
-	list, _, err := listSnapshots(s.opts.FS, s.dir)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	var snaps []snapFile
-	for _, sf := range list {
-		if s.trust.trusted(sf.lsn) {
-			snaps = append(snaps, sf)
-		} else if err := s.asideUntrusted(sf); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(snaps) == 0 {
-		return errors.Join(errs...)
-	}
-	removed := 0
-	for _, sf := range snaps[min(keep, len(snaps)):] {
-		if err := s.removeGradually(ctx, sf.path); err != nil {
-			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
-			continue
-		}
-		s.trust.valid = slices.DeleteFunc(s.trust.valid, func(l uint64) bool { return l == sf.lsn })
-		removed++
-	}
-	if removed > 0 {
-		if err := s.opts.FS.SyncDir(Layout{s.dir}.Snapshots()); err != nil {
-			errs = append(errs, fmt.Errorf("cidstore: sync snapshot dir: %w", err))
-		}
-	}
-	oldest := snaps[min(keep, len(snaps))-1]
-	if err := s.wal.TruncateBefore(oldest.lsn + 1); err != nil {
-		errs = append(errs, fmt.Errorf("cidstore: drop WAL below LSN %d: %w", oldest.lsn+1, err))
-	}
-	return errors.Join(errs...)
-}
-
-// asideUntrusted moves the file sf aside if there is one and retention
-// does not trust it (see snapTrust): before a checkpoint writes its
-// snapshot under the same name, and at retention.
-func (s *Store) asideUntrusted(sf snapFile) error {
-	if s.trust.trusted(sf.lsn) {
-		return nil
-	}
-	if _, err := s.opts.FS.Stat(sf.path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	to, err := vfs.MoveAside(s.opts.FS, sf.path)
-	if err != nil {
-		return fmt.Errorf("cidstore: move aside %s: %w", sf.path, err)
-	}
-	s.opts.Logger.Warn("cidstore: moved aside a file named like a snapshot that did not validate",
-		"file", sf.path, "to", to)
-	return nil
-}
-
-// removeChunk is how much of a large file removeGradually frees per step.
-const removeChunk = 8 << 20
-
-// removeGradually deletes the snapshot at path. It is first renamed to a
-// temporary name (made durable), so that it stops being a snapshot before
-// any of it goes, and then freed with freeGradually. A crash part way
-// leaves a temporary file, which Open and GC remove.
-func (s *Store) removeGradually(ctx context.Context, path string) error {
-	tmp := path + ".del.tmp"
-	if err := s.opts.FS.Rename(path, tmp); err != nil {
-		return err
-	}
-	if err := s.opts.FS.SyncDir(filepath.Dir(path)); err != nil {
-		return err
-	}
-	return s.freeGradually(ctx, tmp)
-}
-
-// freeGradually removes the file at path, shrinking a large one
-// removeChunk bytes at a time first. Freeing a large file's blocks in one
-// go holds the filesystem's journal, and every WAL fsync meanwhile waits
-// behind it; in steps, each fsync carries only a little of the work.
-// Between steps it lets an in-flight WAL batch finish first, as the
-// snapshot encoders do. Once ctx is done it removes the rest at once.
-func (s *Store) freeGradually(ctx context.Context, path string) error {
-	f, err := s.opts.FS.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if st, err := f.Stat(); err == nil {
-		for size := st.Size() - removeChunk; size > 0 && ctx.Err() == nil; size -= removeChunk {
-			s.waitWAL()
-			if f.Truncate(size) != nil {
-				break // the remove below frees the rest
-			}
-		}
-	}
-	return errors.Join(f.Close(), s.opts.FS.Remove(path))
-}
-
-func (s *Store) snapshotsKept() int { return s.cfg.Load().SnapshotsKept }
 
 // checkpointStats returns statistics about the checkpoints taken since
 // Open (Stats().Checkpoints).
