@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -39,10 +38,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	return s.checkpoint(ctx, nil, false)
 }
 
-// checkpoint implements Checkpoint. The time it sleeps to keep to
-// CheckpointPace is reported to mp (the checkpointer's maintenance pacer,
-// nil otherwise) as idle, so that only working time counts against
-// Config.WorkerDuty. force writes a snapshot even when no WAL record was
+// checkpoint implements Checkpoint. mp is the checkpoint worker's
+// maintenance pacer (nil otherwise): the time the snapshot waits for the
+// WAL is reported to it as idle (see yield.go). force writes a snapshot even when no WAL record was
 // logged since the last one, as Import needs: its pairs are in no record.
 func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force bool) error {
 	if s.wal == nil {
@@ -74,13 +72,8 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	if err := s.asideUntrusted(snapFile{lsn, path}); err != nil {
 		return err
 	}
-	// Leave a core, and disk bandwidth, to the writers that go on during
-	// the checkpoint.
-	bw := s.newPacer(s.cfg.Load().CheckpointPace)
-	bw.idle = mp.Idle
-	pace := snapshot.WithPacer(bw.wait)
-	opts := append(s.encoderOptions(), pace)
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, opts...)
+	// Leave the writers that go on meanwhile their turn (yield.go).
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, s.snapshotOptions(mp)...)
 	if err != nil {
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
@@ -208,96 +201,4 @@ func (s *Store) checkpointStats() CheckpointStats {
 	s.ckptStatsMu.Lock()
 	defer s.ckptStatsMu.Unlock()
 	return s.ckpt
-}
-
-// pacer bounds a checkpoint's write bandwidth while the store is taking
-// writes: the snapshot's write-back otherwise fills the disk queue and
-// every WAL fsync waits behind it. With no writes arriving it does not
-// wait, so a checkpoint of an idle store runs at full speed.
-type pacer struct {
-	s       *Store
-	rate    int64               // bytes per second; 0: never wait
-	start   time.Time           // of the current paced stretch
-	written int64               // bytes written in it
-	walLSN  uint64              // WAL's written LSN when last checked
-	idle    func(time.Duration) // told of each wait; may be nil
-}
-
-func (s *Store) newPacer(rate int64) *pacer {
-	return &pacer{s: s, rate: rate, start: time.Now(), walLSN: s.wal.WrittenLSN()}
-}
-
-// wait is called after each n bytes of snapshot written.
-func (p *pacer) wait(ctx context.Context, n int) error {
-	if p.rate <= 0 {
-		return nil
-	}
-	p.written += int64(n)
-	walLSN := p.s.wal.WrittenLSN() // an atomic load: no WAL lock per block
-	busy := walLSN != p.walLSN
-	p.walLSN = walLSN
-	if !busy {
-		p.start, p.written = time.Now(), 0
-		return nil
-	}
-	due := time.Duration(float64(p.written) / float64(p.rate) * float64(time.Second))
-	ahead := due - time.Since(p.start)
-	if ahead <= 0 {
-		return nil
-	}
-	t := time.NewTimer(ahead)
-	defer t.Stop()
-	start := time.Now()
-	if p.idle != nil {
-		defer func() { p.idle(time.Since(start)) }()
-	}
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// encoderOptions are the snapshot encoder settings for a live store: leave
-// a core to the writers, and at each yield point, while the WAL flusher is
-// writing or fsyncing a batch, wait (up to encoderWaitMax) for it to
-// finish. A goroutine in fsync keeps its P until the runtime's monitor
-// takes it back, so on a small machine an encoder running meanwhile would
-// hold the only other P and the writers due to append next would queue.
-func (s *Store) encoderOptions() []snapshot.Option {
-	opts := []snapshot.Option{snapshot.WithParallelism(max(1, runtime.GOMAXPROCS(0)-1))}
-	if s.wal == nil {
-		return opts
-	}
-	return append(opts, snapshot.WithYield(func() {
-		s.waitWAL()
-		runtime.Gosched()
-	}))
-}
-
-// waitWAL waits, up to encoderWaitMax, for the WAL batch in flight (if
-// any) to be acknowledged.
-func (s *Store) waitWAL() {
-	if busy := s.wal.InFlight(); !isClosed(busy) {
-		t := time.NewTimer(encoderWaitMax)
-		select {
-		case <-busy:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// encoderWaitMax bounds one wait of an encoder for the WAL flusher, so a
-// checkpoint under constant writes still progresses.
-const encoderWaitMax = 2 * time.Millisecond
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

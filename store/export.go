@@ -19,7 +19,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer) (snapshot.Summary, erro
 	}
 	parts, h := snapshotParts(views, tviews, mark.lsn)
 	// Leave the writers room, as a checkpoint does.
-	return snapshot.Write(ctx, w, h, parts, s.encoderOptions()...)
+	return snapshot.Write(ctx, w, h, parts, s.snapshotOptions(nil)...)
 }
 
 // Import loads a snapshot stream (as written by Export) into an empty

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -226,9 +225,6 @@ func (s *Store) asideUntrusted(sf snapFile) error {
 	return nil
 }
 
-// removeChunk is how much of a large file removeGradually frees per step.
-const removeChunk = 8 << 20
-
 // removeGradually deletes the snapshot at path. It is first renamed to a
 // temporary name (made durable), so that it stops being a snapshot before
 // any of it goes, and then freed with freeGradually. A crash part way
@@ -242,26 +238,4 @@ func (s *Store) removeGradually(ctx context.Context, path string) error {
 		return err
 	}
 	return s.freeGradually(ctx, tmp)
-}
-
-// freeGradually removes the file at path, shrinking a large one
-// removeChunk bytes at a time first. Freeing a large file's blocks in one
-// go holds the filesystem's journal, and every WAL fsync meanwhile waits
-// behind it; in steps, each fsync carries only a little of the work.
-// Between steps it lets an in-flight WAL batch finish first, as the
-// snapshot encoders do. Once ctx is done it removes the rest at once.
-func (s *Store) freeGradually(ctx context.Context, path string) error {
-	f, err := s.opts.FS.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if st, err := f.Stat(); err == nil {
-		for size := st.Size() - removeChunk; size > 0 && ctx.Err() == nil; size -= removeChunk {
-			s.waitWAL()
-			if f.Truncate(size) != nil {
-				break // the remove below frees the rest
-			}
-		}
-	}
-	return errors.Join(f.Close(), s.opts.FS.Remove(path))
 }

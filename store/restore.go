@@ -154,7 +154,7 @@ func (s *Store) fileRestore(ctx context.Context, want []*shard.View, wantT []*tr
 		return 0, err
 	}
 	parts, h := snapshotParts(want, wantT, lsn)
-	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, s.encoderOptions()...)
+	sum, err := snapshot.WriteFile(ctx, s.opts.FS, path, h, parts, s.snapshotOptions(nil)...)
 	if err != nil {
 		return 0, fmt.Errorf("cidstore: restore: %w", err)
 	}

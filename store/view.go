@@ -49,5 +49,5 @@ func (v *View) Keys() int {
 // than once, from any goroutine, also after the store was closed.
 func (v *View) Export(ctx context.Context, w io.Writer) (snapshot.Summary, error) {
 	parts, h := snapshotParts(v.views, v.tviews, v.lsn)
-	return snapshot.Write(ctx, w, h, parts, v.s.encoderOptions()...)
+	return snapshot.Write(ctx, w, h, parts, v.s.snapshotOptions(nil)...)
 }
