@@ -6,7 +6,117 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/shard"
+	"github.com/cidstore/cidstore/snapshot"
+	"github.com/cidstore/cidstore/triples"
 )
+
+// The consistent cut and the iteration over it. A cut (cutAll) locks
+// every shard for a moment to clone its index and read the WAL's position;
+// All, Range, Export, View and checkpoints then iterate the clones
+// without a lock.
+
+// cut takes a consistent point-in-time view of every shard and the LSN it
+// corresponds to: with every shard lock held no operation is between
+// "logged" and "published", so the view holds exactly the operations up to
+// the WAL's last LSN. Returns nil views after Close.
+func (s *Store) cut() ([]*shard.View, walMark) {
+	views, _, mark := s.cutAll()
+	return views, mark
+}
+
+// cutAll is cut with views of the SPO triple index too, taken under the
+// same locks (every pair shard's, then every triple index shard's): a
+// triple batch is in the cut whole or not at all.
+func (s *Store) cutAll() ([]*shard.View, []*triples.View, walMark) {
+	unlock := s.lockAll()
+	defer unlock()
+	if s.cutHook != nil {
+		s.cutHook()
+	}
+	var views []*shard.View
+	var tviews []*triples.View
+	var mark walMark
+	if !s.closed.Load() {
+		views = make([]*shard.View, len(s.shards))
+		for i, sh := range s.shards {
+			views[i] = sh.View()
+		}
+		tviews = make([]*triples.View, s.triples.Shards())
+		for i := range tviews {
+			tviews[i] = s.triples.View(i)
+		}
+		if s.wal != nil {
+			lsn, bytes := s.wal.Appended()
+			mark = walMark{lsn, int64(bytes)}
+		}
+	}
+	return views, tviews, mark
+}
+
+// lockAll locks every shard, pair shards in order and then the triple
+// index shards in their lock order, and returns the function that
+// unlocks them; callers defer it, so that a panic while the locks are
+// held (a bug, which the maintenance scheduler recovers in a worker) does
+// not leave the store locked.
+func (s *Store) lockAll() (unlock func()) {
+	for _, sh := range s.shards {
+		sh.Lock()
+	}
+	s.triples.LockAll()
+	return func() {
+		s.triples.UnlockAll()
+		for _, sh := range s.shards {
+			sh.Unlock()
+		}
+	}
+}
+
+// walMark is where the WAL stood at a cut: its last LSN and the payload
+// bytes appended so far.
+type walMark struct {
+	lsn   uint64
+	bytes int64
+}
+
+// snapshotParts returns the partitions and header of a snapshot at lsn:
+// one partition per pair shard and, when the store holds triples, one per
+// SPO shard after them.
+func snapshotParts(views []*shard.View, tviews []*triples.View, lsn uint64) ([]snapshot.Part, snapshot.Header) {
+	parts := viewParts(views)
+	n := 0
+	for _, v := range tviews {
+		n += v.Keys()
+	}
+	if n > 0 {
+		for _, v := range tviews {
+			parts = append(parts, v.Entries())
+		}
+	} else {
+		tviews = nil
+	}
+	return parts, snapshot.Header{LSN: lsn, Parts: len(parts), Triples: len(tviews)}
+}
+
+// viewParts presents shard views as snapshot partitions, one per shard.
+func viewParts(views []*shard.View) []snapshot.Part {
+	parts := make([]snapshot.Part, len(views))
+	for i, v := range views {
+		parts[i] = viewPart(v)
+	}
+	return parts
+}
+
+// viewPart presents a shard view as a snapshot partition, reusing one
+// values buffer.
+func viewPart(v *shard.View) snapshot.Part {
+	return func(yield func(cid.CID, []cid.CID) bool) {
+		buf := make([]cid.CID, 0, 64)
+		v.Ascend(nil, nil, func(e shard.Entry) bool {
+			buf = e.AppendValues(buf[:0])
+			return yield(e.Key(), buf)
+		})
+	}
+}
 
 // All returns an iterator over every key and its values in ascending key
 // order. It iterates a consistent point-in-time view: writes made after
