@@ -3,21 +3,71 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/snapshot"
 )
 
-// CheckpointStats describe the checkpoints taken since Open.
+// CheckpointStats describe the snapshots written since Open, by
+// checkpoints and by Restore.
 type CheckpointStats struct {
-	Count        int64         // checkpoints written
+	Count        int64         // snapshots written
 	LastLSN      uint64        // cut LSN of the newest snapshot
 	LastDuration time.Duration // time to write the last one
 	LastBytes    int64         // its size on disk
 	LastPairs    int64         // pairs in it
 	LastTriples  int64         // triples in it
-	LastStall    time.Duration // how long the cut held the shard locks
+	// LastStall is how long writers waited for the last one: the cut's
+	// hold of the shard locks, or (Restore) the whole snapshot write.
+	LastStall time.Duration
+}
+
+// checkpointer is the state of checkpointing: what the newest snapshot
+// covers, which snapshot files retention trusts, and the statistics.
+type checkpointer struct {
+	// mu lets one checkpoint, Restore or retention run at a time; Close
+	// waits for the one in progress.
+	mu      sync.Mutex
+	trust   snapTrust     // which snapshot files retention may count; guarded by mu
+	snapLSN atomic.Uint64 // cut LSN of the newest snapshot
+	walAt   atomic.Int64  // WAL bytes appended at its cut (negative: replayed at Open)
+	lastAt  atomic.Int64  // when the last checkpoint (or Open) was, unix nanos
+
+	statsMu sync.Mutex // guards stats
+	stats   CheckpointStats
+}
+
+// wrote records a snapshot written with cut lsn, by a checkpoint or by
+// Restore: retention trusts it from now on, and it is counted. d is how
+// long writing it took, stall how long writers waited for it. The caller
+// holds mu.
+func (c *checkpointer) wrote(lsn uint64, d, stall time.Duration, sum snapshot.Summary) {
+	c.trust.add(lsn)
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	c.stats.Count++
+	c.stats.LastLSN, c.stats.LastDuration, c.stats.LastStall = lsn, d, stall
+	c.stats.LastBytes, c.stats.LastPairs, c.stats.LastTriples = sum.Bytes, sum.Pairs, sum.Triples
+}
+
+// covered records that the newest snapshot, with cut lsn, holds what the
+// store held when the WAL had appended walBytes payload bytes. The caller
+// holds mu.
+func (c *checkpointer) covered(lsn uint64, walBytes int64) {
+	c.snapLSN.Store(lsn)
+	c.walAt.Store(walBytes)
+	c.lastAt.Store(time.Now().UnixNano())
+}
+
+// statistics returns the statistics of the checkpoints taken since Open
+// (Stats().Checkpoints).
+func (c *checkpointer) statistics() CheckpointStats {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	return c.stats
 }
 
 // Checkpoint writes a snapshot of the whole store and then drops what it
@@ -43,8 +93,8 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	if s.wal == nil {
 		return fmt.Errorf("%w: Checkpoint needs a directory", ErrInMemory)
 	}
-	s.ckptMu.Lock()
-	defer s.ckptMu.Unlock()
+	s.ckpt.mu.Lock()
+	defer s.ckpt.mu.Unlock()
 	if err := s.readOnly(); err != nil {
 		return err
 	}
@@ -55,7 +105,7 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 	if views == nil {
 		return ErrClosed
 	}
-	if !force && lsn == s.snapLSN.Load() {
+	if !force && lsn == s.ckpt.snapLSN.Load() {
 		return nil
 	}
 	// No snapshot may cover LSNs the WAL could still lose: after a crash
@@ -75,24 +125,9 @@ func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force boo
 		return fmt.Errorf("cidstore: checkpoint: %w", err)
 	}
 	d := time.Since(start)
-	s.snapLSN.Store(lsn)
-	s.trust.add(lsn)
-	s.ckptStatsMu.Lock()
-	s.ckpt.Count++
-	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs, s.ckpt.LastStall = lsn, d, sum.Bytes, sum.Pairs, stall
-	s.ckpt.LastTriples = sum.Triples
-	s.ckptStatsMu.Unlock()
-	s.walAtSnap.Store(mark.bytes)
-	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
+	s.ckpt.wrote(lsn, d, stall, sum)
+	s.ckpt.covered(lsn, mark.bytes)
 	s.opts.Logger.Info("cidstore: checkpoint", "lsn", lsn, "pairs", sum.Pairs, "bytes", sum.Bytes,
 		"duration", d, "stall", stall)
 	return s.retain(ctx)
-}
-
-// checkpointStats returns statistics about the checkpoints taken since
-// Open (Stats().Checkpoints).
-func (s *Store) checkpointStats() CheckpointStats {
-	s.ckptStatsMu.Lock()
-	defer s.ckptStatsMu.Unlock()
-	return s.ckpt
 }

@@ -628,7 +628,7 @@ func TestOnlyOwnTempFilesRemoved(t *testing.T) {
 func TestWorkerPanicLeavesNoShardLocked(t *testing.T) {
 	s := openDir(t, t.TempDir(), Options{})
 	must(t, s.Insert(w(1), w(2)))
-	s.maint.lastCheckpointAt.Store(0) // a checkpoint is due
+	s.ckpt.lastAt.Store(0) // a checkpoint is due
 	panicked := false
 	s.cutHook = func() {
 		if !panicked {

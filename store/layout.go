@@ -161,13 +161,13 @@ func (t *snapTrust) add(lsn uint64) {
 // retain moves aside snapshot files it does not trust (see snapTrust),
 // removes trusted snapshots beyond the newest SnapshotsKept and WAL
 // segments wholly below the oldest kept snapshot, so every kept snapshot
-// can still be brought up to date from the WAL. The caller holds ckptMu.
+// can still be brought up to date from the WAL. The caller holds ckpt.mu.
 func (s *Store) retain(ctx context.Context) error {
 	return s.keepNewest(ctx, s.cfg.Load().SnapshotsKept)
 }
 
 // keepNewest is retain with keep, at least 1, in place of SnapshotsKept.
-// The caller holds ckptMu.
+// The caller holds ckpt.mu.
 func (s *Store) keepNewest(ctx context.Context, keep int) error {
 	list, _, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
@@ -176,7 +176,7 @@ func (s *Store) keepNewest(ctx context.Context, keep int) error {
 	var errs []error
 	var snaps []snapFile
 	for _, sf := range list {
-		if s.trust.trusted(sf.lsn) {
+		if s.ckpt.trust.trusted(sf.lsn) {
 			snaps = append(snaps, sf)
 		} else if err := s.asideUntrusted(sf); err != nil {
 			errs = append(errs, err)
@@ -191,7 +191,7 @@ func (s *Store) keepNewest(ctx context.Context, keep int) error {
 			errs = append(errs, fmt.Errorf("cidstore: remove old snapshot: %w", err))
 			continue
 		}
-		s.trust.valid = slices.DeleteFunc(s.trust.valid, func(l uint64) bool { return l == sf.lsn })
+		s.ckpt.trust.valid = slices.DeleteFunc(s.ckpt.trust.valid, func(l uint64) bool { return l == sf.lsn })
 		removed++
 	}
 	if removed > 0 {
@@ -210,7 +210,7 @@ func (s *Store) keepNewest(ctx context.Context, keep int) error {
 // does not trust it (see snapTrust): before a checkpoint writes its
 // snapshot under the same name, and at retention.
 func (s *Store) asideUntrusted(sf snapFile) error {
-	if s.trust.trusted(sf.lsn) {
+	if s.ckpt.trust.trusted(sf.lsn) {
 		return nil
 	}
 	if _, err := s.opts.FS.Stat(sf.path); errors.Is(err, fs.ErrNotExist) {

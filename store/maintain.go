@@ -33,16 +33,15 @@ const checkpointPoll = time.Second
 
 // maintStats are the maintenance workers' results beyond run counts.
 type maintStats struct {
-	scrubRuns        atomic.Int64
-	scrubCorrupt     atomic.Int64 // scrub passes that found damage
-	scrubRecords     atomic.Int64 // records verified by the last pass
-	scrubSnapshots   atomic.Int64 // snapshots verified by the last pass
-	auditRepairs     atomic.Int64 // shard indexes rebuilt
-	auditMismatches  atomic.Int64
-	compacted        atomic.Int64 // records rewritten by the compactor
-	gcRemoved        atomic.Int64 // files removed by GC
-	scrubByType      atomic.Pointer[map[uint8]int64]
-	lastCheckpointAt atomic.Int64 // unix nanos
+	scrubRuns       atomic.Int64
+	scrubCorrupt    atomic.Int64 // scrub passes that found damage
+	scrubRecords    atomic.Int64 // records verified by the last pass
+	scrubSnapshots  atomic.Int64 // snapshots verified by the last pass
+	auditRepairs    atomic.Int64 // shard indexes rebuilt
+	auditMismatches atomic.Int64
+	compacted       atomic.Int64 // records rewritten by the compactor
+	gcRemoved       atomic.Int64 // files removed by GC
+	scrubByType     atomic.Pointer[map[uint8]int64]
 }
 
 // TriggerWorker runs the named maintenance worker now and returns its
@@ -94,7 +93,7 @@ func checkpointInterval(c Config) time.Duration {
 // walSinceSnapshot is how many WAL payload bytes were logged since the
 // newest snapshot (counting what recovery replayed).
 func (s *Store) walSinceSnapshot() int64 {
-	return int64(s.wal.Stats().AppendedBytes) - s.walAtSnap.Load()
+	return int64(s.wal.Stats().AppendedBytes) - s.ckpt.walAt.Load()
 }
 
 // runCheckpoint checkpoints when the WAL has grown past
@@ -104,7 +103,7 @@ func (s *Store) walSinceSnapshot() int64 {
 func (s *Store) runCheckpoint(ctx context.Context, c Config, p *maintenance.Pacer) error {
 	since := s.walSinceSnapshot()
 	due := since > 0 && c.CheckpointInterval > 0 &&
-		time.Since(time.Unix(0, s.maint.lastCheckpointAt.Load())) >= c.CheckpointInterval
+		time.Since(time.Unix(0, s.ckpt.lastAt.Load())) >= c.CheckpointInterval
 	if c.CheckpointWALBytes > 0 && since >= c.CheckpointWALBytes {
 		due = true
 	}
@@ -259,8 +258,8 @@ func (s *Store) Audit(ctx context.Context) (int, error) {
 // snapshot. Empty records never exist (a key whose last value goes is
 // removed at once), so there is nothing to collect in memory.
 func (s *Store) runGC(ctx context.Context, _ Config, _ *maintenance.Pacer) error {
-	s.ckptMu.Lock()
-	defer s.ckptMu.Unlock()
+	s.ckpt.mu.Lock()
+	defer s.ckpt.mu.Unlock()
 	_, temps, err := listSnapshots(s.opts.FS, s.dir)
 	if err != nil {
 		return err

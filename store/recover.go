@@ -79,7 +79,7 @@ func (s *Store) recover(rc *wal.Recovery) error {
 			return walErr
 		}
 		from, loaders, tload, merged = sf.lsn, ls, tl, wal
-		s.trust = snapTrust{valid: []uint64{sf.lsn}, below: sf.lsn}
+		s.ckpt.trust = snapTrust{valid: []uint64{sf.lsn}, below: sf.lsn}
 		s.recovery.SnapshotLSN, s.recovery.SnapshotPairs = sf.lsn, pairs
 		s.recovery.SnapshotTriples = tl.count.Load()
 		s.recovery.SnapshotDuration = time.Since(t0)
@@ -112,12 +112,12 @@ func (s *Store) recover(rc *wal.Recovery) error {
 	if err := checkPlan(from, skipped, first, s.wal.LastLSN(), s.walCheck.lastImport.Load()); err != nil {
 		return err
 	}
-	s.snapLSN.Store(from)
+	s.ckpt.snapLSN.Store(from)
 	s.recovery.Records = merged.records + replayed.records
 	s.recovery.Ops = merged.ops + replayed.ops
 	// The checkpointer counts WAL growth since the snapshot, including
 	// what recovery read.
-	s.walAtSnap.Store(-(merged.bytes + replayed.bytes))
+	s.ckpt.walAt.Store(-(merged.bytes + replayed.bytes))
 	s.recovery.Duration = time.Since(start)
 	s.recovery.TornBytes = s.wal.RepairReport().TornBytes
 	if s.recovery.Records > 0 || from > 0 || s.recovery.TornBytes > 0 {

@@ -60,8 +60,8 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (snapshot.Summary, err
 	}
 	want, wantT, _ := scratch.cutAll()
 
-	s.ckptMu.Lock() // no checkpoint meanwhile; Close waits for the end
-	defer s.ckptMu.Unlock()
+	s.ckpt.mu.Lock() // no checkpoint meanwhile; Close waits for the end
+	defer s.ckpt.mu.Unlock()
 	lsn, err := s.restoreLocked(ctx, want, wantT, scratch.triples)
 	if err != nil {
 		return sum, err
@@ -125,9 +125,7 @@ func (s *Store) restoreLocked(ctx context.Context, want []*shard.View, wantT []*
 	s.replaceTriples(wantT, src)
 	if s.wal != nil {
 		_, bytes := s.wal.Appended()
-		s.snapLSN.Store(lsn)
-		s.walAtSnap.Store(int64(bytes))
-		s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
+		s.ckpt.covered(lsn, int64(bytes))
 	}
 	return lsn, nil
 }
@@ -137,7 +135,7 @@ func (s *Store) restoreLocked(ctx context.Context, want []*shard.View, wantT []*
 var emptyBatch = binary.LittleEndian.AppendUint32(nil, 0)
 
 // fileRestore makes the new contents durable as the newest snapshot, under
-// a fresh LSN that it returns. The caller holds ckptMu and every shard
+// a fresh LSN that it returns. The caller holds ckpt.mu and every shard
 // lock, so no record is logged between the claim and the cut it names.
 func (s *Store) fileRestore(ctx context.Context, want []*shard.View, wantT []*triples.View) (uint64, error) {
 	lsn, err := s.wal.Append(opBatch, emptyBatch)
@@ -158,11 +156,9 @@ func (s *Store) fileRestore(ctx context.Context, want []*shard.View, wantT []*tr
 	if err != nil {
 		return 0, fmt.Errorf("cidstore: restore: %w", err)
 	}
-	s.trust.add(lsn)
-	s.ckptStatsMu.Lock()
-	s.ckpt.Count++
-	s.ckpt.LastLSN, s.ckpt.LastDuration, s.ckpt.LastBytes, s.ckpt.LastPairs = lsn, time.Since(start), sum.Bytes, sum.Pairs
-	s.ckptStatsMu.Unlock()
+	// Writers wait for the whole of it: the caller holds their locks.
+	d := time.Since(start)
+	s.ckpt.wrote(lsn, d, d, sum)
 	return lsn, nil
 }
 

@@ -103,7 +103,7 @@ func (s *Store) Stats() Stats {
 	if s.wal != nil {
 		st.WAL = s.wal.Stats()
 	}
-	st.Checkpoints = s.checkpointStats()
+	st.Checkpoints = s.ckpt.statistics()
 	st.Recovery = s.recovery
 	if s.sched != nil {
 		st.Workers = s.sched.Stats()

@@ -52,12 +52,7 @@ type Store struct {
 	sched *maintenance.Scheduler[Config]
 	maint maintStats
 
-	ckptMu      sync.Mutex // one checkpoint at a time
-	ckptStatsMu sync.Mutex // guards ckpt
-	ckpt        CheckpointStats
-	snapLSN     atomic.Uint64 // cut LSN of the newest snapshot
-	trust       snapTrust     // which snapshot files retention may count; guarded by ckptMu
-	walAtSnap   atomic.Int64  // WAL bytes appended when it was taken (negative: replayed)
+	ckpt checkpointer
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -123,7 +118,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("cidstore: open %s: %w", dir, asCorrupt(err))
 		}
 	}
-	s.maint.lastCheckpointAt.Store(time.Now().UnixNano())
+	s.ckpt.lastAt.Store(time.Now().UnixNano())
 	if err := s.startMaintenance(); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -343,8 +338,8 @@ func (s *Store) Close() error {
 		unlock()
 		// A Checkpoint or Import a caller started is past its cut; let it
 		// finish while the WAL and the directory lock are still held.
-		s.ckptMu.Lock()
-		defer s.ckptMu.Unlock()
+		s.ckpt.mu.Lock()
+		defer s.ckpt.mu.Unlock()
 		err = nil
 		if s.wal != nil {
 			err = errors.Join(s.wal.Close(), s.lock.Close())
