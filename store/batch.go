@@ -3,10 +3,52 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/cidstore/cidstore/cid"
 )
+
+// Pair is one (key, value) association.
+type Pair struct {
+	Key, Value cid.CID
+}
+
+// MaxBatch is the largest number of pairs InsertBatch, or operations
+// ApplyBatch, accepts: a batch is one WAL record and must fit its 64 MiB
+// payload limit.
+const MaxBatch = 1_000_000
+
+// InsertBatch inserts many pairs as one atomic unit:
+//
+//   - validation is all-or-nothing: if any pair holds the zero CID, or
+//     there are more than MaxBatch pairs, nothing is inserted;
+//   - in a persistent store the batch is one WAL record, so after a crash
+//     it is present entirely or not at all;
+//   - the batch is applied while holding the locks of every shard it
+//     touches, so ordered iteration (All, Range) sees either none or all
+//     of it;
+//   - point reads (Get, Contains, Count) of different keys may observe the
+//     batch partly applied while it is being published; each key's value
+//     set is always whole.
+//
+// Pairs already present are skipped; duplicates within the batch are fine.
+func (s *Store) InsertBatch(pairs []Pair) error {
+	if len(pairs) > MaxBatch {
+		return fmt.Errorf("%w: %d pairs, at most %d", ErrBatchTooLarge, len(pairs), MaxBatch)
+	}
+	for j, p := range pairs {
+		if err := checkPair(p.Key, p.Value); err != nil {
+			return fmt.Errorf("pair %d: %w", j, err)
+		}
+	}
+	ops := make([]op, len(pairs))
+	for j, p := range pairs {
+		ops[j] = op{kind: opAdd, key: p.Key, val: p.Value}
+	}
+	return s.applyOps(ops, false)
+}
 
 // PairOpKind says what one PairOp of a batch does.
 type PairOpKind uint8
@@ -207,4 +249,45 @@ func (s *Store) publishOps(ops []op, p shardPlan) (uint64, error) {
 	})
 	s.counts[locked[0]].batches.Add(1)
 	return lsn, nil
+}
+
+// parallelBatch is the batch size from which publishing is spread over
+// several goroutines (each taking whole shards, whose locks the batch
+// already holds).
+const parallelBatch = 256
+
+// publishRuns calls publish for runs of order (visited in shard order)
+// that never split a shard, spreading large batches over several
+// goroutines; the caller holds the locks of every shard in order.
+func (s *Store) publishRuns(order, byShard []int32, publish func(run []int32)) {
+	workers := min(runtime.GOMAXPROCS(0), len(order)/parallelBatch)
+	if workers <= 1 {
+		publish(order)
+		return
+	}
+	// Cut order into runs of about equal size at shard boundaries, so no
+	// shard is touched by two goroutines.
+	var wg sync.WaitGroup
+	start := 0
+	for w := 1; w <= workers && start < len(order); w++ {
+		end := len(order) * w / workers
+		for end < len(order) && end > 0 && byShard[order[end]] == byShard[order[end-1]] {
+			end++
+		}
+		if end <= start {
+			continue
+		}
+		run := order[start:end]
+		start = end
+		if start == len(order) {
+			publish(run)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publish(run)
+		}()
+	}
+	wg.Wait()
 }

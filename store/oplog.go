@@ -59,10 +59,6 @@ func encodeImported(pairs, keys uint64) []byte {
 	return binary.LittleEndian.AppendUint64(b, keys)
 }
 
-// MaxBatch is the largest number of pairs InsertBatch accepts: a batch is
-// one WAL record and must fit its 64 MiB payload limit.
-const MaxBatch = 1_000_000
-
 // op is one decoded operation.
 type op struct {
 	kind uint8

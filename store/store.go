@@ -22,11 +22,6 @@ import (
 	"github.com/cidstore/cidstore/wal"
 )
 
-// Pair is one (key, value) association.
-type Pair struct {
-	Key, Value cid.CID
-}
-
 // Store is a concurrent multi-valued map from CID to a sorted set of CIDs.
 // All methods are safe for concurrent use.
 type Store struct {
