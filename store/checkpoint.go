@@ -11,20 +11,6 @@ import (
 	"github.com/cidstore/cidstore/snapshot"
 )
 
-// CheckpointStats describe the snapshots written since Open, by
-// checkpoints and by Restore.
-type CheckpointStats struct {
-	Count        int64         // snapshots written
-	LastLSN      uint64        // cut LSN of the newest snapshot
-	LastDuration time.Duration // time to write the last one
-	LastBytes    int64         // its size on disk
-	LastPairs    int64         // pairs in it
-	LastTriples  int64         // triples in it
-	// LastStall is how long writers waited for the last one: the cut's
-	// hold of the shard locks, or (Restore) the whole snapshot write.
-	LastStall time.Duration
-}
-
 // checkpointer is the state of checkpointing: what the newest snapshot
 // covers, which snapshot files retention trusts, and the statistics.
 type checkpointer struct {

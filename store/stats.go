@@ -2,8 +2,10 @@ package store
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/cidstore/cidstore/maintenance"
+	"github.com/cidstore/cidstore/triples"
 	"github.com/cidstore/cidstore/wal"
 )
 
@@ -27,6 +29,25 @@ func (c *opCounts) count(kind uint8) {
 		c.deletes.Add(1)
 	default:
 		c.deleteKeys.Add(1)
+	}
+}
+
+// tripleCounts count triple writes that changed the store.
+type tripleCounts struct {
+	inserts, deletes, batches atomic.Int64
+}
+
+// count records the net changes of one triple write.
+func (c *tripleCounts) count(changes []TripleOp) {
+	for i := range changes {
+		if changes[i].Delete {
+			c.deletes.Add(1)
+		} else {
+			c.inserts.Add(1)
+		}
+	}
+	if len(changes) > 1 {
+		c.batches.Add(1)
 	}
 }
 
@@ -78,6 +99,59 @@ type OpStats struct {
 	Deletes    int64 // pairs removed by Delete
 	DeleteKeys int64 // keys removed by DeleteKey
 	Batches    int64 // InsertBatch calls applied
+}
+
+// CheckpointStats describe the snapshots written since Open, by
+// checkpoints and by Restore.
+type CheckpointStats struct {
+	Count        int64         // snapshots written
+	LastLSN      uint64        // cut LSN of the newest snapshot
+	LastDuration time.Duration // time to write the last one
+	LastBytes    int64         // its size on disk
+	LastPairs    int64         // pairs in it
+	LastTriples  int64         // triples in it
+	// LastStall is how long writers waited for the last one: the cut's
+	// hold of the shard locks, or (Restore) the whole snapshot write.
+	LastStall time.Duration
+}
+
+// RecoveryStats describe what Open recovered.
+type RecoveryStats struct {
+	Duration         time.Duration // total time spent recovering
+	SnapshotLSN      uint64        // cut LSN of the snapshot loaded (0: none)
+	SnapshotPairs    int64         // pairs loaded from it
+	SnapshotTriples  int64         // triples loaded from it
+	SnapshotDuration time.Duration // time spent reading and validating it
+	SnapshotsSkipped int           // newer snapshots that failed to validate
+	Records          int64         // WAL records replayed after the snapshot
+	Ops              int64         // operations in them
+	TornBytes        int64         // torn tail cut from the last WAL segment
+	Repair           *RepairReport // what Options.Repair changed (nil: nothing)
+}
+
+// TripleIndexStats describes one triple index.
+type TripleIndexStats struct {
+	Index   string // "SPO", "POS" or "OSP"
+	Keys    int    // distinct keys: subjects, predicates or objects
+	Triples int    // triples it holds (every index holds all of them)
+	Trees   int    // keys whose triples are kept in a B-tree
+}
+
+// TripleOpStats counts triple writes that changed the store since Open.
+type TripleOpStats struct {
+	Inserts int64 // triples added
+	Deletes int64 // triples removed
+	Batches int64 // calls that changed more than one triple
+}
+
+func (s *Store) tripleStats() (int, []TripleIndexStats, TripleOpStats) {
+	st := s.triples.Stats()
+	idx := make([]TripleIndexStats, len(st))
+	for i, o := range triples.Orders {
+		idx[i] = TripleIndexStats{Index: o.String(), Keys: st[o].Keys, Triples: st[o].Triples, Trees: st[o].Trees}
+	}
+	c := &s.tcounts
+	return st[triples.SPO].Triples, idx, TripleOpStats{Inserts: c.inserts.Load(), Deletes: c.deletes.Load(), Batches: c.batches.Load()}
 }
 
 // Stats returns current statistics. Figures are read shard by shard

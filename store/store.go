@@ -55,20 +55,6 @@ type Store struct {
 	cutHook func() // tests: called by cut with every shard locked
 }
 
-// RecoveryStats describe what Open recovered.
-type RecoveryStats struct {
-	Duration         time.Duration // total time spent recovering
-	SnapshotLSN      uint64        // cut LSN of the snapshot loaded (0: none)
-	SnapshotPairs    int64         // pairs loaded from it
-	SnapshotTriples  int64         // triples loaded from it
-	SnapshotDuration time.Duration // time spent reading and validating it
-	SnapshotsSkipped int           // newer snapshots that failed to validate
-	Records          int64         // WAL records replayed after the snapshot
-	Ops              int64         // operations in them
-	TornBytes        int64         // torn tail cut from the last WAL segment
-	Repair           *RepairReport // what Options.Repair changed (nil: nothing)
-}
-
 // Open opens the store in dir, creating the directory (mode 0700) if
 // needed, and recovers its contents from the write-ahead log. An empty dir,
 // or Options.InMemory, gives a pure in-memory store that writes nothing.

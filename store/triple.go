@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"iter"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/triples"
@@ -17,11 +16,6 @@ type Triple = triples.Triple
 // TripleOp is one change of an atomic triple batch:
 // struct{ Delete bool; Triple }, an insert unless Delete is set.
 type TripleOp = triples.Op
-
-// tripleCounts count triple writes that changed the store.
-type tripleCounts struct {
-	inserts, deletes, batches atomic.Int64
-}
 
 // tripleInline is how many times Config.InlineValues values a triple
 // index keeps in a sorted slice before it switches to a B-tree. A query
@@ -176,23 +170,8 @@ func (s *Store) applyTriplesLocked(b *triples.Batch) (changed int, lsn uint64, e
 		return changed, lsn, nil
 	}
 	b.Publish(lsn)
-	s.countTriples(changes)
+	s.tcounts.count(changes)
 	return changed, lsn, nil
-}
-
-// countTriples adds net changes to the write counters.
-func (s *Store) countTriples(changes []TripleOp) {
-	c := &s.tcounts
-	for i := range changes {
-		if changes[i].Delete {
-			c.deletes.Add(1)
-		} else {
-			c.inserts.Add(1)
-		}
-	}
-	if len(changes) > 1 {
-		c.batches.Add(1)
-	}
 }
 
 // HasTriple reports whether t is stored. It never takes a lock: one map
@@ -242,31 +221,6 @@ func (s *Store) CountTriples(sub, pred, obj cid.CID) int {
 // is a moment's approximation: shards are summed one after another.
 func (s *Store) TripleCount() int { return s.triples.Len() }
 
-// TripleIndexStats describes one triple index.
-type TripleIndexStats struct {
-	Index   string // "SPO", "POS" or "OSP"
-	Keys    int    // distinct keys: subjects, predicates or objects
-	Triples int    // triples it holds (every index holds all of them)
-	Trees   int    // keys whose triples are kept in a B-tree
-}
-
-// TripleOpStats counts triple writes that changed the store since Open.
-type TripleOpStats struct {
-	Inserts int64 // triples added
-	Deletes int64 // triples removed
-	Batches int64 // calls that changed more than one triple
-}
-
-func (s *Store) tripleStats() (int, []TripleIndexStats, TripleOpStats) {
-	st := s.triples.Stats()
-	idx := make([]TripleIndexStats, len(st))
-	for i, o := range triples.Orders {
-		idx[i] = TripleIndexStats{Index: o.String(), Keys: st[o].Keys, Triples: st[o].Triples, Trees: st[o].Trees}
-	}
-	c := &s.tcounts
-	return st[triples.SPO].Triples, idx, TripleOpStats{Inserts: c.inserts.Load(), Deletes: c.deletes.Load(), Batches: c.batches.Load()}
-}
-
 // auditTriples audits the triple indexes (see triples.Set.Audit), counts
 // and logs what it repaired, and reports whether it repaired anything.
 func (s *Store) auditTriples(stop func() bool) bool {
@@ -304,6 +258,6 @@ func (s *Store) replaceTriples(want []*triples.View, src *triples.Set) {
 	b := s.triples.Prepare(ops) // its shards are locked already
 	b.Resolve()
 	b.Publish(0)
-	s.countTriples(b.Changes())
+	s.tcounts.count(b.Changes())
 	b.Release()
 }
