@@ -227,6 +227,19 @@ func (s *Store) auditShard(i int, stop func() bool) bool {
 	return res.Rebuilt
 }
 
+// auditTriples audits the triple indexes (see triples.Set.Audit), counts
+// and logs what it repaired, and reports whether it repaired anything.
+func (s *Store) auditTriples(stop func() bool) bool {
+	res := s.triples.Audit(stop)
+	if res.Repaired == 0 {
+		return false
+	}
+	s.maint.auditMismatches.Add(int64(res.Mismatches))
+	s.maint.auditRepairs.Add(int64(res.Repaired))
+	s.opts.Logger.Warn("cidstore: triple indexes disagreed; repaired", "mismatches", res.Mismatches, "repairs", res.Repaired)
+	return true
+}
+
 // pauser adapts a worker's Pacer to the stop callback of the shards'
 // maintenance passes, which they call between bounded steps: it pauses
 // for the allowance and says stop once ctx ends.

@@ -223,3 +223,31 @@ func syncValues(sh *shard.Shard, c *opCounts, k cid.CID, have, want []cid.CID) {
 		}
 	}
 }
+
+// replaceTriples makes the triples of s exactly those of src, whose SPO
+// index want views: triples only s has are deleted, those only src has
+// inserted. The caller holds every lock (lockAll), as Restore does, so the
+// change is one batch that no cut sees in part.
+func (s *Store) replaceTriples(want []*triples.View, src *triples.Set) {
+	var ops []TripleOp
+	for i := range s.triples.Shards() {
+		for t := range s.triples.View(i).Triples() {
+			if !src.Has(t) {
+				ops = append(ops, TripleOp{Delete: true, Triple: t})
+			}
+		}
+	}
+	for _, v := range want {
+		for t := range v.Triples() {
+			ops = append(ops, TripleOp{Triple: t})
+		}
+	}
+	if len(ops) == 0 {
+		return
+	}
+	b := s.triples.Prepare(ops) // its shards are locked already
+	b.Resolve()
+	b.Publish(0)
+	s.tcounts.count(b.Changes())
+	b.Release()
+}
