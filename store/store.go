@@ -25,16 +25,23 @@ import (
 // Store is a concurrent multi-valued map from CID to a sorted set of CIDs.
 // All methods are safe for concurrent use.
 type Store struct {
-	opts   Options
-	dir    string
+	// What Open was given (options.go); dir is "" in memory.
+	opts Options
+	dir  string
+
+	// The pair shards: read.go reads them, write.go and batch.go write
+	// them under their locks, and a cut (iter.go) locks them all.
 	shards []*shard.Shard
 	counts []opCounts // per shard, updated under the shard lock
 	shift  uint       // 64 - log2(len(shards))
 	seed   uint64
 
-	triples *triples.Set // the triple indexes
+	// The triple indexes (triple.go).
+	triples *triples.Set
 	tcounts tripleCounts
 
+	// The write-ahead log and the directory, set by Open and recovery;
+	// failed is the sticky write failure (write.go).
 	wal      *wal.Log  // nil for an in-memory store
 	walIn    *walInput // the WAL as recovery reads it; nil after Open
 	lock     io.Closer // directory lock; nil in memory
@@ -42,13 +49,16 @@ type Store struct {
 	recovery RecoveryStats
 	walCheck walCheck // the WAL's record check
 
+	// The live configuration (config.go) and the background workers
+	// (maintain.go).
 	cfg   *maintenance.Holder[Config]
 	cfgMu sync.Mutex // orders applyConfig
 	sched *maintenance.Scheduler[Config]
 	maint maintStats
 
-	ckpt checkpointer
+	ckpt checkpointer // checkpoint.go
 
+	// Close (store.go): after it, writes fail and reads are empty.
 	closed    atomic.Bool
 	closeOnce sync.Once
 
