@@ -1,6 +1,9 @@
 package store
 
-import "github.com/cidstore/cidstore/cid"
+import (
+	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/shard"
+)
 
 // Get returns the values of k in ascending order, or nil when k is absent.
 // The returned slice belongs to the caller. Get never takes a lock.
@@ -38,26 +41,20 @@ func (s *Store) Count(k cid.CID) int {
 
 // Len returns the number of keys (0 after Close). Under concurrent writes
 // it is a moment's approximation: shards are summed one after another.
-func (s *Store) Len() int {
-	if s.closed.Load() {
-		return 0
-	}
-	n := 0
-	for _, sh := range s.shards {
-		n += sh.Keys()
-	}
-	return n
-}
+func (s *Store) Len() int { return s.sum((*shard.Shard).Keys) }
 
 // Pairs returns the number of (key, value) pairs, with the same caveat as
 // Len.
-func (s *Store) Pairs() int {
+func (s *Store) Pairs() int { return s.sum((*shard.Shard).Pairs) }
+
+// sum adds up count over the shards (0 after Close).
+func (s *Store) sum(count func(*shard.Shard) int) int {
 	if s.closed.Load() {
 		return 0
 	}
 	n := 0
 	for _, sh := range s.shards {
-		n += sh.Pairs()
+		n += count(sh)
 	}
 	return n
 }
