@@ -51,6 +51,104 @@
 // reads return empty results. Options.ReadOnly opens an existing store
 // directory without changing anything on disk.
 //
+// # Directory layout
+//
+// A persistent store is a directory (mode 0700; Open creates it and any
+// missing parents, and removes what it created if it then fails). Layout
+// names its parts:
+//
+//	LOCK                                flock(2) lock file: one Store (or Repair) at a time
+//	wal/                                the write-ahead log, package wal's directory:
+//	  00000000000000000001.wal          segments named by the LSN of their first record
+//	snapshots/                          snapshots (package snapshot), named by cut LSN:
+//	  00000000000000004711.snap         every write up to LSN 4711
+//	  00000000000000004711.snap.tmp     being written
+//	  00000000000000004711.snap.del.tmp being removed
+//	  *.corrupt                         moved aside (vfs.MoveAside)
+//
+// A directory is a store directory if it holds wal/. Open refuses, with
+// ErrNotStore, a directory without one that holds segments or snapshots
+// itself (a store's wal/ or snapshots/ given for the store). Files are
+// created with mode 0600. The store's own temporary files are removed by
+// Open, Repair and the gc worker; other files are left alone whatever
+// their names. A *.corrupt file is a file that did not validate (or a
+// file named like a snapshot that recovery did not load), kept for a
+// person to examine: nothing reads or removes it.
+//
+// # Durability and recovery
+//
+// What is made durable, and when:
+//
+//   - A write appends one WAL record (a batch is one record) and returns
+//     as Config.Sync says: under SyncAlways after the record's segment was
+//     fdatasync'ed, shared by the writers of one group commit; under
+//     SyncInterval and SyncNever once it was written to the operating
+//     system, fsynced every Config.SyncInterval or left to the OS. A
+//     segment is fsynced before the next one is created, and at Close,
+//     whatever the policy; a new segment is created under a temporary
+//     name, fsynced, renamed and its directory fsynced (package wal).
+//   - A checkpoint takes a cut, then fsyncs the WAL up to it (no snapshot
+//     may name an LSN the log could still lose), writes the snapshot to
+//     N.snap.tmp, fsyncs it, renames it to N.snap and fsyncs snapshots/.
+//     Only then retention runs: snapshots beyond Config.SnapshotsKept are
+//     renamed to N.snap.del.tmp (snapshots/ fsynced) before any of their
+//     bytes go, and WAL segments wholly below the oldest kept snapshot are
+//     removed (wal/ fsynced). Every kept snapshot can so be brought up to
+//     date from the WAL.
+//   - Import loads the stream, logs an imported record if the WAL holds
+//     records (see Repair), and checkpoints: the imported data is in no
+//     WAL record, only in that snapshot, and the checkpoint's WAL fsync
+//     makes the record durable before the snapshot is written.
+//   - Restore logs an empty batch record to claim a fresh LSN L, fsyncs
+//     the WAL, writes the new contents as the snapshot L as a checkpoint
+//     does, and only then changes the shards; older snapshots and the WAL
+//     below L are removed afterwards.
+//   - Close flushes and fsyncs the WAL and releases LOCK.
+//
+// Open reads, in this order: it validates the Options, refuses a
+// directory that is not a store but holds a store's files, creates
+// snapshots/ and takes LOCK (ErrLocked if another Store holds it); with
+// Options.Repair it repairs the directory (see Repair). It opens the WAL,
+// which reads every segment, checks every record's checksum and payload
+// (validate.go), cuts a torn final write (counted in
+// RecoveryStats.TornBytes) and fails with ErrCorrupt on any other damage.
+// It lists snapshots/ and removes the store's leftover temporary files. It
+// reads the newest snapshot in full, validating every block, and folds
+// the WAL records after its cut into the same bulk load while the
+// snapshot decodes; a snapshot that does not validate is logged and
+// skipped for the next older one (an error reading it that is not damage
+// fails Open). It then checks that the snapshot and the WAL fit (the WAL
+// reaches back to just after the cut, holds whatever the skipped
+// snapshots held, and has no imported record after the cut), publishes
+// the load into the shards and triple indexes, replays the remaining WAL
+// records in parallel per shard (each key's in log order), and starts the
+// workers. Options.ReadOnly needs an existing store directory and reads
+// it the same way, changing nothing: a torn tail is left in place and
+// not read, no file is removed, and LOCK is taken only if it exists on a
+// writable filesystem.
+//
+// What each failure does:
+//
+//   - A failed WAL write or fsync is sticky: every later write fails with
+//     ErrReadOnly wrapping the cause, nothing written after the failure
+//     is acknowledged, reads go on. Reopening recovers what was durable.
+//   - A checkpoint that fails to write its snapshot returns the error and
+//     leaves no partial file; the WAL still holds everything, and the
+//     next checkpoint tries again. (A failed WAL fsync at its start is
+//     the sticky failure above.) A failed retention step is reported
+//     (Checkpoint returns it, the gc worker counts it) and retried by the
+//     next checkpoint or gc run; it loses nothing.
+//   - An Import whose checkpoint fails after its imported record was
+//     logged turns the store read-only: Repair drops the import.
+//   - A crash at any point leaves a torn WAL tail, which Open cuts, and
+//     temporary files, which Open removes; a snapshot is renamed into
+//     place whole, so a crashed checkpoint or Restore leaves the old
+//     snapshots or the new one, and the WAL to go on from either.
+//   - Open fails with ErrLocked, ErrNotStore, ErrInvalidOptions, an I/O
+//     error as it is, or ErrCorrupt naming the file and offset when the
+//     directory holds damage it cannot recover from without losing an
+//     acknowledged write (see Damage).
+//
 // # Damage
 //
 // Open, VerifyDir, Repair and the scrub worker validate a directory with
