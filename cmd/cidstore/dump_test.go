@@ -61,7 +61,7 @@ func TestDumpLoadVerifyInspect(t *testing.T) {
 		t.Fatalf("inspect -metrics: %d %s", code, out)
 	}
 	// Damage makes verify fail.
-	snaps, _ := filepath.Glob(filepath.Join(dst, "snapshots", "*.snap"))
+	snaps, _ := filepath.Glob(filepath.Join(store.Layout{Dir: dst}.Snapshots(), "*.snap"))
 	data, _ := os.ReadFile(snaps[0])
 	data[len(data)/2] ^= 1
 	os.WriteFile(snaps[0], data, 0o600)

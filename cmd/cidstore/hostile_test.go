@@ -92,7 +92,7 @@ func insertBatches(t *testing.T, s *store.Store, from, to int) {
 // record's offset and size in it.
 func segmentOf(t *testing.T, dir string, lsn uint64) (string, int64, int64) {
 	t.Helper()
-	rep, err := wal.Verify(nil, filepath.Join(dir, "wal"), nil)
+	rep, err := wal.Verify(nil, store.Layout{Dir: dir}.WAL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +154,7 @@ func flipAt(t *testing.T, path string, off int64) {
 	}
 }
 
-func snapPath(dir string, lsn uint64) string {
-	return filepath.Join(dir, "snapshots", snapshot.Name(lsn))
-}
+func snapPath(dir string, lsn uint64) string { return store.Layout{Dir: dir}.Snapshot(lsn) }
 
 // writeSnap writes a checksummed snapshot named for cut name whose header
 // says lsn, holding one entry.
@@ -231,7 +229,7 @@ func hostileRows(base func(kept int, snaps ...int) func(*testing.T, string)) []h
 		}},
 		{name: "stray file named like a segment before the log", lost: none, build: func(t *testing.T, dir string) string {
 			std(t, dir)
-			p := filepath.Join(dir, "wal", "00000000000000000001.wal")
+			p := filepath.Join(store.Layout{Dir: dir}.WAL(), "00000000000000000001.wal")
 			if err := os.WriteFile(p, bytes.Repeat([]byte("stray"), 1000), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +237,7 @@ func hostileRows(base func(kept int, snaps ...int) func(*testing.T, string)) []h
 		}},
 		{name: "stray file named like a segment after the log", lost: none, build: func(t *testing.T, dir string) string {
 			std(t, dir)
-			p := filepath.Join(dir, "wal", "00000000000000009999.wal")
+			p := filepath.Join(store.Layout{Dir: dir}.WAL(), "00000000000000009999.wal")
 			if err := os.WriteFile(p, bytes.Repeat([]byte("stray"), 1000), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -359,7 +357,7 @@ func hostileRows(base func(kept int, snaps ...int) func(*testing.T, string)) []h
 			k, v := hostilePair(1, 0)
 			rec := wal.AppendRecord(nil, hostileBatches+1, 1, append(k[:], v[:]...))
 			head := append([]byte("CIDWAL\x01\x00"), bytes.Repeat([]byte{0xee}, 40)...)
-			p := filepath.Join(dir, "wal", fmt.Sprintf("%020d.wal", hostileBatches+1))
+			p := filepath.Join(store.Layout{Dir: dir}.WAL(), fmt.Sprintf("%020d.wal", hostileBatches+1))
 			const size = 2 << 30
 			if err := sparsefile.Write(p, size, map[int64][]byte{0: head, size - int64(len(rec)): rec}); err != nil {
 				t.Fatal(err)
@@ -443,7 +441,7 @@ func survivors(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && filepath.Base(p) != "LOCK" {
+		if err == nil && !fi.IsDir() && p != (store.Layout{Dir: dir}).Lock() {
 			out = append(out, p)
 		}
 		return err

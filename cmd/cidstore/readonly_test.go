@@ -96,8 +96,8 @@ func TestDumpRefusesFileInsideStore(t *testing.T) {
 		segs[0],
 		filepath.Join(dir, "x.snap"),
 		dir,
-		filepath.Join(link, "wal", filepath.Base(segs[0])),
-		filepath.Join(dir, "..", "db", "LOCK"),
+		filepath.Join(store.Layout{Dir: link}.WAL(), filepath.Base(segs[0])),
+		store.Layout{Dir: filepath.Join(dir, "..", "db")}.Lock(),
 	} {
 		if code, text := cli(t, "dump", dir, file); code != 2 || !strings.Contains(text, "inside the store directory") {
 			t.Errorf("dump %s: exit %d\n%s", file, code, text)

@@ -24,7 +24,7 @@ func repairPair(i uint64) (cid.CID, cid.CID) {
 func writeRepairStore(t *testing.T, dir string, n uint64) []string {
 	t.Helper()
 	fillRepairStore(t, dir, store.Options{SegmentSize: wal.MinSegmentSize}, n, 0)
-	segs, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	segs, err := filepath.Glob(filepath.Join(store.Layout{Dir: dir}.WAL(), "*.wal"))
 	if err != nil || len(segs) < 3 {
 		t.Fatalf("segments %v, %v; want at least 3", segs, err)
 	}
@@ -205,7 +205,7 @@ func TestRepairBelowTheSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	const n, cut = 120, 80
 	fillRepairStore(t, dir, store.Options{NoPreallocate: true}, n, cut)
-	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	segs, _ := filepath.Glob(filepath.Join(store.Layout{Dir: dir}.WAL(), "*.wal"))
 	data, err := os.ReadFile(segs[0])
 	if err != nil {
 		t.Fatal(err)
