@@ -279,7 +279,7 @@ func BenchmarkRecovery(b *testing.B) {
 	if keep := os.Getenv("CIDSTORE_BENCH_RECOVERY_DIR"); keep != "" {
 		dir = keep
 	}
-	if _, err := os.Stat(filepath.Join(dir, "LOCK")); err != nil {
+	if _, err := os.Stat(Layout{dir}.Lock()); err != nil {
 		buildRecoveryDir(b, dir, snapPairs, walRecords)
 	}
 	b.ResetTimer()

@@ -107,7 +107,7 @@ func TestCheckpointCancelledLeavesNoFile(t *testing.T) {
 	if err := s.Checkpoint(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Checkpoint = %v", err)
 	}
-	left, _ := os.ReadDir(filepath.Join(dir, snapDir))
+	left, _ := os.ReadDir(Layout{dir}.Snapshots())
 	if len(left) != 0 {
 		t.Fatalf("left behind: %v", left)
 	}

@@ -263,7 +263,7 @@ func TestCheckpointConsistentUnderLoad(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(image, walDir)})
+	l, err := wal.Open(wal.Options{Dir: Layout{image}.WAL()})
 	must(t, err)
 	walState := model{}
 	must(t, l.Replay(1, func(lsn uint64, typ uint8, p []byte) error {

@@ -86,7 +86,7 @@ func craftSnapshot(t *testing.T, dir string, name, lsn uint64, m model) string {
 			}
 		}
 	}
-	path := filepath.Join(dir, snapDir, snapshot.Name(name))
+	path := Layout{dir}.Snapshot(name)
 	_, err := snapshot.WriteFile(context.Background(), vfs.Default, path,
 		snapshot.Header{LSN: lsn, Parts: 1}, []snapshot.Part{part})
 	must(t, err)
@@ -98,7 +98,7 @@ func craftSnapshot(t *testing.T, dir string, name, lsn uint64, m model) string {
 // record, and returns the segment and the record's offset.
 func appendWALRecord(t *testing.T, dir string, typ uint8, payload []byte) (string, int64) {
 	t.Helper()
-	rep, err := wal.Verify(nil, filepath.Join(dir, walDir), nil)
+	rep, err := wal.Verify(nil, Layout{dir}.WAL(), nil)
 	must(t, err)
 	_, last := rep.Span()
 	seg := rep.Segments[len(rep.Segments)-1]
@@ -334,7 +334,7 @@ func TestSkippedSnapshotTheWALCannotRebuild(t *testing.T) {
 // writeJunk puts a file of garbage named like the snapshot at cut lsn.
 func writeJunk(t *testing.T, dir string, lsn uint64) string {
 	t.Helper()
-	p := filepath.Join(dir, snapDir, snapshot.Name(lsn))
+	p := Layout{dir}.Snapshot(lsn)
 	must(t, os.WriteFile(p, bytes.Repeat([]byte("junk"), 100), 0o600))
 	return p
 }
@@ -365,7 +365,7 @@ func TestRetentionCountsOnlyValidSnapshots(t *testing.T) {
 		must(t, s.Close())
 		// Losing the newest snapshot falls back to the one at 100, whose
 		// WAL is still there.
-		flipFile(t, filepath.Join(dir, snapDir, snapshot.Name(201)), 40)
+		flipFile(t, Layout{dir}.Snapshot(201), 40)
 		r := openDir(t, dir, Options{})
 		defer r.Close()
 		if r.Stats().Recovery.SnapshotLSN != 100 {
@@ -450,7 +450,7 @@ func TestRepairKeepsWhatFollowsTheCut(t *testing.T) {
 		return dir, m
 	}
 	recordAt := func(t *testing.T, dir string, lsn uint64) (string, int64) {
-		rep, err := wal.Verify(nil, filepath.Join(dir, walDir), nil)
+		rep, err := wal.Verify(nil, Layout{dir}.WAL(), nil)
 		must(t, err)
 		for _, sg := range rep.Segments {
 			if sg.FirstLSN <= lsn && lsn <= sg.LastLSN {
@@ -465,7 +465,7 @@ func TestRepairKeepsWhatFollowsTheCut(t *testing.T) {
 			name := fmt.Sprintf("open=%v/segment=%d", viaOpen, segSize)
 			t.Run(name+"/flip below the cut", func(t *testing.T) {
 				dir, m := build(t, segSize)
-				vr, err := wal.Verify(nil, filepath.Join(dir, walDir), nil)
+				vr, err := wal.Verify(nil, Layout{dir}.WAL(), nil)
 				must(t, err)
 				first, _ := vr.Span() // retention dropped segments below the cut
 				if first > 200 {
@@ -678,7 +678,7 @@ func TestOpenRefusesPartOfAStore(t *testing.T) {
 func TestCheckpointMovesJunkAside(t *testing.T) {
 	dir, m := damageStore(t, 20, 10) // snapshot at 10, WAL 1..20
 	junk := writeJunk(t, dir, 20)
-	must(t, os.Mkdir(filepath.Join(dir, snapDir, snapshot.Name(15)), 0o700))
+	must(t, os.Mkdir(Layout{dir}.Snapshot(15), 0o700))
 	s := openDir(t, dir, Options{})
 	if s.Stats().Recovery.SnapshotsSkipped != 1 {
 		t.Fatalf("recovery %+v", s.Stats().Recovery)
@@ -688,7 +688,7 @@ func TestCheckpointMovesJunkAside(t *testing.T) {
 	if data, err := os.ReadFile(junk + vfs.AsideSuffix); err != nil || !bytes.HasPrefix(data, []byte("junk")) {
 		t.Fatalf("junk not moved aside: %v", err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, snapDir, snapshot.Name(15))); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(Layout{dir}.Snapshot(15)); err != nil || !fi.IsDir() {
 		t.Fatalf("directory named like a snapshot: %v", err)
 	}
 	r := openDir(t, dir, Options{})

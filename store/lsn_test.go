@@ -30,15 +30,15 @@ func TestLSNLimit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.MkdirAll(filepath.Join(dir, walDir), 0o700); err != nil {
+			if err := os.MkdirAll(Layout{dir}.WAL(), 0o700); err != nil {
 				t.Fatal(err)
 			}
 			// A snapshot (empty) covers every LSN before the record.
-			if err := os.MkdirAll(filepath.Join(dir, snapDir), 0o700); err != nil {
+			if err := os.MkdirAll(Layout{dir}.Snapshots(), 0o700); err != nil {
 				t.Fatal(err)
 			}
 			cut := tc.lsn - 1
-			if _, err := snapshot.WriteFile(context.Background(), vfs.Default, filepath.Join(dir, snapDir, snapshot.Name(cut)),
+			if _, err := snapshot.WriteFile(context.Background(), vfs.Default, Layout{dir}.Snapshot(cut),
 				snapshot.Header{LSN: cut, Parts: 1}, []snapshot.Part{func(func(cid.CID, []cid.CID) bool) {}}); err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -40,7 +39,7 @@ func TestOpenSparseSnapshotMemory(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			craft(filepath.Join(dir, snapDir, snapshot.Name(1)))
+			craft(Layout{dir}.Snapshot(1))
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
