@@ -18,18 +18,6 @@ import (
 
 var benchShards = []int{1, 4, 16, 32, 64, 128, 256, 0}
 
-// benchKey returns a random-looking CID for index i: real CIDs are hashes.
-func benchKey(i uint64) cid.CID {
-	return cid.FromWords(splitmix(i), splitmix(i^0x9e3779b97f4a7c15), splitmix(i+7), splitmix(^i))
-}
-
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
 const benchPreload = 1 << 18
 
 func shardName(n int) string {
@@ -61,11 +49,6 @@ func loadedRaw(n int) *xsync.MapOf[cid.CID, []cid.CID] {
 	}
 	return m
 }
-
-// worker gives each RunParallel goroutine its own stride through indexes.
-var workerSeq atomic.Uint64
-
-func nextWorker() uint64 { return workerSeq.Add(1) * 0x51ed27 }
 
 func BenchmarkGetHit(b *testing.B) {
 	b.Run("raw-xsync", func(b *testing.B) {
@@ -293,12 +276,4 @@ func BenchmarkMemory(b *testing.B) {
 			}
 		})
 	}
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

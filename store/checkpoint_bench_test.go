@@ -291,35 +291,6 @@ func BenchmarkRecovery(b *testing.B) {
 	}
 }
 
-// benchOpen opens the store in dir, checks what it recovered with ok,
-// reports the time Open took, the snapshot's share of it, items per
-// second under unit, the CPU time and minor page faults of Open and the
-// process's peak RSS, and closes the store.
-func benchOpen(b *testing.B, dir string, items uint64, unit string, ok func(*Store) bool) {
-	u0, start := processUsage(), time.Now()
-	r, err := Open(dir, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, u := time.Since(start), processUsage()
-	rec := r.Stats().Recovery
-	if !ok(r) {
-		b.Fatalf("recovered %+v", rec)
-	}
-	b.ReportMetric(d.Seconds(), "s/open")
-	b.ReportMetric(rec.SnapshotDuration.Seconds(), "s/snapshot")
-	b.ReportMetric(float64(items)/d.Seconds(), unit)
-	// Where the directory was built by another process (see
-	// CIDSTORE_BENCH_RECOVERY_DIR), Open runs in a fresh one, and first
-	// touches of memory (minor faults) are a large part of its time.
-	b.ReportMetric((u.cpu - u0.cpu).Seconds(), "cpu-s/open")
-	b.ReportMetric(float64(u.minflt-u0.minflt), "minflt/open")
-	b.ReportMetric(float64(u.maxRSS)/(1<<20), "maxRSS-MiB")
-	if err := r.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // buildRecoveryDir fills dir with a snapshot of snapPairs pairs and
 // walRecords single-insert WAL records after it.
 func buildRecoveryDir(b *testing.B, dir string, snapPairs, walRecords uint64) {

@@ -12,15 +12,6 @@ import (
 	"github.com/cidstore/cidstore/wal"
 )
 
-func fill(t *testing.T, s *Store, m model, from, to uint64) {
-	t.Helper()
-	for i := from; i < to; i++ {
-		k, v := w(i%97+1), w(i%13+1)
-		must(t, s.Insert(k, v))
-		m.add(k, v)
-	}
-}
-
 func TestCheckpointAndRecover(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

@@ -8,13 +8,6 @@ import (
 	"time"
 )
 
-// withConfig returns DefaultConfig changed by fn, for Options.Config.
-func withConfig(fn func(*Config)) *Config {
-	c := DefaultConfig()
-	fn(&c)
-	return &c
-}
-
 func TestDefaultConfigIsValid(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)

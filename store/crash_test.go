@@ -156,15 +156,6 @@ func TestCrashChild(t *testing.T) {
 	wg.Wait()
 }
 
-// childDie returns how a crash child gives up: a message on stderr and
-// exit status 3, which the parent reports as a failure.
-func childDie(who string) func(format string, args ...any) {
-	return func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, who+": "+format+"\n", args...)
-		os.Exit(3)
-	}
-}
-
 // crashWriter is one writer goroutine of the child: it inserts fresh pairs
 // one at a time or in batches, re-inserts acknowledged pairs (no-ops) and
 // deletes acknowledged pairs, reporting each write before and after.

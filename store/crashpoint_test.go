@@ -2,10 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,105 +12,6 @@ import (
 	"github.com/cidstore/cidstore/vfs"
 	"github.com/cidstore/cidstore/wal"
 )
-
-// hookFS calls a hook before selected filesystem operations. The hooks
-// image the directory at exactly that moment: since every byte written so
-// far is in the page cache, a copy of the files is what a process crash
-// at that point would leave behind.
-type hookFS struct {
-	vfs.FS
-	mu       sync.Mutex
-	onWrite  func(name string) // before each File.Write
-	onRename func(oldpath, newpath string)
-	onRemove func(name string)
-}
-
-func (h *hookFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
-	f, err := h.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &hookFile{File: f, h: h, name: name}, nil
-}
-
-func (h *hookFS) Rename(oldpath, newpath string) error {
-	h.mu.Lock()
-	fn := h.onRename
-	h.mu.Unlock()
-	if fn != nil {
-		fn(oldpath, newpath)
-	}
-	return h.FS.Rename(oldpath, newpath)
-}
-
-func (h *hookFS) Remove(name string) error {
-	h.mu.Lock()
-	fn := h.onRemove
-	h.mu.Unlock()
-	if fn != nil {
-		fn(name)
-	}
-	return h.FS.Remove(name)
-}
-
-type hookFile struct {
-	vfs.File
-	h    *hookFS
-	name string
-}
-
-func (f *hookFile) Write(p []byte) (int, error) {
-	f.h.mu.Lock()
-	fn := f.h.onWrite
-	f.h.mu.Unlock()
-	if fn != nil {
-		fn(f.name)
-	}
-	return f.File.Write(p)
-}
-
-// imageDir copies the store directory src (files only, no LOCK) to a new
-// directory: the state a crash at this moment would leave.
-func imageDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && path != src {
-			return nil // renamed or removed meanwhile (a segment being created)
-		}
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		if fi.Name() == lockName {
-			return nil
-		}
-		in, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(filepath.Join(dst, rel), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // TestCheckpointCrashPoints images the directory at each dangerous moment
 // of a checkpoint (mid snapshot write, after the rename but before any WAL
@@ -292,21 +189,4 @@ func TestCheckpointConsistentUnderLoad(t *testing.T) {
 	r := openDir(t, dir, Options{})
 	defer r.Close()
 	checkAll(t, r, final, 0, 0)
-}
-
-func sameModel(a, b model) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, vs := range a {
-		if len(vs) != len(b[k]) {
-			return false
-		}
-		for v := range vs {
-			if !b[k][v] {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -33,13 +33,6 @@ func flipFile(t *testing.T, path string, off int64) {
 	must(t, os.WriteFile(path, data, 0o600))
 }
 
-func walSegments(t *testing.T, dir string) []string {
-	t.Helper()
-	segs, err := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
-	must(t, err)
-	return segs
-}
-
 // Damage reported by the WAL or the snapshot layer matches the store's
 // ErrCorrupt and the layer's own sentinel, and its text is the layer's,
 // not prefixed by another layer's.

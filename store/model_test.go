@@ -14,25 +14,6 @@ var (
 	modelSteps = flag.Int("model.steps", 1500, "steps per model-test seed")
 )
 
-// model is the reference: a plain map of sets.
-type model map[cid.CID]map[cid.CID]bool
-
-func (m model) values(k cid.CID) []cid.CID {
-	var vs []cid.CID
-	for v := range m[k] {
-		vs = append(vs, v)
-	}
-	slices.SortFunc(vs, cid.Compare)
-	return vs
-}
-
-func (m model) add(k, v cid.CID) {
-	if m[k] == nil {
-		m[k] = map[cid.CID]bool{}
-	}
-	m[k][v] = true
-}
-
 // TestModel applies seeded random sequences of every write operation and
 // compares the store with the model after every step, including ordered
 // iteration. A failure prints the seed; -model.seed replays it.
@@ -94,31 +75,5 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		if step%10 == 0 || step == steps-1 {
 			checkAll(t, s, m, seed, step)
 		}
-	}
-}
-
-func checkAll(t *testing.T, s *Store, m model, seed uint64, step int) {
-	t.Helper()
-	var keys []cid.CID
-	pairs := 0
-	for k, vs := range s.All() {
-		if want := m.values(k); !slices.Equal(vs, want) {
-			t.Fatalf("seed %d step %d: All: %v = %v, want %v", seed, step, k.EString(), vs, want)
-		}
-		keys = append(keys, k)
-		pairs += len(vs)
-	}
-	if !slices.IsSortedFunc(keys, cid.Compare) {
-		t.Fatalf("seed %d step %d: All not in key order", seed, step)
-	}
-	if len(keys) != len(m) || s.Len() != len(m) || s.Pairs() != pairs {
-		t.Fatalf("seed %d step %d: %d keys iterated, Len %d, Pairs %d/%d, model %d", seed, step, len(keys), s.Len(), s.Pairs(), pairs, len(m))
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

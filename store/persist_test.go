@@ -12,15 +12,6 @@ import (
 	"github.com/cidstore/cidstore/cid"
 )
 
-func openDir(t testing.TB, dir string, o Options) *Store {
-	t.Helper()
-	s, err := Open(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestPersistReopen(t *testing.T) {
 	dir := t.TempDir()
 	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {

@@ -17,44 +17,6 @@ import (
 	"github.com/cidstore/cidstore/wal"
 )
 
-// fuzzInput hands out the bytes of a fuzz input; past the end it yields
-// zeros and reports done.
-type fuzzInput struct {
-	data []byte
-	pos  int
-}
-
-func (in *fuzzInput) done() bool { return in.pos >= len(in.data) }
-
-func (in *fuzzInput) byte() byte {
-	if in.pos >= len(in.data) {
-		in.pos++
-		return 0
-	}
-	b := in.data[in.pos]
-	in.pos++
-	return b
-}
-
-func (in *fuzzInput) uint16() int { return int(in.byte())<<8 | int(in.byte()) }
-
-// fuzzOptions returns options for a persistent store whose background
-// workers are all off (the targets trigger them), with the WAL written
-// without fsync (a crash is not simulated here; Close still fsyncs).
-func fuzzOptions(shards, inline, kept int, segSize int64) Options {
-	c := DefaultConfig()
-	c.InlineValues = inline
-	c.SnapshotsKept = kept
-	c.Sync = SyncNever
-	c.CheckpointWALBytes = 0
-	c.CheckpointInterval = 0
-	c.CompactInterval = 0
-	c.GCInterval = 0
-	c.ScrubInterval = 0
-	c.AuditInterval = 0
-	return Options{Shards: shards, SegmentSize: segSize, Config: &c}
-}
-
 // checkKey compares everything the point reads say about k with the model.
 func checkKey(t *testing.T, s *Store, m model, k, v cid.CID, step int) {
 	t.Helper()

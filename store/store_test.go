@@ -11,19 +11,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func w(i uint64) cid.CID { return cid.FromWords(0, 0, 0, i) }
-
-func openMem(t testing.TB, o Options) *Store {
-	t.Helper()
-	o.InMemory = true
-	s, err := Open("", o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestOptionsValidation(t *testing.T) {
 	tests := []struct {
 		name   string

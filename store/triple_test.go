@@ -11,13 +11,9 @@ import (
 	"testing"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/triples"
 )
 
 func tri(s, p, o cid.CID) Triple { return Triple{S: s, P: p, O: o} }
-
-// tripleModel is the reference for triples: the set of present triples.
-type tripleModel = triples.Model
 
 // randomTripleOps returns n operations over c small CIDs, so that
 // subjects, predicates and objects repeat and value sets change shape.
@@ -27,35 +23,6 @@ func randomTripleOps(rng *rand.Rand, n, c int) []TripleOp {
 		ops[i] = TripleOp{Delete: rng.IntN(3) == 0, Triple: tri(w(1+rng.Uint64N(uint64(c))), w(1+rng.Uint64N(uint64(c/2+1))), w(1+rng.Uint64N(uint64(c))))}
 	}
 	return ops
-}
-
-// checkTriples compares the answers of all eight patterns (components
-// drawn from 1..c, each bound or a wildcard) and the count with the model.
-func checkTriples(t *testing.T, s *Store, m tripleModel, c int) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(uint64(len(m)), uint64(c)))
-	for mask := range 8 {
-		for range 3 {
-			var q [3]cid.CID
-			for i := range q {
-				if mask&(1<<i) != 0 {
-					q[i] = w(1 + rng.Uint64N(uint64(c)))
-				}
-			}
-			got := slices.Collect(s.Query(q[0], q[1], q[2]))
-			if want := m.Match(q[0], q[1], q[2]); !slices.Equal(got, want) {
-				t.Fatalf("Query(%v): %d triples, want %d", q, len(got), len(want))
-			}
-		}
-	}
-	if s.TripleCount() != len(m) {
-		t.Fatalf("TripleCount = %d, want %d", s.TripleCount(), len(m))
-	}
-	for tr := range m {
-		if !s.HasTriple(tr) {
-			t.Fatalf("HasTriple(%v) = false", tr)
-		}
-	}
 }
 
 // TestTripleModel applies random batches, single inserts and deletes to
