@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -11,13 +10,6 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
 )
-
-func cli(t *testing.T, args ...string) (int, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, &out, &errOut)
-	return code, out.String() + errOut.String()
-}
 
 func TestDumpLoadVerifyInspect(t *testing.T) {
 	base := t.TempDir()

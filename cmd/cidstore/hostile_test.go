@@ -9,10 +9,8 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -374,44 +372,6 @@ func hostileRows(base func(kept int, snaps ...int) func(*testing.T, string)) []h
 			return ""
 		}},
 	}
-}
-
-// toolBinary returns the binary runTool runs: this test binary, or, when
-// it was built with the race detector (whose shadow memory would swamp
-// the RSS measured, and which makes the tools slow), the same tests built
-// without it.
-func toolBinary(t *testing.T) string {
-	t.Helper()
-	if !raceEnabled {
-		return os.Args[0]
-	}
-	bin := filepath.Join(t.TempDir(), "cidstore.test")
-	if out, err := exec.Command("go", "test", "-c", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go test -c: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runTool runs cidstore with args as a process of its own and returns its
-// exit code, output and peak RSS in KiB.
-func runTool(t *testing.T, bin string, args ...string) (int, string, int64) {
-	t.Helper()
-	rssFile := filepath.Join(t.TempDir(), "rss")
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), cliEnv+"="+rssFile)
-	out, err := cmd.CombinedOutput()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		t.Fatal(err)
-	}
-	rss, err := os.ReadFile(rssFile)
-	if err != nil {
-		t.Fatalf("cidstore %v: no peak RSS: %v\n%s", args, err, out)
-	}
-	kib, err := strconv.ParseInt(string(rss), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), string(out), kib
 }
 
 // checkPairs checks that s holds exactly the batches lost does not

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,27 +10,6 @@ import (
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
 )
-
-// listing describes every file under dir (name and size), to show that a
-// command changed nothing.
-func listing(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		out = append(out, fmt.Sprintf("%s %v %d", strings.TrimPrefix(p, dir), fi.Mode(), fi.Size()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // Every read-only command opens read-only: on a path that is not a store
 // it fails and creates nothing, and on a store it changes nothing, not

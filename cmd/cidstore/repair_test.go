@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,71 +10,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
-	"github.com/cidstore/cidstore/wal"
 )
-
-func repairPair(i uint64) (cid.CID, cid.CID) {
-	return cid.FromWords(1, 0, 0, i), cid.FromWords(2, 0, 0, i)
-}
-
-// writeRepairStore fills a store in dir with n pairs, one WAL record each,
-// across several small segments, and returns its segment files in order.
-func writeRepairStore(t *testing.T, dir string, n uint64) []string {
-	t.Helper()
-	fillRepairStore(t, dir, store.Options{SegmentSize: wal.MinSegmentSize}, n, 0)
-	segs, err := filepath.Glob(filepath.Join(store.Layout{Dir: dir}.WAL(), "*.wal"))
-	if err != nil || len(segs) < 3 {
-		t.Fatalf("segments %v, %v; want at least 3", segs, err)
-	}
-	return segs
-}
-
-// fillRepairStore opens a store in dir with o, inserts pairs 1..n, one
-// WAL record each, checkpoints after pair checkpointAt (if not 0) and
-// closes it.
-func fillRepairStore(t *testing.T, dir string, o store.Options, n, checkpointAt uint64) {
-	t.Helper()
-	s, err := store.Open(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(1); i <= n; i++ {
-		k, v := repairPair(i)
-		if err := s.Insert(k, v); err != nil {
-			t.Fatal(err)
-		}
-		if i == checkpointAt {
-			if err := s.Checkpoint(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// appendTorn appends 30 bytes of garbage to the segment at path: a torn
-// final write.
-func appendTorn(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(bytes.Repeat([]byte{0xee}, 30)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func runCLI(args ...string) (int, string, string) {
-	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, &out, &errOut)
-	return code, out.String(), errOut.String()
-}
 
 func TestRepairCorruptStore(t *testing.T) {
 	dir := t.TempDir()
