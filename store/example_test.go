@@ -95,3 +95,14 @@ func ExampleStore_UpdateConfig() {
 	// <nil> 64 0s
 	// true 64
 }
+
+func ExampleLayout() {
+	l := store.Layout{Dir: "/var/lib/cidstore"}
+	fmt.Println(l.Lock())
+	fmt.Println(l.WAL())
+	fmt.Println(l.Snapshot(4711))
+	// Output:
+	// /var/lib/cidstore/LOCK
+	// /var/lib/cidstore/wal
+	// /var/lib/cidstore/snapshots/00000000000000004711.snap
+}
