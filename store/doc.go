@@ -108,10 +108,11 @@
 // Open reads, in this order: it validates the Options, refuses a
 // directory that is not a store but holds a store's files, creates
 // snapshots/ and takes LOCK (ErrLocked if another Store holds it); with
-// Options.Repair it repairs the directory (see Repair). It opens the WAL,
-// which reads every segment, checks every record's checksum and payload
-// (validate.go), cuts a torn final write (counted in
-// RecoveryStats.TornBytes) and fails with ErrCorrupt on any other damage.
+// Options.Repair it repairs the directory (see Repair). It opens the WAL
+// (creating wal/), which reads every segment, checks every record's
+// checksum and payload (validate.go), cuts a torn final write (counted
+// in RecoveryStats.TornBytes) and fails with ErrCorrupt on any other
+// damage.
 // It lists snapshots/ and removes the store's leftover temporary files. It
 // reads the newest snapshot in full, validating every block, and folds
 // the WAL records after its cut into the same bulk load while the
@@ -140,8 +141,8 @@
 //     next checkpoint or gc run; it loses nothing.
 //   - An Import whose checkpoint fails after its imported record was
 //     logged turns the store read-only: Repair drops the import.
-//   - A crash at any point leaves a torn WAL tail, which Open cuts, and
-//     temporary files, which Open removes; a snapshot is renamed into
+//   - A crash at any point leaves at most a torn WAL tail, which Open
+//     cuts, and temporary files, which Open removes; a snapshot is renamed into
 //     place whole, so a crashed checkpoint or Restore leaves the old
 //     snapshots or the new one, and the WAL to go on from either.
 //   - Open fails with ErrLocked, ErrNotStore, ErrInvalidOptions, an I/O
