@@ -39,10 +39,11 @@ import (
 //     WAL fsync wait behind it. An idle store's snapshot goes at full
 //     speed.
 //   - Write-back: snapshot.WriteFile starts the write-back of what it wrote
-//     every MiB (sync_file_range where the file can) so that dirty data
-//     stays near one range, and a retired snapshot is freed removeChunk
-//     bytes at a time: freeing a large file at once holds the filesystem's
-//     journal, which every WAL fsync needs.
+//     every MiB (sync_file_range; a file that cannot is fsynced every 16
+//     MiB) so that little dirty data waits for the disk at any time, and
+//     a retired snapshot is freed removeChunk bytes at a time: freeing a
+//     large file at once holds the filesystem's journal, which every WAL
+//     fsync needs.
 //   - CPU: the periodic maintenance workers together keep to
 //     Config.WorkerDuty, pausing between bounded steps (maintenance.Pacer);
 //     the time a checkpoint waits under the rules above is reported to its
