@@ -7,22 +7,6 @@ import (
 	"testing"
 )
 
-// apply applies ops to m in order, as ApplyBatch does.
-func (m model) apply(ops []PairOp) {
-	for _, o := range ops {
-		switch o.Kind {
-		case OpInsert:
-			m.add(o.Key, o.Value)
-		case OpDelete:
-			if delete(m[o.Key], o.Value); len(m[o.Key]) == 0 {
-				delete(m, o.Key)
-			}
-		case OpDeleteKey:
-			delete(m, o.Key)
-		}
-	}
-}
-
 func TestApplyBatchOrder(t *testing.T) {
 	for _, dir := range []string{"", t.TempDir()} {
 		s := openDir(t, dir, Options{Shards: 4})

@@ -82,6 +82,22 @@ func (m model) add(k, v cid.CID) {
 	m[k][v] = true
 }
 
+// apply applies ops to m in order, as ApplyBatch does.
+func (m model) apply(ops []PairOp) {
+	for _, o := range ops {
+		switch o.Kind {
+		case OpInsert:
+			m.add(o.Key, o.Value)
+		case OpDelete:
+			if delete(m[o.Key], o.Value); len(m[o.Key]) == 0 {
+				delete(m, o.Key)
+			}
+		case OpDeleteKey:
+			delete(m, o.Key)
+		}
+	}
+}
+
 // checkAll compares ordered iteration of the whole store with m: every
 // key's values, the key order and the counts.
 func checkAll(t *testing.T, s *Store, m model, seed uint64, step int) {
