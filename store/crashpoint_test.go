@@ -167,18 +167,7 @@ func TestCheckpointConsistentUnderLoad(t *testing.T) {
 		if lsn > cutLSN {
 			return nil
 		}
-		return decodeOps(typ, p, func(o op) {
-			switch o.kind {
-			case opAdd:
-				walState.add(o.key, o.val)
-			case opRemove:
-				if delete(walState[o.key], o.val); len(walState[o.key]) == 0 {
-					delete(walState, o.key)
-				}
-			case opRemoveKey:
-				delete(walState, o.key)
-			}
-		})
+		return decodeOps(typ, p, walState.applyOp)
 	}))
 	must(t, l.Close())
 	if !sameModel(snapState, walState) {

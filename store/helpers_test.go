@@ -82,19 +82,29 @@ func (m model) add(k, v cid.CID) {
 	m[k][v] = true
 }
 
-// apply applies ops to m in order, as ApplyBatch does.
+// apply applies ops, which must be valid, to m in order, as ApplyBatch
+// does.
 func (m model) apply(ops []PairOp) {
 	for _, o := range ops {
-		switch o.Kind {
-		case OpInsert:
-			m.add(o.Key, o.Value)
-		case OpDelete:
-			if delete(m[o.Key], o.Value); len(m[o.Key]) == 0 {
-				delete(m, o.Key)
-			}
-		case OpDeleteKey:
-			delete(m, o.Key)
+		lo, err := o.logOp()
+		if err != nil {
+			panic(err)
 		}
+		m.applyOp(lo)
+	}
+}
+
+// applyOp applies one logged operation to m, as recovery does.
+func (m model) applyOp(o op) {
+	switch o.kind {
+	case opAdd:
+		m.add(o.key, o.val)
+	case opRemove:
+		if delete(m[o.key], o.val); len(m[o.key]) == 0 {
+			delete(m, o.key)
+		}
+	case opRemoveKey:
+		delete(m, o.key)
 	}
 }
 
