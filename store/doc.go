@@ -107,26 +107,37 @@
 //
 // Open reads, in this order: it validates the Options, refuses a
 // directory that is not a store but holds a store's files, creates
-// snapshots/ and takes LOCK (ErrLocked if another Store holds it); with
-// Options.Repair it repairs the directory (see Repair). It opens the WAL
-// (creating wal/), which reads every segment, checks every record's
-// checksum and payload (validate.go), cuts a torn final write (counted
-// in RecoveryStats.TornBytes) and fails with ErrCorrupt on any other
-// damage.
-// It lists snapshots/ and removes the store's leftover temporary files. It
-// reads the newest snapshot in full, validating every block, and folds
-// the WAL records after its cut into the same bulk load while the
-// snapshot decodes; a snapshot that does not validate is logged and
-// skipped for the next older one (an error reading it that is not damage
-// fails Open). It then checks that the snapshot and the WAL fit (the WAL
-// reaches back to just after the cut, holds whatever the skipped
-// snapshots held, and has no imported record after the cut), publishes
-// the load into the shards and triple indexes, replays the remaining WAL
-// records in parallel per shard (each key's in log order), and starts the
-// workers. Options.ReadOnly needs an existing store directory and reads
-// it the same way, changing nothing: a torn tail is left in place and
-// not read, no file is removed, and LOCK is taken only if it exists on a
-// writable filesystem.
+// snapshots/ and takes LOCK (ErrLocked if another Store holds it). LOCK
+// is the directory's one lock file and covers wal/ too: the WAL takes
+// none, and a wal/LOCK left by an earlier version is removed (that
+// version takes LOCK first as well, so the two still exclude each other).
+// With Options.Repair it then repairs the directory (see Repair). It
+// lists snapshots/ and removes the store's leftover temporary files, and
+// starts the WAL's recovery (wal.Recover: creating wal/, removing
+// temporary segments a crash left, listing the segments), which reads no
+// record yet.
+//
+// The WAL is then read once, from its first record to its last, in one
+// pass that checks every record's checksum, LSN and payload (validate.go)
+// and hands it on. While the newest snapshot is read in full, validating
+// every block, that pass runs beside it: records up to the snapshot's cut
+// are only checked, and the operations after it (up to a bound) are
+// folded into the same bulk load, sorted with the snapshot's entries. A
+// snapshot that does not validate is logged and skipped for the next
+// older one, whose records after its cut the pass reads again from the
+// start of the log if it had already gone past them; an error reading a
+// snapshot that is not damage fails Open. The load is published into the
+// shards and triple indexes, and the pass goes on, replaying the
+// remaining records in parallel per shard (each key's in log order).
+// Where the pass ends in a torn final write, that tail is cut (counted in
+// RecoveryStats.TornBytes); any other damage ends it with ErrCorrupt. The
+// WAL is then open for appending, and Open checks that the snapshot and
+// the WAL fit (the WAL reaches back to just after the cut, holds whatever
+// the skipped snapshots held, and has no imported record after the cut)
+// and starts the workers. Options.ReadOnly needs an existing store
+// directory and reads it the same way, changing nothing: a torn tail is
+// left in place and not read, no file is removed, and LOCK is taken only
+// if it exists on a writable filesystem.
 //
 // What each failure does:
 //
