@@ -48,32 +48,39 @@ type Config struct {
 }
 
 // DefaultConfig returns the Python service's endpoints on 127.0.0.1 and
-// the default limits.
+// the default limits, the values a zero field of Config stands for.
 func DefaultConfig() Config {
 	return Config{
-		ZMQ:    "tcp://127.0.0.1:5555",
-		Push:   "tcp://127.0.0.1:5557",
-		Router: "tcp://127.0.0.1:5558",
-		Pub:    "tcp://127.0.0.1:5559",
-		HTTP:   "127.0.0.1:8000",
+		ZMQ:              "tcp://127.0.0.1:5555",
+		Push:             "tcp://127.0.0.1:5557",
+		Router:           "tcp://127.0.0.1:5558",
+		Pub:              "tcp://127.0.0.1:5559",
+		HTTP:             "127.0.0.1:8000",
+		MaxMessage:       64 << 20,
+		MaxConns:         1024,
+		Limits:           Limits{}.withDefaults(),
+		HandshakeTimeout: 5 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		Heartbeat:        time.Second,
 	}
 }
 
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.MaxMessage <= 0 {
-		c.MaxMessage = 64 << 20
+		c.MaxMessage = d.MaxMessage
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 1024
+		c.MaxConns = d.MaxConns
 	}
 	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 5 * time.Second
+		c.HandshakeTimeout = d.HandshakeTimeout
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 30 * time.Second
+		c.WriteTimeout = d.WriteTimeout
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = time.Second
+		c.Heartbeat = d.Heartbeat
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
