@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
+	iofs "io/fs"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/vfs"
@@ -16,8 +19,9 @@ import (
 )
 
 // The directory layout of a persistent store (see "Directory layout" in
-// the package documentation): the names, how a store directory is told
-// apart from others, the listing of its snapshots, and their retention.
+// the package documentation): the names, the lock file, how a store
+// directory is told apart from others, the listing of its snapshots, and
+// their retention.
 const (
 	lockName = "LOCK"      // flock: one Store per directory
 	walDir   = "wal"       // the write-ahead log's segments
@@ -42,6 +46,33 @@ func (l Layout) Snapshots() string { return filepath.Join(l.Dir, snapDir) }
 // Snapshot returns the path of the snapshot file with cut LSN lsn.
 func (l Layout) Snapshot(lsn uint64) string {
 	return filepath.Join(l.Dir, snapDir, snapshot.Name(lsn))
+}
+
+// lockIfWritable takes the directory lock at path for a read-only open:
+// not if the lock file is missing (no store has the directory open, since
+// an open store keeps it), and not on a read-only filesystem (nothing can
+// write there); creating the file would change the directory.
+func lockIfWritable(fs vfs.FS, path string) (io.Closer, error) {
+	if _, err := fs.Stat(path); errors.Is(err, iofs.ErrNotExist) {
+		return io.NopCloser(nil), nil
+	}
+	lock, err := fs.Lock(path)
+	if errors.Is(err, syscall.EROFS) {
+		return io.NopCloser(nil), nil
+	}
+	return lock, err
+}
+
+// removeOldWALLock removes wal/LOCK, the WAL's own lock file in stores
+// written before the store's lock came to cover the WAL directory; nothing
+// takes it any more. The caller holds the store's lock, which an older
+// version takes too before it opens the WAL. Failing to remove it harms
+// nothing, so it is only logged.
+func removeOldWALLock(fs vfs.FS, dir string, logger *slog.Logger) {
+	err := fs.Remove(filepath.Join(dir, walDir, lockName))
+	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		logger.Warn("cidstore: removing the WAL's old lock file failed; it is unused", "err", err)
+	}
 }
 
 // isStore fails with ErrNotStore unless dir is a store directory: a
@@ -105,7 +136,7 @@ func isSnapTemp(name string) bool {
 func listSnapshots(fsys vfs.FS, dir string) (snaps []snapFile, temps []string, err error) {
 	sdir := Layout{dir}.Snapshots()
 	ents, err := fsys.ReadDir(sdir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, nil, nil // no snapshot taken yet
 	}
 	if err != nil {
@@ -213,7 +244,7 @@ func (s *Store) asideUntrusted(sf snapFile) error {
 	if s.ckpt.trust.trusted(sf.lsn) {
 		return nil
 	}
-	if _, err := s.opts.FS.Stat(sf.path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.opts.FS.Stat(sf.path); errors.Is(err, iofs.ErrNotExist) {
 		return nil
 	}
 	to, err := vfs.MoveAside(s.opts.FS, sf.path)

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
-	"log/slog"
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
@@ -226,33 +224,6 @@ func (s *Store) closeWAL() error {
 	err := s.wal.Close()
 	s.wal = nil
 	return err
-}
-
-// removeOldWALLock removes wal/LOCK, the WAL's own lock file in stores
-// written before the store's lock came to cover the WAL directory; nothing
-// takes it any more. The caller holds the store's lock, which an older
-// version takes too before it opens the WAL. Failing to remove it harms
-// nothing, so it is only logged.
-func removeOldWALLock(fs vfs.FS, dir string, logger *slog.Logger) {
-	err := fs.Remove(filepath.Join(dir, walDir, lockName))
-	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		logger.Warn("cidstore: removing the WAL's old lock file failed; it is unused", "err", err)
-	}
-}
-
-// lockIfWritable takes the directory lock at path for a read-only open:
-// not if the lock file is missing (no store has the directory open, since
-// an open store keeps it), and not on a read-only filesystem (nothing can
-// write there); creating the file would change the directory.
-func lockIfWritable(fs vfs.FS, path string) (io.Closer, error) {
-	if _, err := fs.Stat(path); errors.Is(err, iofs.ErrNotExist) {
-		return io.NopCloser(nil), nil
-	}
-	lock, err := fs.Lock(path)
-	if errors.Is(err, syscall.EROFS) {
-		return io.NopCloser(nil), nil
-	}
-	return lock, err
 }
 
 // missingAncestor returns the outermost of dir and its parents that does
