@@ -13,17 +13,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func w(i uint64) cid.CID { return cid.FromWords(0, 0, 0, i) }
-
-func newShard(t testing.TB, inline int) *Shard {
-	t.Helper()
-	s, err := New(Options{InlineMax: inline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestRecordIs64Bytes(t *testing.T) {
 	if got := unsafe.Sizeof(record{}); got != 64 {
 		t.Fatalf("record is %d bytes, want 64", got)
