@@ -73,8 +73,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 
 // checkpoint implements Checkpoint. mp is the checkpoint worker's
 // maintenance pacer (nil otherwise): the time the snapshot waits for the
-// WAL is reported to it as idle (see yield.go). force writes a snapshot even when no WAL record was
-// logged since the last one, as Import needs: its pairs are in no record.
+// WAL is reported to it as idle (see yield.go). force writes a snapshot
+// even when no WAL record was logged since the last one, as Import needs:
+// its pairs are in no record.
 func (s *Store) checkpoint(ctx context.Context, mp *maintenance.Pacer, force bool) error {
 	if s.wal == nil {
 		return fmt.Errorf("%w: Checkpoint needs a directory", ErrInMemory)
