@@ -109,13 +109,13 @@
 // directory that is not a store but holds a store's files, creates
 // snapshots/ and takes LOCK (ErrLocked if another Store holds it). LOCK
 // is the directory's one lock file and covers wal/ too: the WAL takes
-// none, and a wal/LOCK left by an earlier version is removed (that
-// version takes LOCK first as well, so the two still exclude each other).
-// With Options.Repair it then repairs the directory (see Repair). It
-// lists snapshots/ and removes the store's leftover temporary files, and
-// starts the WAL's recovery (wal.Recover: creating wal/, removing
+// none. With Options.Repair it then repairs the directory (see Repair).
+// It removes a wal/LOCK left by an earlier version, which took that lock
+// too but only after LOCK, so the two versions still exclude each other.
+// It starts the WAL's recovery (wal.Recover: creating wal/, removing
 // temporary segments a crash left, listing the segments), which reads no
-// record yet.
+// record yet; then it lists snapshots/ and removes the store's leftover
+// temporary files.
 //
 // The WAL is then read once, from its first record to its last, in one
 // pass that checks every record's checksum, LSN and payload (validate.go)
