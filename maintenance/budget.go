@@ -11,9 +11,10 @@ import (
 // so a quiet period never buys a long burst of background work.
 const budgetBurst = 20 * time.Millisecond
 
-// minDuty is the smallest duty a budget applies; a smaller one (or NaN)
-// counts as minDuty, so a debt is always repaid in bounded time.
-const minDuty = 0.001
+// MinDuty is the smallest duty a Scheduler applies (Options.Duty); a
+// smaller one (or NaN) counts as MinDuty, so a debt is always repaid in
+// bounded time.
+const MinDuty = 0.001
 
 // budget is a Scheduler's shared allowance of worker running time: a
 // token bucket filled at Options.Duty seconds per second of wall clock
@@ -37,8 +38,8 @@ func newBudget(duty func() float64) *budget {
 func (b *budget) refill(now time.Time) float64 {
 	duty := 1.0
 	if b.duty != nil {
-		if duty = b.duty(); !(duty >= minDuty) { // also catches NaN
-			duty = minDuty
+		if duty = b.duty(); !(duty >= MinDuty) { // also catches NaN
+			duty = MinDuty
 		}
 	}
 	if now.After(b.last) {

@@ -428,7 +428,7 @@ func TestBudgetDutyBounds(t *testing.T) {
 	for _, d := range []float64{0, -1, math.NaN()} {
 		b := newBudget(func() float64 { return d })
 		b.charge(budgetBurst + time.Millisecond)
-		if got, want := b.delay(), time.Duration(float64(time.Millisecond)/minDuty); got <= 0 || got > want {
+		if got, want := b.delay(), time.Duration(float64(time.Millisecond)/MinDuty); got <= 0 || got > want {
 			t.Fatalf("duty %v: delay %v, want (0, %v]", d, got, want)
 		}
 	}

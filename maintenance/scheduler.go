@@ -55,7 +55,7 @@ type Options struct {
 	// spend running, together and averaged over time: 0.05 lets them use
 	// a twentieth of one CPU (see Pacer). It is called as the allowance is
 	// charged, so a change applies at once. nil, or a value of 1 or more,
-	// turns pacing off; a value below 0.001 (or NaN) counts as 0.001.
+	// turns pacing off; a value below MinDuty (or NaN) counts as MinDuty.
 	Duty func() float64
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cidstore/cidstore/maintenance"
 	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/wal"
 )
@@ -91,7 +92,7 @@ type Config struct {
 	// delays the next runs of the other workers (the time it sleeps to
 	// keep to CheckpointPace does not count). Triggered runs are
 	// neither paced nor counted. Default 0.05;
-	// range 0.001..1, where 1 turns pacing off.
+	// range maintenance.MinDuty (0.001)..1, where 1 turns pacing off.
 	WorkerDuty float64
 }
 
@@ -141,8 +142,8 @@ func (c Config) Validate() error {
 		return bad("CheckpointPace", c.CheckpointPace, "0 or >= 1 MiB/s")
 	case c.Parallelism < 1 || c.Parallelism > 256:
 		return bad("Parallelism", c.Parallelism, "1..256")
-	case !(c.WorkerDuty >= 0.001 && c.WorkerDuty <= 1): // also rejects NaN
-		return bad("WorkerDuty", c.WorkerDuty, "0.001..1")
+	case !(c.WorkerDuty >= maintenance.MinDuty && c.WorkerDuty <= 1): // also rejects NaN
+		return bad("WorkerDuty", c.WorkerDuty, fmt.Sprintf("%v..1", maintenance.MinDuty))
 	}
 	for _, f := range []struct {
 		name string
