@@ -329,18 +329,32 @@ func (c *cluster) checkSame() {
 	ms := c.running()
 	want := contents(ms[0].st)
 	for _, m := range ms[1:] {
-		if got := contents(m.st); !maps.EqualFunc(got, want, slices.Equal) {
-			c.t.Fatalf("%s holds %d keys, %s %d: the replicas differ", m.id, len(got), ms[0].id, len(want))
+		if got := contents(m.st); !got.equal(want) {
+			c.t.Fatalf("%s holds %d keys and %d triples, %s %d and %d: the replicas differ",
+				m.id, len(got.pairs), len(got.triples), ms[0].id, len(want.pairs), len(want.triples))
 		}
 	}
 }
 
-func contents(s *store.Store) map[cid.CID][]cid.CID {
-	m := map[cid.CID][]cid.CID{}
+// state is what a store holds: its pairs and its triples.
+type state struct {
+	pairs   map[cid.CID][]cid.CID
+	triples map[store.Triple]bool
+}
+
+func contents(s *store.Store) state {
+	st := state{pairs: map[cid.CID][]cid.CID{}, triples: map[store.Triple]bool{}}
 	for k, vs := range s.All() {
-		m[k] = vs
+		st.pairs[k] = vs
 	}
-	return m
+	for t := range s.Query(cid.Zero, cid.Zero, cid.Zero) {
+		st.triples[t] = true
+	}
+	return st
+}
+
+func (a state) equal(b state) bool {
+	return maps.EqualFunc(a.pairs, b.pairs, slices.Equal) && maps.Equal(a.triples, b.triples)
 }
 
 func key(i uint64) cid.CID { return cid.FromWords(0xC1, 0, 0, i) }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
@@ -21,7 +22,7 @@ import (
 //	[1]   kind      1 pair ops, 2 triple ops, 3 node metadata
 //
 //	kind 1 and 2:
-//	      count     uvarint, 1..MaxOps
+//	      count     uvarint, 1..MaxOps (kind 1) or 1..MaxTripleOps (kind 2)
 //	      count ops, each:
 //	        code    uint8
 //	        kind 1: 1 insert   key [32] | value [32]
@@ -37,10 +38,11 @@ import (
 //	                removes the node's entry
 //
 // The ops of one command are applied in order as one atomic unit: a pair
-// command of inserts only is one Store.InsertBatch, a triple command one
-// atomic triple batch. A decoder bounds every count by the bytes that
-// remain, rejects the reserved zero CID, unknown codes and trailing bytes
-// with ErrBadCommand (naming the offset), and never panics.
+// command is one Store.ApplyBatch (Store.InsertBatch when it only
+// inserts), a triple command one Store.ApplyTriples. A decoder bounds
+// every count by the bytes that remain and by the store's batch limit,
+// rejects the reserved zero CID, unknown codes and trailing bytes with
+// ErrBadCommand (naming the offset), and never panics.
 const (
 	commandVersion = 1
 
@@ -53,31 +55,27 @@ const (
 	codeDeleteKey = 3 // pairs only
 )
 
-// MaxOps is the largest number of operations one command carries: the
-// store's own batch limit.
+// MaxOps is the largest number of pair operations one command carries:
+// the store's own batch limit.
 const MaxOps = store.MaxBatch
+
+// MaxTripleOps is the largest number of triple operations one command
+// carries: the store's triple batch limit.
+const MaxTripleOps = store.MaxTripleBatch
 
 // maxMetaSize bounds a metadata command.
 const maxMetaSize = 64 << 10
 
 // Command is one replicated change to the store: what a raft log entry
-// carries. Build one with Insert, Delete, DeleteKey or InsertBatch and
-// run it with Node.Apply.
+// carries. Build one with Insert, Delete, DeleteKey, InsertBatch,
+// ApplyBatch, InsertTriples, DeleteTriples or ApplyTriples and run it
+// with Node.Apply. A Command refers to the slice it was built from: leave
+// it unchanged until Apply returns.
 type Command struct {
 	kind    uint8
-	pairs   []pairOp
-	triples []tripleOp
+	pairs   []store.PairOp
+	triples []store.TripleOp
 	meta    *metaChange
-}
-
-type pairOp struct {
-	code     uint8
-	key, val cid.CID
-}
-
-type tripleOp struct {
-	code    uint8
-	s, p, o cid.CID
 }
 
 // metaChange sets (or, with a nil Meta, removes) one node's metadata.
@@ -87,25 +85,55 @@ type metaChange struct {
 }
 
 // Insert returns the command that adds v to the values of k.
-func Insert(k, v cid.CID) Command { return pairCommand(pairOp{codeInsert, k, v}) }
+func Insert(k, v cid.CID) Command {
+	return ApplyBatch([]store.PairOp{{Kind: store.OpInsert, Key: k, Value: v}})
+}
 
 // Delete returns the command that removes v from the values of k.
-func Delete(k, v cid.CID) Command { return pairCommand(pairOp{codeDelete, k, v}) }
+func Delete(k, v cid.CID) Command {
+	return ApplyBatch([]store.PairOp{{Kind: store.OpDelete, Key: k, Value: v}})
+}
 
 // DeleteKey returns the command that removes k with all its values.
-func DeleteKey(k cid.CID) Command { return pairCommand(pairOp{code: codeDeleteKey, key: k}) }
-
-func pairCommand(op pairOp) Command { return Command{kind: kindPairs, pairs: []pairOp{op}} }
+func DeleteKey(k cid.CID) Command {
+	return ApplyBatch([]store.PairOp{{Kind: store.OpDeleteKey, Key: k}})
+}
 
 // InsertBatch returns the command that inserts every pair as one atomic
 // unit, as Store.InsertBatch does.
 func InsertBatch(pairs []store.Pair) Command {
-	ops := make([]pairOp, len(pairs))
+	ops := make([]store.PairOp, len(pairs))
 	for i, p := range pairs {
-		ops[i] = pairOp{codeInsert, p.Key, p.Value}
+		ops[i] = store.PairOp{Kind: store.OpInsert, Key: p.Key, Value: p.Value}
 	}
-	return Command{kind: kindPairs, pairs: ops}
+	return ApplyBatch(ops)
 }
+
+// ApplyBatch returns the command that applies a mixed batch of pair
+// operations as one atomic unit, in order, as Store.ApplyBatch does.
+func ApplyBatch(ops []store.PairOp) Command { return Command{kind: kindPairs, pairs: ops} }
+
+// InsertTriples returns the command that inserts ts as one atomic unit;
+// its result counts the triples that were new, as Store.InsertTriples.
+func InsertTriples(ts []store.Triple) Command { return tripleCommand(ts, false) }
+
+// DeleteTriples returns the command that deletes ts as one atomic unit;
+// its result counts the triples that were present, as
+// Store.DeleteTriples.
+func DeleteTriples(ts []store.Triple) Command { return tripleCommand(ts, true) }
+
+func tripleCommand(ts []store.Triple, del bool) Command {
+	ops := make([]store.TripleOp, len(ts))
+	for i, t := range ts {
+		ops[i] = store.TripleOp{Delete: del, Triple: t}
+	}
+	return ApplyTriples(ops)
+}
+
+// ApplyTriples returns the command that applies triple inserts and
+// deletes as one atomic unit, in order; its result counts the operations
+// that changed the store, as Store.ApplyTriples.
+func ApplyTriples(ops []store.TripleOp) Command { return Command{kind: kindTriples, triples: ops} }
 
 // Len returns the number of operations in c.
 func (c Command) Len() int {
@@ -116,18 +144,25 @@ func (c Command) Len() int {
 }
 
 // validate reports, as the store would, a command the store would refuse:
-// the reserved zero CID, or more than MaxOps operations.
+// an unknown operation, the reserved zero CID, or more operations than
+// the store takes in one batch.
 func (c Command) validate() error {
-	if n := c.Len(); n > MaxOps {
-		return fmt.Errorf("%w: %w: %d operations, at most %d", ErrBadCommand, store.ErrBatchTooLarge, n, MaxOps)
+	switch {
+	case len(c.pairs) > MaxOps:
+		return fmt.Errorf("%w: %w: %d operations, at most %d", ErrBadCommand, store.ErrBatchTooLarge, len(c.pairs), MaxOps)
+	case len(c.triples) > MaxTripleOps:
+		return fmt.Errorf("%w: %w: %d triple operations, at most %d", ErrBadCommand, store.ErrBatchTooLarge, len(c.triples), MaxTripleOps)
 	}
 	for i, op := range c.pairs {
-		if op.key.IsZero() || (op.code != codeDeleteKey && op.val.IsZero()) {
+		if _, ok := pairCode(op.Kind); !ok {
+			return fmt.Errorf("%w: operation %d: %w: kind %d", ErrBadCommand, i, store.ErrInvalidOp, op.Kind)
+		}
+		if op.Key.IsZero() || (op.Kind != store.OpDeleteKey && op.Value.IsZero()) {
 			return fmt.Errorf("%w: operation %d: %w", ErrBadCommand, i, store.ErrInvalidCID)
 		}
 	}
 	for i, op := range c.triples {
-		if op.s.IsZero() || op.p.IsZero() || op.o.IsZero() {
+		if op.S.IsZero() || op.P.IsZero() || op.O.IsZero() {
 			return fmt.Errorf("%w: operation %d: %w", ErrBadCommand, i, store.ErrInvalidCID)
 		}
 	}
@@ -135,6 +170,19 @@ func (c Command) validate() error {
 		return fmt.Errorf("%w: metadata without a node ID", ErrBadCommand)
 	}
 	return nil
+}
+
+// pairCode is the format's code of a pair operation kind.
+func pairCode(k store.PairOpKind) (uint8, bool) {
+	switch k {
+	case store.OpInsert:
+		return codeInsert, true
+	case store.OpDelete:
+		return codeDelete, true
+	case store.OpDeleteKey:
+		return codeDeleteKey, true
+	}
+	return 0, false
 }
 
 // AppendBinary appends the encoding of c (see the format above) to b.
@@ -147,19 +195,24 @@ func (c Command) AppendBinary(b []byte) ([]byte, error) {
 	case kindPairs:
 		b = binary.AppendUvarint(b, uint64(len(c.pairs)))
 		for _, op := range c.pairs {
-			b = append(b, op.code)
-			b = append(b, op.key[:]...)
-			if op.code != codeDeleteKey {
-				b = append(b, op.val[:]...)
+			code, _ := pairCode(op.Kind)
+			b = append(b, code)
+			b = append(b, op.Key[:]...)
+			if code != codeDeleteKey {
+				b = append(b, op.Value[:]...)
 			}
 		}
 	case kindTriples:
 		b = binary.AppendUvarint(b, uint64(len(c.triples)))
 		for _, op := range c.triples {
-			b = append(b, op.code)
-			b = append(b, op.s[:]...)
-			b = append(b, op.p[:]...)
-			b = append(b, op.o[:]...)
+			code := uint8(codeInsert)
+			if op.Delete {
+				code = codeDelete
+			}
+			b = append(b, code)
+			b = append(b, op.S[:]...)
+			b = append(b, op.P[:]...)
+			b = append(b, op.O[:]...)
 		}
 	case kindMeta:
 		j, err := json.Marshal(c.meta)
@@ -186,7 +239,7 @@ func (c Command) size() int {
 	n := 2 + binary.MaxVarintLen64
 	for _, op := range c.pairs {
 		n += 1 + cid.Size
-		if op.code != codeDeleteKey {
+		if op.Kind != store.OpDeleteKey {
 			n += cid.Size
 		}
 	}
@@ -197,6 +250,24 @@ func (c Command) size() int {
 // ErrUnsupported for another format version or an unknown kind, and with
 // one wrapping ErrBadCommand, naming the offset, for anything malformed.
 func DecodeCommand(b []byte) (Command, error) {
+	c, _, err := decodeCommand(b, nil)
+	return c, err
+}
+
+// decodeCommand decodes one command. The operations of a pair command are
+// appended to pairs, which it returns (grown as needed; cut back to its
+// length on failure), so that the state machine can gather the pair
+// commands raft hands it together into one batch without copying them.
+func decodeCommand(b []byte, pairs []store.PairOp) (Command, []store.PairOp, error) {
+	first := len(pairs)
+	c, err := decodeInto(b, &pairs)
+	if err != nil {
+		return Command{}, pairs[:first], err
+	}
+	return c, pairs, nil
+}
+
+func decodeInto(b []byte, pairs *[]store.PairOp) (Command, error) {
 	if len(b) < 2 {
 		return Command{}, badAt(0, "%d bytes, no header", len(b))
 	}
@@ -207,47 +278,61 @@ func DecodeCommand(b []byte) (Command, error) {
 	d := decoder{b: b, off: 2}
 	switch c.kind {
 	case kindPairs:
-		n, err := d.count(1 + cid.Size)
+		n, err := d.count(1+cid.Size, MaxOps)
 		if err != nil {
 			return Command{}, err
 		}
-		c.pairs = make([]pairOp, 0, n)
+		first := len(*pairs)
+		buf := slices.Grow(*pairs, n)
+		defer func() { *pairs = buf }()
 		for i := 0; i < n; i++ {
 			at := d.off
-			op := pairOp{code: d.byte()}
-			switch op.code {
+			var op store.PairOp
+			switch code := d.byte(); code {
 			case codeInsert, codeDelete:
-				op.key, op.val = d.cid(), d.cid()
+				op.Kind = store.OpInsert
+				if code == codeDelete {
+					op.Kind = store.OpDelete
+				}
+				op.Key, op.Value = d.cid(), d.cid()
 			case codeDeleteKey:
-				op.key = d.cid()
+				op.Kind, op.Key = store.OpDeleteKey, d.cid()
 			default:
-				return Command{}, badAt(at, "operation %d has unknown code %d", i, op.code)
+				if d.err != nil {
+					return Command{}, d.err
+				}
+				return Command{}, badAt(at, "operation %d has unknown code %d", i, code)
 			}
 			if d.err != nil {
 				return Command{}, d.err
 			}
-			if op.key.IsZero() || (op.code != codeDeleteKey && op.val.IsZero()) {
+			if op.Key.IsZero() || (op.Kind != store.OpDeleteKey && op.Value.IsZero()) {
 				return Command{}, badAt(at, "operation %d names the zero CID", i)
 			}
-			c.pairs = append(c.pairs, op)
+			buf = append(buf, op)
 		}
+		c.pairs = buf[first:]
 	case kindTriples:
-		n, err := d.count(1 + 3*cid.Size)
+		n, err := d.count(1+3*cid.Size, MaxTripleOps)
 		if err != nil {
 			return Command{}, err
 		}
-		c.triples = make([]tripleOp, 0, n)
+		c.triples = make([]store.TripleOp, 0, n)
 		for i := 0; i < n; i++ {
 			at := d.off
-			op := tripleOp{code: d.byte()}
-			if op.code != codeInsert && op.code != codeDelete {
-				return Command{}, badAt(at, "operation %d has unknown code %d", i, op.code)
-			}
-			op.s, op.p, op.o = d.cid(), d.cid(), d.cid()
+			code := d.byte()
 			if d.err != nil {
 				return Command{}, d.err
 			}
-			if op.s.IsZero() || op.p.IsZero() || op.o.IsZero() {
+			if code != codeInsert && code != codeDelete {
+				return Command{}, badAt(at, "operation %d has unknown code %d", i, code)
+			}
+			op := store.TripleOp{Delete: code == codeDelete}
+			op.S, op.P, op.O = d.cid(), d.cid(), d.cid()
+			if d.err != nil {
+				return Command{}, d.err
+			}
+			if op.S.IsZero() || op.P.IsZero() || op.O.IsZero() {
 				return Command{}, badAt(at, "operation %d names the zero CID", i)
 			}
 			c.triples = append(c.triples, op)
@@ -286,9 +371,9 @@ type decoder struct {
 	err error
 }
 
-// count reads an operation count and checks it against MaxOps and the
+// count reads an operation count and checks it against most and the
 // bytes left, at opMin bytes per operation.
-func (d *decoder) count(opMin int) (int, error) {
+func (d *decoder) count(opMin, most int) (int, error) {
 	n, w := binary.Uvarint(d.b[d.off:])
 	if w <= 0 {
 		return 0, badAt(d.off, "bad operation count")
@@ -298,8 +383,8 @@ func (d *decoder) count(opMin int) (int, error) {
 	switch {
 	case n == 0:
 		return 0, badAt(d.off-w, "no operations")
-	case n > MaxOps:
-		return 0, badAt(d.off-w, "%d operations, at most %d", n, MaxOps)
+	case n > uint64(most):
+		return 0, badAt(d.off-w, "%d operations, at most %d", n, most)
 	case n > left/uint64(opMin):
 		return 0, badAt(d.off-w, "%d operations do not fit %d bytes", n, left)
 	}

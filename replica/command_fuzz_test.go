@@ -5,11 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"testing"
 
 	"github.com/cidstore/cidstore/cid"
@@ -32,11 +30,19 @@ func seedCommands() [][]byte {
 		enc(Delete(key(1), val(2))),
 		enc(DeleteKey(key(3))),
 		enc(InsertBatch([]store.Pair{{Key: key(1), Value: val(1)}, {Key: key(2), Value: val(2)}, {Key: key(1), Value: val(3)}})),
-		enc(Command{kind: kindPairs, pairs: []pairOp{{codeInsert, key(1), val(1)}, {code: codeDeleteKey, key: key(2)}, {codeDelete, key(1), val(1)}}}),
-		enc(Command{kind: kindTriples, triples: []tripleOp{{codeInsert, key(1), key(2), key(3)}, {codeDelete, key(4), key(5), key(6)}}}),
+		enc(ApplyBatch(mixedOps(key(1), key(2), val(1)))),
+		enc(ApplyTriples([]store.TripleOp{{Triple: store.Triple{S: key(1), P: key(2), O: key(3)}}, {Delete: true, Triple: store.Triple{S: key(4), P: key(5), O: key(6)}}})),
+		enc(InsertTriples([]store.Triple{{S: key(1), P: key(2), O: key(3)}})),
+		enc(DeleteTriples([]store.Triple{{S: key(1), P: key(2), O: key(3)}, {S: key(7), P: key(2), O: key(3)}})),
 		enc(metaCommand("n1", map[string]string{"resp": "127.0.0.1:6379"})),
 		enc(metaCommand("n2", nil)),
 	}
+}
+
+// mixedOps is a mixed pair batch: insert, delete the key, delete the
+// value.
+func mixedOps(k1, k2, v cid.CID) []store.PairOp {
+	return []store.PairOp{{Kind: store.OpInsert, Key: k1, Value: v}, {Kind: store.OpDeleteKey, Key: k2}, {Kind: store.OpDelete, Key: k1, Value: v}}
 }
 
 // FuzzDecodeCommand feeds DecodeCommand arbitrary bytes: it must never
@@ -81,9 +87,10 @@ func FuzzRestore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fm := newFSM(t)
 		must(t, fm.st.Insert(key(1), val(1)))
+		must(t, fm.st.InsertTriple(store.Triple{S: key(1), P: val(1), O: key(2)}))
 		before := contents(fm.st)
 		if err := fm.Restore(nopRC{bytes.NewReader(b)}); err != nil {
-			if !maps.EqualFunc(contents(fm.st), before, slices.Equal) {
+			if !contents(fm.st).equal(before) {
 				t.Fatalf("a failed restore (%v) changed the store", err)
 			}
 		}
@@ -100,6 +107,9 @@ func seedSnapshots(tb testing.TB) [][]byte {
 		}
 		for i := range n {
 			if err := st.Insert(key(uint64(1+i%7)), val(uint64(1+i))); err != nil {
+				tb.Fatal(err)
+			}
+			if _, err := st.InsertTriples([]store.Triple{{S: key(uint64(1 + i%5)), P: val(1), O: val(uint64(1 + i))}}); err != nil {
 				tb.Fatal(err)
 			}
 		}

@@ -9,13 +9,17 @@
 //
 // # The log and the state machine
 //
-// A raft log entry carries one Command (format in command.go): a pair
-// insert, delete or key delete, an atomic batch of pair operations, an
-// atomic batch of triple operations (reserved in the format; applied once
-// the store has triples), or a node's published metadata. Each node's
-// state machine applies committed entries in log order to its store.
-// Consecutive insert-only pair batches that raft hands over together are
-// applied as one Store.InsertBatch. An error every replica meets alike (a
+// A raft log entry carries one Command (format in command.go): an atomic
+// batch of pair operations (inserts, deletes and key deletes in any mix;
+// a single insert is a batch of one), an atomic batch of triple inserts
+// and deletes, or a node's published metadata. Each node's state machine
+// applies committed entries in log order to its store. The pair commands
+// that raft hands over together are gathered into one Store.ApplyBatch
+// (Store.InsertBatch when they only insert): the store applies a batch in
+// order, so this is the same as applying them one after the other, with
+// the shard locks taken once. A triple command is one Store.ApplyTriples,
+// and its count of changed triples is what the leader's Apply returns. An
+// error every replica meets alike (a
 // command the store refuses as invalid; commands are validated before they
 // are logged, so this does not happen) is the command's answer; any other
 // store error (a persistent store that turned read-only, a store closed
@@ -116,7 +120,8 @@
 // # Writes
 //
 // Apply and the store-shaped methods (Insert, Delete, DeleteKey,
-// InsertBatch) work on the leader; elsewhere they return a
+// InsertBatch, ApplyBatch, InsertTriples, DeleteTriples, ApplyTriples)
+// work on the leader; elsewhere they return a
 // *NotLeaderError naming the leader and its metadata. The errors say
 // whether a write can have taken effect (ErrNotLeader, ErrTimeout: no;
 // ErrUnknownOutcome: maybe), see Apply.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +33,11 @@ type fsm struct {
 	meta   map[string]map[string]string // node ID -> metadata
 
 	stopped atomic.Pointer[error] // why applying stopped; nil while it goes on
+
+	// Buffers of ApplyBatch, reused from one call to the next (raft calls
+	// it from one goroutine).
+	pairs   []store.PairOp
+	inserts []store.Pair
 }
 
 // result is what Apply hands back to the leader's Node.Apply.
@@ -48,10 +54,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 }
 
 // ApplyBatch applies committed entries in log order. Consecutive pair
-// commands that only insert are merged into one Store.InsertBatch (up to
-// MaxOps pairs): each stays atomic, inside a larger atomic unit, and one
-// merged batch takes the store's shard locks once instead of once per
-// entry.
+// commands are gathered into one Store.ApplyBatch (up to MaxOps
+// operations): the store applies a batch's operations in order, so each
+// command stays atomic, inside a larger atomic unit, and one gathered
+// batch takes the store's shard locks once instead of once per entry. A
+// triple command is one Store.ApplyTriples, whose count of changed
+// triples is the entry's result.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	for i := 0; i < len(logs); {
@@ -66,7 +74,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			i++
 			continue
 		}
-		c, err := DecodeCommand(l.Data)
+		c, pairs, err := decodeCommand(l.Data, f.pairs[:0])
+		f.pairs = pairs
 		if err != nil {
 			// Every replica decodes the same bytes the same way, but one
 			// that cannot read them must not apply what follows them.
@@ -75,12 +84,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			i++
 			continue
 		}
-		if c.kind == kindPairs && insertsOnly(c.pairs) {
-			j, merged := f.mergeInserts(logs, i, c)
-			err := f.st.InsertBatch(merged)
+		if c.kind == kindPairs {
+			j := f.gatherPairs(logs, i+1)
+			err := f.applyPairs(f.pairs)
 			for k := i; k < j; k++ {
 				out[k] = f.finish(logs[k], 0, err)
 			}
+			f.releasePairs()
 			i = j
 			continue
 		}
@@ -91,61 +101,57 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-// mergeInserts gathers the insert-only pair commands from logs[i] on
-// (c is logs[i] decoded) into one batch and returns the index after the
-// last one taken. An entry that does not decode is left for the main loop.
-func (f *fsm) mergeInserts(logs []*raft.Log, i int, c Command) (int, []store.Pair) {
-	pairs := appendInserts(nil, c.pairs)
-	j := i + 1
+// gatherPairs appends to f.pairs the operations of the pair commands from
+// logs[j] on, while they fit in one batch, and returns the index after
+// the last one taken. An entry that is not a pair command, or does not
+// decode, is left for the main loop.
+func (f *fsm) gatherPairs(logs []*raft.Log, j int) int {
 	for ; j < len(logs) && logs[j].Type == raft.LogCommand; j++ {
-		next, err := DecodeCommand(logs[j].Data)
-		if err != nil || next.kind != kindPairs || !insertsOnly(next.pairs) || len(pairs)+len(next.pairs) > MaxOps {
+		n := len(f.pairs)
+		c, pairs, err := decodeCommand(logs[j].Data, f.pairs)
+		if err != nil || c.kind != kindPairs || len(pairs) > MaxOps {
+			f.pairs = pairs[:n]
 			break
 		}
-		pairs = appendInserts(pairs, next.pairs)
+		f.pairs = pairs
 	}
-	return j, pairs
+	return j
 }
 
-func insertsOnly(ops []pairOp) bool {
+// applyPairs applies gathered pair operations as one atomic batch.
+// InsertBatch is the cheaper path when every operation inserts.
+func (f *fsm) applyPairs(ops []store.PairOp) error {
 	for _, op := range ops {
-		if op.code != codeInsert {
-			return false
+		if op.Kind != store.OpInsert {
+			return f.st.ApplyBatch(ops)
 		}
 	}
-	return true
-}
-
-func appendInserts(dst []store.Pair, ops []pairOp) []store.Pair {
+	pairs := slices.Grow(f.inserts[:0], len(ops))
 	for _, op := range ops {
-		dst = append(dst, store.Pair{Key: op.key, Value: op.val})
+		pairs = append(pairs, store.Pair{Key: op.Key, Value: op.Value})
 	}
-	return dst
+	f.inserts = pairs
+	return f.st.InsertBatch(pairs)
 }
 
-// applyCommand applies a decoded command other than an insert-only pair
-// batch.
+// maxKeptOps bounds the operations whose buffers the state machine keeps
+// between batches: one huge batch must not pin its memory for good.
+const maxKeptOps = 1 << 16
+
+func (f *fsm) releasePairs() {
+	if cap(f.pairs) > maxKeptOps {
+		f.pairs = nil
+	}
+	if cap(f.inserts) > maxKeptOps {
+		f.inserts = nil
+	}
+}
+
+// applyCommand applies a decoded command other than a pair command.
 func (f *fsm) applyCommand(c Command) (int, error) {
 	switch c.kind {
-	case kindPairs:
-		// A mixed batch: in order, one by one, until the store offers
-		// an atomic mixed batch. The log entry is still all or nothing:
-		// after a crash it is replayed whole.
-		for _, op := range c.pairs {
-			var err error
-			switch op.code {
-			case codeInsert:
-				err = f.st.Insert(op.key, op.val)
-			case codeDelete:
-				err = f.st.Delete(op.key, op.val)
-			default:
-				err = f.st.DeleteKey(op.key)
-			}
-			if err != nil {
-				return 0, err
-			}
-		}
-		return 0, nil
+	case kindTriples:
+		return f.st.ApplyTriples(c.triples)
 	case kindMeta:
 		f.metaMu.Lock()
 		if c.meta.Meta == nil {
@@ -155,9 +161,8 @@ func (f *fsm) applyCommand(c Command) (int, error) {
 		}
 		f.metaMu.Unlock()
 		return 0, nil
-	default: // kindTriples: the store has no triples yet
-		return 0, fmt.Errorf("%w: triple commands need a store with triples", ErrUnsupported)
 	}
+	return 0, fmt.Errorf("%w: command kind %d", ErrUnsupported, c.kind)
 }
 
 // finish records entry l as applied and turns a store error into its
@@ -174,7 +179,7 @@ func (f *fsm) finish(l *raft.Log, changed int, err error) result {
 }
 
 func deterministic(err error) bool {
-	return errors.Is(err, store.ErrInvalidCID) || errors.Is(err, store.ErrBatchTooLarge)
+	return errors.Is(err, store.ErrInvalidCID) || errors.Is(err, store.ErrInvalidOp) || errors.Is(err, store.ErrBatchTooLarge)
 }
 
 // stop makes applying stop for good, once.

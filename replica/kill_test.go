@@ -69,7 +69,7 @@ func killCycles(t *testing.T, v killVariant, kills int) {
 		checkKill(t, nodes, m, cycle)
 		closeKillCluster(t, nodes)
 	}
-	t.Logf("%d kills; %d pairs acknowledged, %d deletes acknowledged", kills, m.count('I'), m.count('D'))
+	t.Logf("%d kills; %d pairs acknowledged, %d deletes acknowledged, %d triples acknowledged", kills, m.count('I'), m.count('D'), m.count('T'))
 }
 
 // freeAddrs returns n loopback addresses with ports free right now; the
@@ -99,8 +99,15 @@ func (p killPair) val() cid.CID {
 	return cid.FromWords(0x56, uint64(p.cycle), uint64(p.g), uint64(p.i)+1)
 }
 
+// triple is the triple the child writes for p (when it writes a triple
+// rather than the pair).
+func (p killPair) triple() store.Triple {
+	return store.Triple{S: p.key(), P: cid.FromWords(0x50, 0, 0, 1), O: p.val()}
+}
+
 // killModel records, per pair, which reports arrived: 'i' insert issued,
-// 'I' insert acknowledged, 'd' delete issued, 'D' delete acknowledged.
+// 'I' insert acknowledged, 'd' delete issued, 'D' delete acknowledged,
+// 't' triple insert issued, 'T' triple insert acknowledged.
 type killModel map[killPair]map[byte]bool
 
 func (m killModel) count(kind byte) int {
@@ -142,7 +149,7 @@ func runKillChild(run string, acks int, m killModel) error {
 			m[p] = map[byte]bool{}
 		}
 		m[p][kind] = true
-		if kind == 'I' || kind == 'D' {
+		if kind == 'I' || kind == 'D' || kind == 'T' {
 			if seen++; seen == acks && !killed {
 				killed = true
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -188,8 +195,9 @@ func TestKillChild(t *testing.T) {
 	wg.Wait()
 }
 
-// killWriter inserts new pairs (one at a time or in small batches) and
-// deletes some it inserted, announcing each write before it is issued and
+// killWriter inserts new pairs (one at a time or in small batches),
+// deletes some it inserted (alone, or in a mixed batch with a new insert)
+// and inserts triples, announcing each write before it is issued and
 // again once it is acknowledged.
 func killWriter(t *testing.T, nodes []*Node, cycle, g int, rng *rand.Rand, report func(byte, killPair)) {
 	var live []killPair
@@ -204,6 +212,12 @@ func killWriter(t *testing.T, nodes []*Node, cycle, g int, rng *rand.Rand, repor
 			pause()
 		}
 	}
+	fresh := func(kind byte) killPair {
+		p := killPair{cycle, g, next}
+		next++
+		report(kind, p)
+		return p
+	}
 	for {
 		switch op := rng.IntN(10); {
 		case op < 2 && len(live) > 0:
@@ -211,17 +225,37 @@ func killWriter(t *testing.T, nodes []*Node, cycle, g int, rng *rand.Rand, repor
 			p := live[j]
 			live = append(live[:j], live[j+1:]...)
 			report('d', p)
-			if killDo(leader, func(n *Node) error { return n.Delete(p.key(), p.val()) }) {
+			if op == 0 {
+				if killDo(leader, func(n *Node) error { return n.Delete(p.key(), p.val()) }) {
+					report('D', p)
+				}
+				continue
+			}
+			q := fresh('i')
+			ops := []store.PairOp{{Kind: store.OpDelete, Key: p.key(), Value: p.val()}, {Kind: store.OpInsert, Key: q.key(), Value: q.val()}}
+			if killDo(leader, func(n *Node) error { return n.ApplyBatch(ops) }) {
 				report('D', p)
+				report('I', q)
+				live = append(live, q)
+			}
+		case op < 4:
+			batch := make([]killPair, 1+rng.IntN(3))
+			ts := make([]store.Triple, len(batch))
+			for j := range batch {
+				batch[j] = fresh('t')
+				ts[j] = batch[j].triple()
+			}
+			if killDo(leader, func(n *Node) error { _, err := n.InsertTriples(ts); return err }) {
+				for _, p := range batch {
+					report('T', p)
+				}
 			}
 		default:
 			batch := make([]killPair, 1+rng.IntN(3))
 			pairs := make([]store.Pair, len(batch))
 			for j := range batch {
-				batch[j] = killPair{cycle, g, next}
+				batch[j] = fresh('i')
 				pairs[j] = store.Pair{Key: batch[j].key(), Value: batch[j].val()}
-				next++
-				report('i', batch[j])
 			}
 			if killDo(leader, func(n *Node) error { return n.InsertBatch(pairs) }) {
 				for _, p := range batch {
@@ -327,6 +361,15 @@ func checkKill(t *testing.T, nodes []*Node, m killModel, cycle int) {
 				t.Fatalf("cycle %d: %s: acknowledged delete of %v undone", cycle, n.ID(), p)
 			case r['I'] && !r['d'] && !has:
 				t.Fatalf("cycle %d: %s: acknowledged insert of %v lost", cycle, n.ID(), p)
+			case r['T'] && !st.HasTriple(p.triple()):
+				t.Fatalf("cycle %d: %s: acknowledged triple insert of %v lost", cycle, n.ID(), p)
+			}
+		}
+		for tr := range st.Query(cid.Zero, cid.Zero, cid.Zero) {
+			_, c, g, i := tr.O.Words()
+			p := killPair{int(c), int(g), int(i) - 1}
+			if tr != p.triple() || !m[p]['t'] {
+				t.Fatalf("cycle %d: %s holds a triple never written", cycle, n.ID())
 			}
 		}
 		for k, vs := range st.All() {

@@ -15,6 +15,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/cidstore/cidstore/store"
 )
 
 // TestLinearizable records a concurrent history of many clients adding,
@@ -37,10 +38,12 @@ const (
 	linValues = 4 // values per key
 )
 
-// linInput is one operation on key k: add, remove or contains value v.
+// linInput is one operation on key k: add, remove or contains value v;
+// with triple, on the triple (k, linPred, v) instead of the pair.
 type linInput struct {
-	op   uint8 // linAdd, linRemove, linContains
-	k, v uint8
+	op     uint8 // linAdd, linRemove, linContains
+	k, v   uint8
+	triple bool
 }
 
 const (
@@ -59,9 +62,13 @@ type linOutput struct {
 // linModel is a set of values per key; a key's state is a bit mask.
 var linModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		parts := make([][]porcupine.Operation, linKeys)
+		parts := make([][]porcupine.Operation, 2*linKeys)
 		for _, op := range history {
-			k := op.Input.(linInput).k
+			in := op.Input.(linInput)
+			k := int(in.k)
+			if in.triple {
+				k += linKeys
+			}
 			parts[k] = append(parts[k], op)
 		}
 		return parts
@@ -81,6 +88,9 @@ var linModel = porcupine.Model{
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(linInput), output.(linOutput)
 		name := [...]string{"add", "remove", "contains"}[in.op]
+		if in.triple {
+			name += "-triple"
+		}
 		switch {
 		case out.unknown:
 			return fmt.Sprintf("%s(k%d, v%d) -> ?", name, in.k, in.v)
@@ -93,6 +103,8 @@ var linModel = porcupine.Model{
 
 func linKey(k uint8) cid.CID { return cid.FromWords(0x11, 0, 0, uint64(k)+1) }
 func linVal(v uint8) cid.CID { return cid.FromWords(0x22, 0, 0, uint64(v)+1) }
+
+var linPred = cid.FromWords(0x55, 0, 0, 1)
 
 // ledger pairs: client g's i-th insert-only pair.
 func ledgerKey(g int) cid.CID        { return cid.FromWords(0x33, 0, uint64(g), 1) }
@@ -166,7 +178,7 @@ func TestLinearizable(t *testing.T) {
 					pause()
 					continue
 				}
-				in := linInput{op: uint8(rng.IntN(3)), k: uint8(rng.IntN(linKeys)), v: uint8(rng.IntN(linValues))}
+				in := linInput{op: uint8(rng.IntN(3)), k: uint8(rng.IntN(linKeys)), v: uint8(rng.IntN(linValues)), triple: rng.IntN(3) == 0}
 				call := rec.now()
 				out, err := linDo(n, in)
 				ret := rec.now()
@@ -217,11 +229,13 @@ func TestLinearizable(t *testing.T) {
 	l := c.waitLeader()
 	for k := uint8(0); k < linKeys; k++ {
 		for v := uint8(0); v < linValues; v++ {
-			in := linInput{op: linContains, k: k, v: v}
-			call := rec.now()
-			out, err := linDo(l.node, in)
-			must(t, err)
-			rec.add(porcupine.Operation{ClientId: *linClients, Input: in, Call: call, Output: out, Return: rec.now()})
+			for _, triple := range []bool{false, true} {
+				in := linInput{op: linContains, k: k, v: v, triple: triple}
+				call := rec.now()
+				out, err := linDo(l.node, in)
+				must(t, err)
+				rec.add(porcupine.Operation{ClientId: *linClients, Input: in, Call: call, Output: out, Return: rec.now()})
+			}
 		}
 	}
 	// Every acknowledged ledger insert is on every node.
@@ -264,17 +278,29 @@ func (c *cluster) find(id string) *Node {
 // linDo runs one checked operation against n.
 func linDo(n *Node, in linInput) (linOutput, error) {
 	k, v := linKey(in.k), linVal(in.v)
-	switch in.op {
-	case linAdd:
-		return linOutput{}, n.Insert(k, v)
-	case linRemove:
-		return linOutput{}, n.Delete(k, v)
+	t := []store.Triple{{S: k, P: linPred, O: v}}
+	var err error
+	switch {
+	case in.op == linAdd && in.triple:
+		_, err = n.InsertTriples(t)
+	case in.op == linAdd:
+		err = n.Insert(k, v)
+	case in.op == linRemove && in.triple:
+		_, err = n.DeleteTriples(t)
+	case in.op == linRemove:
+		err = n.Delete(k, v)
+	}
+	if in.op != linContains {
+		return linOutput{}, err
 	}
 	st, err := n.Read(context.Background(), Linearizable)
 	if err != nil {
 		return linOutput{}, err
 	}
 	out := linOutput{present: st.Contains(k, v)}
+	if in.triple {
+		out.present = st.HasTriple(t[0])
+	}
 	if n.closed.Load() {
 		// The test closes a node's store right after the node: the read
 		// may have met a closed store, which answers false.

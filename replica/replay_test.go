@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -23,7 +21,8 @@ func randomLog(rng *rand.Rand, n int) []*raft.Log {
 	logs := make([]*raft.Log, n)
 	for i := range logs {
 		var c Command
-		switch rng.IntN(10) {
+		t := func() store.Triple { return store.Triple{S: k(), P: v(), O: k()} }
+		switch rng.IntN(13) {
 		case 0, 1, 2, 3:
 			c = Insert(k(), v())
 		case 4, 5:
@@ -36,8 +35,14 @@ func randomLog(rng *rand.Rand, n int) []*raft.Log {
 				pairs[j] = store.Pair{Key: k(), Value: v()}
 			}
 			c = InsertBatch(pairs)
-		default: // a mixed batch
-			c = Command{kind: kindPairs, pairs: []pairOp{{codeInsert, k(), v()}, {codeDelete, k(), v()}, {code: codeDeleteKey, key: k()}}}
+		case 9: // a mixed batch
+			c = ApplyBatch([]store.PairOp{{Kind: store.OpInsert, Key: k(), Value: v()}, {Kind: store.OpDelete, Key: k(), Value: v()}, {Kind: store.OpDeleteKey, Key: k()}})
+		case 10:
+			c = InsertTriples([]store.Triple{t(), t()})
+		case 11:
+			c = DeleteTriples([]store.Triple{t()})
+		default:
+			c = ApplyTriples([]store.TripleOp{{Triple: t()}, {Delete: true, Triple: t()}, {Triple: t()}})
 		}
 		data, err := c.MarshalBinary()
 		if err != nil {
@@ -87,7 +92,7 @@ func TestReapplyConverges(t *testing.T) {
 		got := newFSM(t)
 		applyIn(t, got, rng, logs[:a])
 		applyIn(t, got, rng, logs[s:])
-		if !maps.EqualFunc(contents(got.st), contents(want.st), slices.Equal) {
+		if !contents(got.st).equal(contents(want.st)) {
 			t.Fatalf("seed %d: applying 1..%d then %d..%d differs from applying 1..%d once", seed, a, s+1, len(logs), len(logs))
 		}
 		if got.applied.Load() != uint64(len(logs)) {
@@ -126,7 +131,7 @@ func TestSnapshotRestoreThenReplay(t *testing.T) {
 				seed, dst.applied.Load(), dst.metaOf("n1"), cut)
 		}
 		applyIn(t, dst, rng, logs[cut:])
-		if !maps.EqualFunc(contents(dst.st), contents(want.st), slices.Equal) {
+		if !contents(dst.st).equal(contents(want.st)) {
 			t.Fatalf("seed %d: restore at %d and replay differ from applying everything", seed, cut)
 		}
 	}

@@ -58,10 +58,15 @@ func (n *Node) Apply(ctx context.Context, c Command) (Result, error) {
 
 // apply runs c with the ApplyTimeout, for the store-shaped methods.
 func (n *Node) apply(c Command) error {
+	_, err := n.applyCount(c)
+	return err
+}
+
+func (n *Node) applyCount(c Command) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	_, err := n.Apply(ctx, c)
-	return err
+	r, err := n.Apply(ctx, c)
+	return r.Changed, err
 }
 
 // Insert adds v to the values of k through the cluster, as Store.Insert
@@ -79,3 +84,29 @@ func (n *Node) DeleteKey(k cid.CID) error { return n.apply(DeleteKey(k)) }
 // InsertBatch inserts pairs as one atomic unit through the cluster, as
 // Store.InsertBatch does on one store; see Apply for the errors.
 func (n *Node) InsertBatch(pairs []store.Pair) error { return n.apply(InsertBatch(pairs)) }
+
+// ApplyBatch applies a mixed batch of pair operations as one atomic unit,
+// in order, through the cluster, as Store.ApplyBatch does on one store;
+// see Apply for the errors.
+func (n *Node) ApplyBatch(ops []store.PairOp) error { return n.apply(ApplyBatch(ops)) }
+
+// InsertTriples inserts ts as one atomic unit through the cluster and
+// returns how many were new, as Store.InsertTriples does; see Apply for
+// the errors.
+func (n *Node) InsertTriples(ts []store.Triple) (added int, err error) {
+	return n.applyCount(InsertTriples(ts))
+}
+
+// DeleteTriples deletes ts as one atomic unit through the cluster and
+// returns how many were present, as Store.DeleteTriples does; see Apply
+// for the errors.
+func (n *Node) DeleteTriples(ts []store.Triple) (removed int, err error) {
+	return n.applyCount(DeleteTriples(ts))
+}
+
+// ApplyTriples applies triple inserts and deletes as one atomic unit, in
+// order, through the cluster and returns how many changed the store, as
+// Store.ApplyTriples does; see Apply for the errors.
+func (n *Node) ApplyTriples(ops []store.TripleOp) (changed int, err error) {
+	return n.applyCount(ApplyTriples(ops))
+}
