@@ -47,3 +47,14 @@ type Backend interface {
 	// UpdateConfig validates and swaps the live configuration atomically.
 	UpdateConfig(fn func(store.Config) store.Config) error
 }
+
+// ReadBarrier is an optional interface of a Backend whose reads must first
+// be allowed: a replicated backend serving linearizable reads confirms
+// that it is still the leader, and refuses (with a *Error of
+// CodeRedirect, say) when it is not. The Executor calls BeforeRead before
+// every command that reads the store's contents (everything but ping,
+// metrics and the mutations) and fails the command with its error.
+// *store.Store needs no barrier and does not implement it.
+type ReadBarrier interface {
+	BeforeRead(ctx context.Context) error
+}

@@ -37,9 +37,14 @@
 // into Commands, runs them with the server's Executor and maps an Error's
 // Code onto its own error form; a command it needs that no Op expresses
 // yet is added to command.go and exec.go once, for every protocol.
-// Replication puts its own Backend in front of the store: mutations go
-// through its log before they reach the store, reads go to the leader or
-// the local store as it chooses, and nothing above Backend changes.
+// Replication puts its own Backend in front of the store (package
+// cluster): mutations go through its log before they reach the store, and
+// its BeforeRead (ReadBarrier) confirms leadership before a linearizable
+// read. A replica that is not the leader fails a command with an *Error of
+// CodeRedirect whose Leader holds the leader's addresses by endpoint name;
+// each adapter renders it in its own form (the msgpack reply's
+// "leader" field, the HTTP error's "leader"), so a client knows where to
+// retry. Route adds the replicated server's HTTP endpoints.
 //
 // # Lifecycle
 //

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/cidstore/cidstore/store"
 )
 
@@ -45,8 +47,9 @@ func (l Limits) batchLimit(triples bool) int {
 // command's meaning is defined; protocol adapters only decode requests
 // into Commands and encode Results. It is safe for concurrent use.
 type Executor struct {
-	b   Backend
-	lim Limits
+	b       Backend
+	barrier ReadBarrier // b's, or nil
+	lim     Limits
 
 	// OnMutation, if set, is called after every mutation that succeeded,
 	// with its command and result (both valid only during the call).
@@ -57,7 +60,9 @@ type Executor struct {
 
 // NewExecutor returns an Executor over b.
 func NewExecutor(b Backend, lim Limits) *Executor {
-	return &Executor{b: b, lim: lim.withDefaults()}
+	e := &Executor{b: b, lim: lim.withDefaults()}
+	e.barrier, _ = b.(ReadBarrier)
+	return e
 }
 
 // Backend returns the backend the executor runs commands against.
@@ -68,6 +73,11 @@ func (e *Executor) Backend() Backend { return e.b }
 func (e *Executor) Execute(c *Command, r *Result) error {
 	r.Reset()
 	r.Op = c.Op
+	if e.barrier != nil && !c.Op.Mutates() && c.Op != OpPing && c.Op != OpMetrics {
+		if err := e.barrier.BeforeRead(context.Background()); err != nil {
+			return asError(err)
+		}
+	}
 	var err error
 	switch c.Op {
 	case OpPing:

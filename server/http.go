@@ -31,6 +31,8 @@ import (
 //	GET  /debug/pprof/...     Go profiles, only when the listener is on
 //	                          a loopback address
 //
+// and the routes added with Route (a replicated server's /cluster).
+//
 // Changes need "Authorization: Bearer <token>" with the configured token:
 // 401 without a valid one, 403 when no token is configured at all. Errors
 // are JSON: {"error_code": 400, "error_msg": "...", "version": "1.0"}.
@@ -62,6 +64,13 @@ func (s *Server) httpHandler(loopback bool) http.Handler {
 	}))
 	mux.HandleFunc("PUT /config", s.authorized(s.withBackend(s.putConfig)))
 	mux.HandleFunc("POST /checkpoint", s.authorized(s.withBackend(s.checkpoint)))
+	for _, rt := range s.routes {
+		h := rt.h
+		if rt.auth {
+			h = s.authorized(h)
+		}
+		mux.HandleFunc(rt.pattern, h)
+	}
 	if loopback {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -80,6 +89,28 @@ func (s *Server) httpHandler(loopback bool) http.Handler {
 		}
 		s.metrics.httpReqs.WithLabelValues(path, strconv.Itoa(rec.code)).Inc()
 	})
+}
+
+// route is a handler added to the control plane with Route.
+type route struct {
+	pattern string
+	auth    bool
+	h       http.HandlerFunc
+}
+
+// Route adds a handler to the HTTP control plane, for a pattern of
+// net/http.ServeMux ("POST /cluster/voters"); with auth, a request needs
+// the bearer token, as PUT /config does. Call it before ListenHTTP.
+func (s *Server) Route(pattern string, auth bool, h http.HandlerFunc) {
+	s.routes = append(s.routes, route{pattern, auth, h})
+}
+
+// WriteHTTPError answers an HTTP request with err in the control plane's
+// JSON error form and err's Code as the status (asError classifies errors
+// that are not an *Error). A redirect also carries "leader", the leader's
+// HTTP address, when it published one.
+func WriteHTTPError(w http.ResponseWriter, err error) {
+	writeError(w, asError(err))
 }
 
 // statusRecorder remembers the status code a handler wrote.
@@ -119,7 +150,11 @@ func writeError(w http.ResponseWriter, e *Error) {
 	if e.Code == CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cidstore"`)
 	}
-	writeJSON(w, int(e.Code), map[string]any{"error_code": int(e.Code), "error_msg": e.Msg, "version": apiVersion})
+	body := map[string]any{"error_code": int(e.Code), "error_msg": e.Msg, "version": apiVersion}
+	if a := e.Leader["http"]; e.Code == CodeRedirect && a != "" {
+		body["leader"] = a
+	}
+	writeJSON(w, int(e.Code), body)
 }
 
 // authorized lets a request through only with the configured bearer

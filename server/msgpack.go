@@ -41,7 +41,10 @@ import (
 // lookup: [v, ...]), "count" (len(results)) and "truncated" (query: more
 // matched than the limit). Metrics puts its counters in the map itself.
 // Failure is {"status": "error", "error_code": 400|413|500|503,
-// "error_msg": "..."}.
+// "error_msg": "..."}. A replica that is not its cluster's leader answers
+// writes (and, with linearizable reads, reads) with "error_code": 307 and
+// "leader": the leader's address for this endpoint, such as
+// "tcp://127.0.0.1:5565"; nothing was done, and the client retries there.
 
 // apiVersion is the "version" of every reply.
 const apiVersion = "1.0"

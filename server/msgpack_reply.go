@@ -91,9 +91,20 @@ func (me *msgEncoder) result(r *Result) []byte {
 	return me.buf.Bytes()
 }
 
-// failure encodes an error reply.
-func (me *msgEncoder) failure(e *Error) []byte {
-	me.start(4)
+// failure encodes an error reply. A redirect (CodeRedirect) also
+// carries "leader": the leader's address for the endpoint the request
+// came in on (endpoint: "zmq" or "router"), when the leader published one.
+func (me *msgEncoder) failure(e *Error, endpoint string) []byte {
+	leader := ""
+	if e.Code == CodeRedirect {
+		leader = e.Leader[endpoint]
+	}
+	if leader != "" {
+		me.start(5)
+		me.str("leader", leader)
+	} else {
+		me.start(4)
+	}
 	me.str("status", "error")
 	me.int("error_code", int64(e.Code))
 	me.str("error_msg", e.Msg)

@@ -112,6 +112,7 @@ type Server struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 	httpErr chan error
+	routes  []route
 
 	shutdown sync.Once
 }

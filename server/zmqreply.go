@@ -111,5 +111,5 @@ func (h *handler) fail(err error) []byte {
 	if e.Code >= 500 {
 		h.s.log.Error("request failed", "endpoint", h.proto, "command", h.cmd.Op.String(), "code", int(e.Code), "err", e.Msg)
 	}
-	return h.enc.failure(e)
+	return h.enc.failure(e, h.proto)
 }
