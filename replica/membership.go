@@ -149,3 +149,19 @@ func (n *Node) prepareNewTerm() error {
 	defer n.leave()
 	return n.prepareTerm()
 }
+
+// TransferLeadership asks the leader to hand its leadership to the most
+// up-to-date follower and step down, so that a leader about to stop does
+// not leave the cluster waiting for an election timeout. A follower
+// returns a *NotLeaderError; a one-node cluster an error (there is no
+// one to hand over to).
+func (n *Node) TransferLeadership() error {
+	if err := n.enter(); err != nil {
+		return err
+	}
+	defer n.leave()
+	return n.raftErr(n.raft.LeadershipTransfer().Error())
+}
+
+// Meta returns what this node publishes (Config.Meta).
+func (n *Node) Meta() map[string]string { return maps.Clone(n.cfg.Meta) }

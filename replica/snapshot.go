@@ -3,8 +3,11 @@ package replica
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/hashicorp/raft"
 )
 
 // A replica snapshot, as FSMSnapshot.Persist writes it into raft's
@@ -72,4 +75,20 @@ func readSnapshotHeader(r io.Reader) (snapshotHeader, error) {
 		return h, fmt.Errorf("%w: offset %d: %w", ErrBadSnapshot, len(fixed), err)
 	}
 	return h, nil
+}
+
+// Snapshot snapshots the store now into raft's snapshot store and
+// compacts the log behind it (keeping TrailingLogs entries), as raft does
+// on its own every SnapshotThreshold entries. Any node can. It is a no-op
+// when nothing was applied since the last snapshot.
+func (n *Node) Snapshot() error {
+	if err := n.enter(); err != nil {
+		return err
+	}
+	defer n.leave()
+	err := n.raft.Snapshot().Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return n.raftErr(err)
 }

@@ -54,6 +54,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "once serving, write the bound addresses to this file as JSON")
+	rf := addRaftFlags(fs)
 	for name, env := range serveEnv {
 		if v, ok := os.LookupEnv(env); ok {
 			if err := fs.Set(name, v); err != nil {
@@ -73,6 +74,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		*memory = dir == ""
 	default:
 		return fmt.Errorf("%w: serve [flags] DIR, or serve -memory [flags]", errUsage)
+	}
+	readMode, err := rf.check(dir)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(stdout, *logFormat, *logLevel)
 	if err != nil {
@@ -98,8 +103,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	srv := server.New(cfg)
+	var rs *raftServe // a replica, with -raft-id
+	if *rf.id != "" {
+		if rs, err = newRaftServe(rf, readMode, dir, opts, srv, cfg.Token, log); err != nil {
+			return err
+		}
+	}
 	if err := srv.ListenHTTP(); err != nil {
-		return err
+		return errors.Join(err, rs.closeIfAny())
 	}
 	if a := srv.Addr("http"); a != "" {
 		log.Info("listening", "endpoint", "http", "addr", a)
@@ -109,16 +120,30 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
-	start := time.Now()
-	st, err := store.Open(dir, opts)
-	if err != nil {
-		return errors.Join(err, shutdown())
+	var (
+		st      *store.Store
+		backend server.Backend
+	)
+	if rs != nil {
+		st, backend = rs.st, rs.backend
+	} else {
+		start := time.Now()
+		if st, err = store.Open(dir, opts); err != nil {
+			return errors.Join(err, shutdown())
+		}
+		rec := st.Stats().Recovery
+		log.Info("store open", "dir", dir, "persistent", st.Persistent(), "shards", st.Shards(), "keys", st.Len(),
+			"recovered_records", rec.Records, "took", time.Since(start).Round(time.Millisecond))
+		backend = st
 	}
-	rec := st.Stats().Recovery
-	log.Info("store open", "dir", dir, "persistent", st.Persistent(), "shards", st.Shards(), "keys", st.Len(),
-		"recovered_records", rec.Records, "took", time.Since(start).Round(time.Millisecond))
-	if err := srv.Start(st); err != nil {
-		return errors.Join(err, shutdown(), st.Close())
+	closeStore := func() error {
+		if rs != nil {
+			return rs.close()
+		}
+		return st.Close()
+	}
+	if err := srv.Start(backend); err != nil {
+		return errors.Join(err, shutdown(), closeStore())
 	}
 	addrs := map[string]string{}
 	for _, name := range []string{"zmq", "push", "router", "pub", "http"} {
@@ -129,9 +154,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}
+	if rs != nil {
+		if err := rs.start(ctx, addrs); err != nil {
+			return errors.Join(err, shutdown(), closeStore())
+		}
+		addrs["raft"] = rs.node.Addr()
+	}
 	if *readyFile != "" {
 		if err := writeReadyFile(*readyFile, addrs); err != nil {
-			return errors.Join(err, shutdown(), st.Close())
+			return errors.Join(err, shutdown(), closeStore())
 		}
 	}
 	log.Info("ready")
@@ -153,12 +184,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-drained:
 		}
 	}()
+	if rs != nil {
+		rs.handOff()
+	}
 	log.Info("draining", "timeout", *drain)
 	serr := shutdown()
 	if serr != nil {
 		log.Warn("drain incomplete", "err", serr)
 	}
-	if err := st.Close(); err != nil {
+	if err := closeStore(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	log.Info("stopped")
