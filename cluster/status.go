@@ -96,4 +96,3 @@ func clusterStatus(ctx context.Context, n *replica.Node, c *Client) Status {
 	}
 	return out
 }
-
