@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func runWrites(b *testing.B, writers, batch int, insert func(k, v cid.CID) error
 		}
 		return d
 	}
-	start, cpu0 := time.Now(), cpuAll()
+	start, cpu0, self0 := time.Now(), cpuAll(), cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		pairs := make([]store.Pair, batch)
 		for pb.Next() {
@@ -126,7 +127,14 @@ func runWrites(b *testing.B, writers, batch int, insert func(k, v cid.CID) error
 		}
 	})
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "pairs/s")
-	b.ReportMetric(float64((cpuAll()-cpu0).Nanoseconds())/float64(b.N*batch), "cpu-ns/pair")
+	pairs := float64(b.N * batch)
+	all, self := cpuAll()-cpu0, cpuTime()-self0
+	b.ReportMetric(float64(all.Nanoseconds())/pairs, "cpu-ns/pair")
+	if len(children) > 0 {
+		// The leader's process, and the mean of the followers'.
+		b.ReportMetric(float64(self.Nanoseconds())/pairs, "leader-cpu-ns/pair")
+		b.ReportMetric(float64((all-self).Nanoseconds())/pairs/float64(len(children)), "follower-cpu-ns/pair")
+	}
 }
 
 // cpuTime returns the CPU time (user and system) the process used so far.
@@ -142,6 +150,11 @@ func cpuTime() time.Duration {
 // follower: "id|dir".
 const followerEnv = "CIDSTORE_REPLICA_BENCH_FOLLOWER"
 
+// followerProfileEnv, set to a directory, makes each follower write a CPU
+// profile there (ID.cpu.pprof), for the benchmark's -cpuprofile of the
+// leader's process to be read beside.
+const followerProfileEnv = "CIDSTORE_REPLICA_BENCH_PROFILE"
+
 // TestBenchFollower is the child side of processCluster: it starts a node
 // with an in-memory store, prints its raft address and runs until its
 // standard input closes.
@@ -151,6 +164,13 @@ func TestBenchFollower(t *testing.T) {
 		t.Skip("helper process for BenchmarkWrites")
 	}
 	id, dir, _ := strings.Cut(env, "|")
+	if prof := os.Getenv(followerProfileEnv); prof != "" {
+		f, err := os.Create(filepath.Join(prof, id+".cpu.pprof"))
+		must(t, err)
+		must(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	st, err := store.Open("", store.Options{InMemory: true})
 	must(t, err)
 	n, err := Open(Config{ID: id, Addr: "127.0.0.1:0", Dir: dir, Store: st, Logger: testLogger()})
