@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -103,6 +104,9 @@ func TestServeClusterKillLeader(t *testing.T) {
 	nodes := []*servedNode{n1, startNode(t, "n2", tok, n1.addrs["http"]), startNode(t, "n3", tok, n1.addrs["http"])}
 	st := waitCluster(t, n1.addrs["http"], 3)
 	leader := leaderNode(t, nodes, st)
+	if st.Term == 0 || st.CommitIndex == 0 {
+		t.Fatalf("GET /cluster: term %d, commit index %d", st.Term, st.CommitIndex)
+	}
 
 	// A write sent to a follower is redirected to the leader's address.
 	for _, n := range nodes {
@@ -164,6 +168,10 @@ func TestServeClusterKillLeader(t *testing.T) {
 	follower := alive[0]
 	if follower.id == st.Leader {
 		follower = alive[1]
+	}
+	var out0, errOut0 bytes.Buffer
+	if code := run(context.Background(), []string{"cluster", "remove", "-http", follower.addrs["http"], leader.id}, &out0, &errOut0); code != 1 || !strings.Contains(errOut0.String(), "401") {
+		t.Fatalf("cidstore cluster remove without the token: exit %d: %s", code, errOut0.String())
 	}
 	cli("remove", "-http", follower.addrs["http"], leader.id) // through a follower: redirected
 	n4 := startNode(t, "n4", tok, "-")
@@ -367,25 +375,14 @@ func checkServed(t *testing.T, n *servedNode, acked clusterAcked) {
 	}
 }
 
-// toInt returns a msgpack integer as an int64 (-1 for anything else).
+// toInt returns a msgpack integer, of whichever width the decoder chose,
+// as an int64 (-1 for anything else).
 func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	case uint32:
-		return int64(n)
-	case uint64:
-		return int64(n)
+	switch r := reflect.ValueOf(v); {
+	case r.CanInt():
+		return r.Int()
+	case r.CanUint():
+		return int64(r.Uint())
 	}
 	return -1
 }
