@@ -77,6 +77,11 @@
 //     (the leader counts) has it on disk it is committed;
 //  3. the leader applies it to its store, in memory, and answers.
 //
+// hashicorp/raft takes steps 1 and 2 one after the other (the leader's
+// log write completes before its replicators are told of the entry), so
+// one write alone waits for two fsyncs and a round trip; under load the
+// groups of entries overlap, each step working on a different group.
+//
 // Nothing is fsynced twice: each node fsyncs each entry once, in raft.db.
 // The store is in memory (recommended): its state is not written at all,
 // raft's log and snapshots are the durable record. Snapshot files are
