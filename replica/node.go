@@ -48,6 +48,7 @@ type Node struct {
 	cancel context.CancelFunc
 
 	readyTerm atomic.Uint64 // a barrier of this term was applied (see Read)
+	gather    gatherer      // small pair commands gathered into entries
 
 	// gate is held shared by every call that waits on a raft future, and
 	// exclusively around raft's shutdown. raft does not answer a future

@@ -37,8 +37,7 @@ func (n *Node) Apply(ctx context.Context, c Command) (Result, error) {
 	if c.Len() == 0 {
 		return Result{}, nil // as the store: an empty batch is a no-op
 	}
-	data, err := c.MarshalBinary()
-	if err != nil {
+	if err := c.validate(); err != nil {
 		return Result{}, err
 	}
 	if n.raft.State() != raftLeader {
@@ -47,6 +46,13 @@ func (n *Node) Apply(ctx context.Context, c Command) (Result, error) {
 	d := n.timeout(ctx)
 	if d <= 0 {
 		return Result{}, ErrTimeout
+	}
+	if c.kind == kindPairs && len(c.pairs) <= gatherMaxOps {
+		return Result{}, n.applyGathered(c, d) // see gather.go
+	}
+	data, err := c.MarshalBinary()
+	if err != nil {
+		return Result{}, err
 	}
 	f := n.raft.Apply(data, d)
 	if err := n.raftErr(f.Error()); err != nil {
