@@ -66,7 +66,9 @@
 // where bbolt and raft-boltdb are what Consul and Nomad run. The price is
 // bbolt's commit: two fdatasyncs (data pages, then the meta page) where
 // the WAL needs one; BENCHMARKS.md shows it does not bound throughput
-// with batches, which the CPU bounds when three replicas share two cores.
+// with batches, which the CPU bounds when three replicas share two cores,
+// but is most of a single write's cost, which a log store over the WAL
+// would lower.
 //
 // A write is acknowledged when it is committed and applied on the leader:
 //
