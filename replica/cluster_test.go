@@ -303,37 +303,51 @@ func (c *cluster) retry(fn func(*Node) error) bool {
 }
 
 // waitConverged waits until every running member applied everything the
-// leader did and holds the same store contents.
+// leader did and holds the same store contents. The contents are compared
+// until they agree: a leader elected meanwhile may still be applying what
+// its predecessor committed (its applied index then lags its commit
+// index), and its followers with it; a real divergence never settles and
+// fails the test after waitLong.
 func (c *cluster) waitConverged() {
 	c.t.Helper()
-	waitFor(c.t, "the replicas to converge", func() bool {
-		l := c.leader()
-		if l == nil {
-			return false
+	deadline := time.Now().Add(waitLong)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for diff := c.differ(); diff != ""; diff = c.differ() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the replicas did not converge: %s", diff)
 		}
-		want := l.node.Status().AppliedIndex
-		for _, m := range c.running() {
-			if m.node.Status().AppliedIndex < want {
-				return false
-			}
-		}
-		return true
-	})
-	c.checkSame()
+		<-tick.C
+	}
 }
 
-// checkSame fails unless every running member's store holds the same
-// pairs.
-func (c *cluster) checkSame() {
-	c.t.Helper()
+// differ says how the running members differ from the leader: in applied
+// index or in contents; "" when they do not.
+func (c *cluster) differ() string {
+	l := c.leader()
+	if l == nil {
+		return "no leader"
+	}
+	want := l.node.Status().AppliedIndex
+	for _, m := range c.running() {
+		if got := m.node.Status().AppliedIndex; got < want {
+			return fmt.Sprintf("%s applied %d, the leader %s %d", m.id, got, l.id, want)
+		}
+	}
+	return c.same()
+}
+
+// same says how the running members' stores differ; "" when they do not.
+func (c *cluster) same() string {
 	ms := c.running()
 	want := contents(ms[0].st)
 	for _, m := range ms[1:] {
 		if got := contents(m.st); !got.equal(want) {
-			c.t.Fatalf("%s holds %d keys and %d triples, %s %d and %d: the replicas differ",
+			return fmt.Sprintf("%s holds %d keys and %d triples, %s %d and %d: the replicas differ",
 				m.id, len(got.pairs), len(got.triples), ms[0].id, len(want.pairs), len(want.triples))
 		}
 	}
+	return ""
 }
 
 // state is what a store holds: its pairs and its triples.
