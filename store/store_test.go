@@ -9,7 +9,16 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(closingMain{m}) }
+
+// closingMain closes what the benchmarks share once they have all run,
+// before goleak looks for goroutines left behind.
+type closingMain struct{ m *testing.M }
+
+func (c closingMain) Run() int {
+	defer closeBenchFixtures()
+	return c.m.Run()
+}
 
 func TestOptionsValidation(t *testing.T) {
 	tests := []struct {
