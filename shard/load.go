@@ -16,15 +16,11 @@ import (
 // in key order, which is several times cheaper than one Add per pair.
 //
 // Single-value records, nearly all of a typical store, are carved out of
-// slabs of slabRecords records instead of being allocated one by one. The
-// garbage collector then marks a few large objects rather than millions of
-// small ones (BENCHMARKS.md, recovery, has what that saves). The price is
-// that a slab's memory is freed only once every record in it has been
-// replaced or deleted.
+// a slab (see slab).
 type Loader struct {
 	s       *Shard
 	mu      sync.Mutex
-	slab    []record    // unused tail of the current slab
+	slab    slab        // single-value records
 	recs    []loadEntry // every record added, in arrival order
 	order   []loadKey   // sort keys of recs; pointer-free, so sorting is cheap
 	ops     []loadOp    // operations to apply on top, in log order
@@ -45,10 +41,6 @@ type loadOp struct {
 	key, val cid.CID
 	kind     OpKind
 }
-
-// slabRecords is the number of records in one slab: 64 KiB, above the
-// runtime's small-object limit, so each slab is a single large object.
-const slabRecords = 1024
 
 // loadEntry is a record added and its map hash, taken while the key is at
 // hand so that Load need not read the record again.
@@ -94,7 +86,7 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r == nil {
-		r = l.single(k, vals[0])
+		r = l.slab.single(k, vals[0])
 	}
 	l.order = append(l.order, loadKey{hi, uint32(len(l.recs)), uint32(len(vals))})
 	l.recs = append(l.recs, loadEntry{r, h})
@@ -109,18 +101,6 @@ func (l *Loader) AddOp(kind OpKind, k, v cid.CID) {
 	defer l.mu.Unlock()
 	l.opOrder = append(l.opOrder, loadKey{hi: hiOf(k), ref: uint32(len(l.ops))})
 	l.ops = append(l.ops, loadOp{key: k, val: v, kind: kind})
-}
-
-// single returns a single-value record carved from the current slab. l.mu
-// must be held, or Load be running.
-func (l *Loader) single(k, v cid.CID) *record {
-	if len(l.slab) == 0 {
-		l.slab = make([]record, slabRecords)
-	}
-	r := &l.slab[0]
-	*r = record{key: k, one: v}
-	l.slab = l.slab[1:]
-	return r
 }
 
 // Load publishes everything l collected into s, which must be empty: the
@@ -190,7 +170,7 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 				derived = true
 				switch o := &ops[opOrder[j].ref]; {
 				case o.kind == OpAdd && r == nil:
-					r = l.single(k, o.val)
+					r = l.slab.single(k, o.val)
 				case o.kind == OpAdd:
 					r = withValue(r, k, o.val, s.inlineMax)
 				case o.kind == OpRemove && r != nil:
@@ -221,7 +201,7 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 			s.nOverflow.Add(1)
 		}
 	}
-	l.recs, l.order, l.ops, l.opOrder, l.slab = nil, nil, nil, nil, nil
+	l.recs, l.order, l.ops, l.opOrder, l.slab = nil, nil, nil, nil, slab{}
 	s.keys.Store(keys)
 	s.pairs.Store(pairs)
 	s.trees.Store(trees)

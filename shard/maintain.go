@@ -68,8 +68,9 @@ func (s *Shard) compactStep(pos position, max int) (position, int) {
 	n := 0
 	pos = s.walkStep(pos, max, func(r *record) {
 		if next := compacted(r, s.inlineMax); next != r {
-			prev, primary := s.slot(r.key)
-			s.publish(r.key, primary, prev, next)
+			h := s.hash(r.key)
+			prev, primary := s.slot(r.key, h)
+			s.publish(r.key, h, primary, prev, next)
 			n++
 		}
 	})

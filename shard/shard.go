@@ -51,6 +51,7 @@ type Shard struct {
 	index     *btree.BTreeG[item]
 	inlineMax int
 	lsn       uint64 // last log sequence number published; guarded by mu
+	slab      slab   // where new single-value records come from; guarded by mu
 
 	keys  atomic.Int64
 	pairs atomic.Int64
@@ -148,30 +149,51 @@ func (s *Shard) Keys() int { return int(s.keys.Load()) }
 // Pairs returns the number of (key, value) pairs in the shard.
 func (s *Shard) Pairs() int { return int(s.pairs.Load()) }
 
+// Lookup returns k's entry, or false when k is absent. Lock-free.
+//
+// h must be k.Hash(seed) for the Options.Seed the shard was made with. A
+// caller that picks the shard from the top bits of that same hash, as the
+// store does, so hashes a key once per read; a wrong h only makes Lookup
+// miss.
+func (s *Shard) Lookup(k cid.CID, h uint64) (Entry, bool) {
+	r := s.find(k, h)
+	return Entry{r}, r != nil
+}
+
 // lookup returns k's record, or nil. Lock-free.
+func (s *Shard) lookup(k cid.CID) *record { return s.find(k, k.Hash(s.seed)) }
+
+// find returns the record of k, whose hash is h, or nil. Lock-free.
 //
 // The primary map is keyed by a seeded 64-bit hash of the key, which keeps
 // a map entry at 16 bytes instead of 48; the record holds the full key and
 // is checked. A key whose hash is already taken by another live key lives
 // in the overflow map instead, which is consulted only while non-empty.
-func (s *Shard) lookup(k cid.CID) *record {
-	if r, ok := s.m.Load(s.hash(k)); ok && r.key == k {
+func (s *Shard) find(k cid.CID, h uint64) *record {
+	if r, ok := s.m.Load(h & s.hashMask); ok && r.key == k {
 		return r
 	}
 	if s.nOverflow.Load() != 0 {
-		if r, ok := s.overflow.Load(k); ok {
-			return r
-		}
+		return s.findOverflow(k)
 	}
 	return nil
 }
 
+// findOverflow returns k's record from the overflow map, or nil; kept out
+// of find so that find stays small enough to inline.
+func (s *Shard) findOverflow(k cid.CID) *record {
+	r, _ := s.overflow.Load(k)
+	return r
+}
+
+// hash returns k's key in the primary map.
 func (s *Shard) hash(k cid.CID) uint64 { return k.Hash(s.seed) & s.hashMask }
 
 // slot returns k's current record (or nil) and whether k lives, or would
-// live, in the primary map. The caller holds the lock.
-func (s *Shard) slot(k cid.CID) (prev *record, primary bool) {
-	r, taken := s.m.Load(s.hash(k))
+// live, in the primary map, where its key is h (hash & hashMask). The
+// caller holds the lock.
+func (s *Shard) slot(k cid.CID, h uint64) (prev *record, primary bool) {
+	r, taken := s.m.Load(h)
 	if taken && r.key == k {
 		return r, true
 	}
@@ -184,8 +206,9 @@ func (s *Shard) slot(k cid.CID) (prev *record, primary bool) {
 }
 
 // publish makes next the state of k, replacing prev (either may be nil).
-// The caller holds the lock.
-func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
+// h is k's key in the primary map and primary says whether k lives there
+// (see slot). The caller holds the lock.
+func (s *Shard) publish(k cid.CID, h uint64, primary bool, prev, next *record) {
 	if prev != nil && prev.isTree() {
 		s.trees.Add(-1)
 	}
@@ -195,7 +218,7 @@ func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
 	switch {
 	case next == nil:
 		if primary {
-			s.m.Delete(s.hash(k))
+			s.m.Delete(h)
 		} else {
 			s.overflow.Delete(k)
 			s.nOverflow.Add(-1)
@@ -214,7 +237,7 @@ func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
 		s.pairs.Add(int64(next.count() - prev.count()))
 	}
 	if primary {
-		s.m.Store(s.hash(k), next)
+		s.m.Store(h, next)
 	} else {
 		s.overflow.Store(k, next)
 	}
@@ -223,20 +246,27 @@ func (s *Shard) publish(k cid.CID, primary bool, prev, next *record) {
 
 // Add stores v under k and reports whether the shard changed. The caller
 // holds the lock.
+//
+// A new key costs one record from the shard's slab (see slab), one map
+// entry and one index insert; the key is hashed once.
 func (s *Shard) Add(k, v cid.CID) bool {
-	prev, primary := s.slot(k)
-	next := withValue(prev, k, v, s.inlineMax)
-	if next == prev {
+	h := s.hash(k)
+	prev, primary := s.slot(k, h)
+	var next *record
+	if prev == nil {
+		next = s.slab.single(k, v)
+	} else if next = withValue(prev, k, v, s.inlineMax); next == prev {
 		return false
 	}
-	s.publish(k, primary, prev, next)
+	s.publish(k, h, primary, prev, next)
 	return true
 }
 
 // Remove removes v from k's values and reports whether the shard changed.
 // The caller holds the lock.
 func (s *Shard) Remove(k, v cid.CID) bool {
-	prev, primary := s.slot(k)
+	h := s.hash(k)
+	prev, primary := s.slot(k, h)
 	if prev == nil {
 		return false
 	}
@@ -244,19 +274,20 @@ func (s *Shard) Remove(k, v cid.CID) bool {
 	if next == prev {
 		return false
 	}
-	s.publish(k, primary, prev, next)
+	s.publish(k, h, primary, prev, next)
 	return true
 }
 
 // RemoveKey removes k and all its values and returns how many values it
 // had. The caller holds the lock.
 func (s *Shard) RemoveKey(k cid.CID) int {
-	prev, primary := s.slot(k)
+	h := s.hash(k)
+	prev, primary := s.slot(k, h)
 	if prev == nil {
 		return 0
 	}
 	n := prev.count()
-	s.publish(k, primary, prev, nil)
+	s.publish(k, h, primary, prev, nil)
 	return n
 }
 

@@ -5,6 +5,17 @@ import (
 	"github.com/cidstore/cidstore/shard"
 )
 
+// lookup returns k's entry, or false when k is absent or the store is
+// closed. The key is hashed once: the top bits of the hash pick the shard
+// and the whole hash keys the shard's map. Lock-free.
+func (s *Store) lookup(k cid.CID) (shard.Entry, bool) {
+	if s.closed.Load() {
+		return shard.Entry{}, false
+	}
+	h := k.Hash(s.seed)
+	return s.shards[h>>s.shift].Lookup(k, h)
+}
+
 // Get returns the values of k in ascending order, or nil when k is absent.
 // The returned slice belongs to the caller. Get never takes a lock.
 func (s *Store) Get(k cid.CID) []cid.CID {
@@ -15,28 +26,26 @@ func (s *Store) Get(k cid.CID) []cid.CID {
 // returns the extended slice. It does not allocate when dst has room,
 // which makes it the allocation-free form of Get.
 func (s *Store) AppendValues(dst []cid.CID, k cid.CID) []cid.CID {
-	if s.closed.Load() {
-		return dst
+	if e, ok := s.lookup(k); ok {
+		return e.AppendValues(dst)
 	}
-	return s.shardFor(k).AppendValues(dst, k)
+	return dst
 }
 
 // Contains reports whether v is one of the values of k. It never
 // allocates and never takes a lock.
 func (s *Store) Contains(k, v cid.CID) bool {
-	if s.closed.Load() {
-		return false
-	}
-	return s.shardFor(k).Contains(k, v)
+	e, ok := s.lookup(k)
+	return ok && e.Contains(v)
 }
 
 // Count returns the number of values of k (0 when absent). It never
 // allocates and never takes a lock.
 func (s *Store) Count(k cid.CID) int {
-	if s.closed.Load() {
-		return 0
+	if e, ok := s.lookup(k); ok {
+		return e.Len()
 	}
-	return s.shardFor(k).Count(k)
+	return 0
 }
 
 // Len returns the number of keys (0 after Close). Under concurrent writes

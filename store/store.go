@@ -90,7 +90,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		seed:   rand.Uint64(),
 	}
 	for i := range s.shards {
-		sh, err := shard.New(shard.Options{InlineMax: holder.Load().InlineValues, Seed: rand.Uint64()})
+		// Every shard hashes with the store's seed: a read picks the
+		// shard from the top bits of the hash its shard's map is keyed
+		// by, and so hashes the key once.
+		sh, err := shard.New(shard.Options{InlineMax: holder.Load().InlineValues, Seed: s.seed})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
