@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/cid"
+	"github.com/google/btree"
 	"github.com/puzpuzpuz/xsync/v3"
 )
 
@@ -117,7 +119,6 @@ func runParallel(b *testing.B, body func(pb *testing.PB)) {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
-
 
 // readFixture is what the read benchmarks share, built on first use and
 // kept for the rest of the process so that alternated runs (-count) do not
@@ -264,6 +265,13 @@ func (c *claimer) claim() (from, to int) {
 // store, against Store of new keys into an empty map: both grow with b.N,
 // so run it with a fixed count (-benchtime 1000000x). The keys are made
 // before the timer starts.
+//
+// Two more baselines measure the floor of the store's shape, a map plus a
+// google/btree key index per shard: index is the index insert alone (one
+// item of a 64-bit key prefix and a pointer, as the shard's index holds,
+// into one of DefaultShards() B-trees of the shard's degree, each behind
+// its own mutex, picked by the key's hash); raw-store+index is the map's
+// Store followed by that index insert.
 func BenchmarkInsertNew(b *testing.B) {
 	fresh := func(n int) []Pair {
 		ps := make([]Pair, n+claimBlock*runtime.GOMAXPROCS(0))
@@ -290,6 +298,18 @@ func BenchmarkInsertNew(b *testing.B) {
 		m := xsync.NewMapOf[[32]byte, [32]byte]()
 		insert(b, func(p Pair) { m.Store(p.Key, p.Value) })
 	})
+	b.Run("index", func(b *testing.B) {
+		ix := newBenchIndex()
+		insert(b, ix.insert)
+	})
+	b.Run("raw-store+index", func(b *testing.B) {
+		m := xsync.NewMapOf[[32]byte, [32]byte]()
+		ix := newBenchIndex()
+		insert(b, func(p Pair) {
+			m.Store(p.Key, p.Value)
+			ix.insert(p)
+		})
+	})
 	b.Run("insert", func(b *testing.B) {
 		s := benchStore(b, nil)
 		defer s.Close()
@@ -299,6 +319,56 @@ func BenchmarkInsertNew(b *testing.B) {
 			}
 		})
 	})
+}
+
+// benchIndex is the key index of the store's shape without the rest of
+// a shard: one google/btree per shard of items a shard's index holds (the
+// key's first 64 bits and a pointer), each behind its own mutex.
+type benchIndex struct {
+	seed  uint64
+	shift uint
+	trees []benchTree
+}
+
+type benchTree struct {
+	mu   sync.Mutex
+	t    *btree.BTreeG[benchItem]
+	slab []Pair  // where items point, carved as a shard carves records
+	next int     // the next slab's length: 16 doubling to 1024
+	_    [8]byte // a cache line each
+}
+
+type benchItem struct {
+	hi uint64
+	p  *Pair
+}
+
+func newBenchIndex() *benchIndex {
+	n := DefaultShards()
+	ix := &benchIndex{seed: rand.Uint64(), shift: uint(64 - bits.TrailingZeros(uint(n))), trees: make([]benchTree, n)}
+	for i := range ix.trees {
+		ix.trees[i].t = btree.NewG(64, func(a, b benchItem) bool {
+			if a.hi != b.hi {
+				return a.hi < b.hi
+			}
+			return cid.Less(a.p.Key, b.p.Key)
+		})
+	}
+	return ix
+}
+
+func (ix *benchIndex) insert(p Pair) {
+	t := &ix.trees[p.Key.Hash(ix.seed)>>ix.shift]
+	hi, _, _, _ := p.Key.Words()
+	t.mu.Lock()
+	if len(t.slab) == 0 {
+		t.next = min(max(2*t.next, 16), 1024)
+		t.slab = make([]Pair, t.next)
+	}
+	t.slab[0] = p
+	t.t.ReplaceOrInsert(benchItem{hi, &t.slab[0]})
+	t.slab = t.slab[1:]
+	t.mu.Unlock()
 }
 
 // BenchmarkInsertDuplicate inserts pairs that are already present (no-ops)
