@@ -84,12 +84,17 @@ func (r *record) contains(v cid.CID) bool {
 	return ok
 }
 
-// appendValues appends r's values to dst in ascending order.
+// appendValues appends r's values to dst in ascending order. The common
+// single value is appended here, small enough to inline into a read.
 func (r *record) appendValues(dst []cid.CID) []cid.CID {
 	if !r.isMulti() {
 		return append(dst, r.one)
 	}
-	m := r.asMulti()
+	return r.asMulti().appendValues(dst)
+}
+
+// appendValues appends m's values to dst in ascending order.
+func (m *multi) appendValues(dst []cid.CID) []cid.CID {
 	if m.tree == nil {
 		return append(dst, m.small...)
 	}

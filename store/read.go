@@ -19,7 +19,11 @@ func (s *Store) lookup(k cid.CID) (shard.Entry, bool) {
 // Get returns the values of k in ascending order, or nil when k is absent.
 // The returned slice belongs to the caller. Get never takes a lock.
 func (s *Store) Get(k cid.CID) []cid.CID {
-	return s.AppendValues(nil, k)
+	e, ok := s.lookup(k)
+	if !ok {
+		return nil
+	}
+	return e.AppendValues(make([]cid.CID, 0, e.Len()))
 }
 
 // AppendValues appends the values of k, in ascending order, to dst and
