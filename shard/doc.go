@@ -8,8 +8,10 @@
 //     checks; a key whose hash is already taken by another live key goes
 //     to a second xsync.MapOf keyed by the full CID, consulted only while
 //     it is non-empty. Hash keys keep a map entry at 16 bytes instead of
-//     48, which is most of the difference between ~170 and ~140 heap bytes
-//     per pair;
+//     48, which is most of the difference between ~170 and ~132 heap bytes
+//     per pair. The hash is cid.CID.Hash under Options.Seed, so a caller
+//     that picks a shard from the top bits of the same hash (the store)
+//     hashes a key once and reads through Lookup;
 //   - a btree.BTreeG of the same records ordered by key, for ordered scans
 //     and O(1) copy-on-write Clone (point-in-time views for iteration and
 //     snapshots). Its items carry the key's first 64 bits inline so that
@@ -31,7 +33,9 @@
 // or unsorted set and never block writers.
 //
 // Value sets are sorted and free of duplicates. One value lives inline in
-// the 64-byte record. Up to InlineMax values live in a sorted slice
+// the 64-byte record; such records, for new keys and for bulk loads, are
+// carved from slabs (see slab.go), so that inserting a new key allocates
+// only its map entry. Up to InlineMax values live in a sorted slice
 // (binary search); larger sets switch to a copy-on-write B-tree of CIDs and
 // switch back once they shrink to half the threshold.
 //
@@ -40,8 +44,8 @@
 // sorts pointer-free (prefix, index) pairs with a radix sort, merges
 // entries and operations key by key, builds the B-tree in key order and
 // then fills the map in the order of its buckets. Single-value records
-// made this way come from 64 KiB slabs, so the garbage collector marks a
-// few large objects instead of millions of small ones; a slab's memory is
+// come from slabs of up to 64 KiB, so the garbage collector marks a few
+// large objects instead of millions of small ones; a slab's memory is
 // freed once every record in it is gone.
 //
 // The package imports only cid and its two data-structure libraries.

@@ -12,7 +12,7 @@ import (
 // single value, is exactly 64 bytes: the key and the value. The all-zero
 // CID is never a legal value, so one == cid.Zero marks a record that is the
 // head of a multi (two or more values). Keeping the single-value record to
-// one 64-byte allocation is what keeps a pair near 150 heap bytes.
+// 64 bytes is what keeps a pair near 132 heap bytes.
 type record struct {
 	key cid.CID
 	one cid.CID
