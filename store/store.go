@@ -271,11 +271,10 @@ func removeTree(fs vfs.FS, path string) error {
 	return nil
 }
 
-// shardOf returns the index of k's shard. The top bits of a seeded mix of
-// all 256 bits, so sequential keys spread evenly.
+// shardOf returns the index of k's shard: the top bits of k.Hash(s.seed),
+// a seeded mix of all 256 bits, so sequential keys spread evenly. Every
+// shard keys its map by that same hash (see lookup).
 func (s *Store) shardOf(k cid.CID) int { return int(k.Hash(s.seed) >> s.shift) }
-
-func (s *Store) shardFor(k cid.CID) *shard.Shard { return s.shards[s.shardOf(k)] }
 
 // Shards returns the number of shards.
 func (s *Store) Shards() int { return len(s.shards) }
