@@ -312,6 +312,23 @@ func (c *claimer) claim() (from, to int) {
 	return to - claimBlock, to
 }
 
+// claimEach runs op on GOMAXPROCS goroutines (see runParallel), each
+// calling it with indexes claimed in blocks from 0 up, b.N calls in all;
+// the caller provides claimBlock*GOMAXPROCS indexes beyond b.N.
+func claimEach(b *testing.B, op func(i int)) {
+	var c claimer
+	runParallel(b, func(pb *testing.PB) {
+		i, end := c.claim()
+		for pb.Next() {
+			if i == end {
+				i, end = c.claim()
+			}
+			op(i)
+			i++
+		}
+	})
+}
+
 // BenchmarkInsertNew inserts b.N new keys (one value each) into an empty
 // store, against Store of new keys into an empty map: both grow with b.N,
 // so run it with a fixed count (-benchtime 1000000x). The keys are made
@@ -333,17 +350,7 @@ func BenchmarkInsertNew(b *testing.B) {
 	}
 	insert := func(b *testing.B, put func(Pair)) {
 		ps := fresh(b.N)
-		var c claimer
-		runParallel(b, func(pb *testing.PB) {
-			i, end := c.claim()
-			for pb.Next() {
-				if i == end {
-					i, end = c.claim()
-				}
-				put(ps[i])
-				i++
-			}
-		})
+		claimEach(b, func(i int) { put(ps[i]) })
 	}
 	b.Run("raw-store", func(b *testing.B) {
 		m := xsync.NewMapOf[[32]byte, [32]byte]()
@@ -443,17 +450,9 @@ func BenchmarkDelete(b *testing.B) {
 	s := benchStore(b, ps)
 	defer s.Close()
 	rand.New(rand.NewPCG(3, 4)).Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
-	var c claimer
-	runParallel(b, func(pb *testing.PB) {
-		i, end := c.claim()
-		for pb.Next() {
-			if i == end {
-				i, end = c.claim()
-			}
-			if err := s.Delete(ps[i].Key, ps[i].Value); err != nil {
-				b.Error(err)
-			}
-			i++
+	claimEach(b, func(i int) {
+		if err := s.Delete(ps[i].Key, ps[i].Value); err != nil {
+			b.Error(err)
 		}
 	})
 }
