@@ -53,14 +53,15 @@ func (s *Store) cutAll() ([]*shard.View, []*triples.View, walMark) {
 	return views, tviews, mark
 }
 
-// lockAll locks every shard, pair shards in order and then the triple
-// index shards in their lock order, and returns the function that
+// lockAll locks every shard, pair shards in order (applying the batch
+// shares queued on them, see publish.go) and then the triple index
+// shards in their lock order, and returns the function that
 // unlocks them; callers defer it, so that a panic while the locks are
 // held (a bug, which the maintenance scheduler recovers in a worker) does
 // not leave the store locked.
 func (s *Store) lockAll() (unlock func()) {
-	for _, sh := range s.shards {
-		sh.Lock()
+	for i := range s.shards {
+		s.lockShard(i)
 	}
 	s.triples.LockAll()
 	return func() {

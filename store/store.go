@@ -29,10 +29,12 @@ type Store struct {
 
 	// The pair shards: read.go reads them, write.go and batch.go write
 	// them under their locks, and a cut (iter.go) locks them all.
-	shards []*shard.Shard
-	counts []opCounts // per shard, updated under the shard lock
-	shift  uint       // 64 - log2(len(shards))
-	seed   uint64
+	shards  []*shard.Shard
+	counts  []opCounts   // per shard, updated under the shard lock
+	queues  []shardQueue // per shard: batch shares logged, not yet applied (publish.go)
+	batches sync.Pool    // *batch scratch space (publish.go)
+	shift   uint         // 64 - log2(len(shards))
+	seed    uint64
 
 	// The triple indexes (triple.go).
 	triples *triples.Set
@@ -86,6 +88,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		dir:    dir,
 		shards: make([]*shard.Shard, o.Shards),
 		counts: make([]opCounts, o.Shards),
+		queues: make([]shardQueue, o.Shards),
 		shift:  uint(64 - bits.TrailingZeros(uint(o.Shards))),
 		seed:   rand.Uint64(),
 	}

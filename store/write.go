@@ -67,41 +67,41 @@ func (s *Store) write(o op) error {
 	return nil
 }
 
-// writeLocked logs and publishes o under its shard's lock, released by
-// defer, and returns the LSN to wait for.
+// writeLocked applies o under its shard's lock, released by defer, logs
+// it if it changed the shard, and returns the LSN to wait for. Applying
+// first costs one lookup of the key instead of two; if logging then fails
+// the store turns read-only (see fail), and the change stays visible in
+// memory without ever having been acknowledged, as a write whose fsync
+// fails does.
 func (s *Store) writeLocked(o op) (uint64, error) {
 	i := s.shardOf(o.key)
 	sh := s.shards[i]
-	sh.Lock()
+	s.lockShard(i)
 	defer sh.Unlock()
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
+	if !apply(sh, o) {
+		// A no-op still waits: the state it observed may come from a
+		// record that is not durable yet, and the shard's last LSN
+		// covers it.
+		return sh.LSN(), nil
+	}
+	s.counts[i].count(o.kind)
 	if s.wal == nil {
-		if apply(sh, o) {
-			s.counts[i].count(o.kind)
-		}
 		return 0, nil
 	}
-	// A no-op still waits: the state it observed may come from a record
-	// that is not durable yet, and the shard's last LSN covers it.
-	lsn := sh.LSN()
-	if changes(sh, o) {
-		var buf [2 * cid.Size]byte
-		payload := encodePair(&buf, o.key, o.val)
-		if o.kind == opRemoveKey {
-			payload = payload[:cid.Size]
-		}
-		l, err := s.wal.Append(o.kind, payload)
-		if err != nil {
-			return 0, s.fail(err)
-		}
-		apply(sh, o)
-		sh.SetLSN(l)
-		s.counts[i].count(o.kind)
-		lsn = l
+	var buf [2 * cid.Size]byte
+	payload := encodePair(&buf, o.key, o.val)
+	if o.kind == opRemoveKey {
+		payload = payload[:cid.Size]
 	}
-	return lsn, nil
+	l, err := s.wal.Append(o.kind, payload)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	sh.SetLSN(l)
+	return l, nil
 }
 
 // changes reports whether o would change sh.
