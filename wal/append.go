@@ -102,8 +102,11 @@ func (l *Log) WaitDurable(lsn uint64) error {
 			return fmt.Errorf("wal: WaitDurable(%d): LSN not assigned yet (last is %d)", lsn, last)
 		}
 		ch := l.app.pendingCh
-		if lsn <= l.app.inflightLast {
-			ch = l.app.inflightCh
+		for _, b := range l.app.inflight {
+			if lsn <= b.last {
+				ch = b.ch
+				break
+			}
 		}
 		l.mu.Unlock()
 		<-ch
@@ -170,15 +173,9 @@ func (l *Log) Err() error {
 	return l.st.err
 }
 
-// InFlight returns a channel that is closed once the batch the flusher is
-// writing (and, under SyncAlways, fsyncing) now has been acknowledged, or
-// an already closed channel when no batch is in flight. Background work
+// InFlight returns a channel that is closed once the oldest batch the
+// flusher is writing (and, under SyncAlways, fsyncing) now has been
+// acknowledged, or an already closed channel when no batch is in flight. Background work
 // that competes with the flusher for CPU, such as a checkpoint's encoder,
 // waits on it to leave the flusher's writers a processor while it blocks.
 func (l *Log) InFlight() <-chan struct{} { return *l.app.inflightPub.Load() }
-
-// setInflight sets inflightCh and its lock-free copy; l.mu must be held.
-func (l *Log) setInflight(ch chan struct{}) {
-	l.app.inflightCh = ch
-	l.app.inflightPub.Store(&ch)
-}

@@ -72,6 +72,9 @@ func (l *Log) run() {
 }
 
 // flush writes pending batches until none is left or the log fails.
+// Under SyncAlways it hands each written batch to the syncer and goes on
+// with the next one while the syncer fsyncs (see syncer.go); under the
+// other policies it acknowledges a batch once written.
 func (l *Log) flush() {
 	a := &l.app
 	for {
@@ -88,35 +91,48 @@ func (l *Log) flush() {
 		if a.pending == nil {
 			a.pending = make([]byte, 0, initialBuffer)
 		}
-		l.setInflight(a.pendingCh)
+		a.inflight = append(a.inflight, batchWait{last: last, ch: a.pendingCh})
+		if len(a.inflight) == 1 {
+			a.inflightPub.Store(&a.inflight[0].ch)
+		}
 		a.pendingCh = make(chan struct{})
-		a.inflightLast = last
 		if a.spaceWaiters > 0 {
 			a.spaceCond.Broadcast()
 		}
 		l.mu.Unlock()
 
-		err := l.writeBatch(buf, rots, last, mode)
+		err := l.writeBatch(buf, rots, last)
+		if err != nil {
+			// Batches written before this one are acknowledged if their
+			// fsync succeeds: the failure is after them.
+			l.quiesce()
+		}
 
 		l.mu.Lock()
 		if cap(buf) <= maxRetainedBuffer {
 			a.spare = buf[:0]
 		}
 		a.spareRot = rots[:0]
-		l.publish(mode != SyncAlways)
+		l.prog.written.Store(l.fl.written)
 		if err != nil {
 			l.fail(err)
-		} else {
-			close(a.inflightCh)
-			l.setInflight(closedChan)
+		} else if mode != SyncAlways {
+			l.ack(l.fl.written)
 		}
 		l.mu.Unlock()
+		if err == nil && mode == SyncAlways {
+			l.fl.syncs <- syncReq{last: last}
+		}
 	}
 }
 
-// writeBatch writes one batch, rotating segments where Append planned it,
-// and fsyncs it under SyncAlways.
-func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode) error {
+// writeBatch writes one batch, rotating segments where Append planned it.
+// Before it rotates or switches segments it waits until the syncer is
+// idle, so that the syncer never fsyncs a segment being closed.
+func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64) error {
+	if len(rots) > 0 || (l.switchDue() && l.pre.isReady()) {
+		l.quiesce()
+	}
 	if err := l.maybeSwitch(rots); err != nil {
 		return err
 	}
@@ -135,9 +151,6 @@ func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64, mode SyncMode
 	}
 	if l.switchDue() && !l.pre.isReady() {
 		l.pre.want()
-	}
-	if mode == SyncAlways {
-		return l.syncActive()
 	}
 	return nil
 }
@@ -167,7 +180,8 @@ func (l *Log) write(b []byte, last uint64) error {
 	return nil
 }
 
-// syncActive fsyncs the active segment if it holds unsynced records.
+// syncActive fsyncs the active segment if it holds unsynced records. The
+// flusher calls it only while the syncer is idle (quiesce).
 func (l *Log) syncActive() error {
 	fl := &l.fl
 	if fl.synced == fl.written {
@@ -182,8 +196,9 @@ func (l *Log) syncActive() error {
 	return nil
 }
 
-// syncWritten is the periodic fsync of SyncInterval.
+// syncWritten is the periodic fsync of SyncInterval, and Sync's.
 func (l *Log) syncWritten() {
+	l.quiesce()
 	l.mu.Lock()
 	failed := l.st.err != nil
 	l.mu.Unlock()
@@ -203,9 +218,9 @@ func (l *Log) syncWritten() {
 	}
 }
 
-// publish makes the flusher's progress visible. Acknowledgement follows the
-// written LSN if ackWritten (SyncInterval, SyncNever) and the fsynced LSN
-// otherwise; it never moves backwards. l.mu is held.
+// publish makes the flusher's progress visible and acknowledges what the
+// policy allows: the written LSN if ackWritten (SyncInterval, SyncNever),
+// the fsynced LSN otherwise. l.mu is held and the syncer is idle.
 func (l *Log) publish(ackWritten bool) {
 	l.prog.written.Store(l.fl.written)
 	l.prog.synced.Store(l.fl.synced)
@@ -213,8 +228,36 @@ func (l *Log) publish(ackWritten bool) {
 	if ackWritten {
 		ack = l.fl.written
 	}
-	if ack > l.prog.acked.Load() {
-		l.prog.acked.Store(ack)
+	l.ack(ack)
+}
+
+// ack acknowledges every record up to LSN lsn, unless the log has failed:
+// it advances the acknowledged LSN (never backwards) and wakes the waiters
+// of every batch it covers, oldest first, one channel per batch. l.mu is
+// held.
+func (l *Log) ack(lsn uint64) {
+	if l.st.err != nil {
+		return
+	}
+	if lsn > l.prog.acked.Load() {
+		l.prog.acked.Store(lsn)
+	}
+	a := &l.app
+	n := 0
+	for n < len(a.inflight) && a.inflight[n].last <= lsn {
+		close(a.inflight[n].ch)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	k := copy(a.inflight, a.inflight[n:])
+	clear(a.inflight[k:])
+	a.inflight = a.inflight[:k]
+	if k > 0 {
+		a.inflightPub.Store(&a.inflight[0].ch)
+	} else {
+		a.inflightPub.Store(&closedChan)
 	}
 }
 
@@ -224,17 +267,19 @@ func (l *Log) fail(cause error) {
 		return
 	}
 	l.st.err = fmt.Errorf("wal: log failed, no further writes accepted: %w", cause)
-	l.logger.Error("wal: log failed", "err", cause, "written_lsn", l.fl.written, "durable_lsn", l.fl.synced)
+	l.logger.Error("wal: log failed", "err", cause, "written_lsn", l.prog.written.Load(), "durable_lsn", l.prog.synced.Load())
 	l.wakeAll()
 }
 
 // wakeAll closes the batch channels and wakes blocked Appends. l.mu is held.
 func (l *Log) wakeAll() {
 	a := &l.app
-	if a.inflightCh != closedChan {
-		close(a.inflightCh)
-		l.setInflight(closedChan)
+	for _, b := range a.inflight {
+		close(b.ch)
 	}
+	clear(a.inflight)
+	a.inflight = a.inflight[:0]
+	a.inflightPub.Store(&closedChan)
 	if a.pendingCh != closedChan {
 		close(a.pendingCh)
 		a.pendingCh = closedChan
@@ -246,6 +291,9 @@ func (l *Log) wakeAll() {
 // is unsynced (under every policy), closes the active segment and wakes
 // everyone still waiting.
 func (l *Log) shutdown() {
+	l.quiesce()
+	close(l.fl.syncs)
+	<-l.fl.syncDone
 	l.mu.Lock()
 	failed := l.st.err != nil
 	l.mu.Unlock()

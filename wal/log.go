@@ -60,10 +60,9 @@ type appenders struct {
 	appends      uint64
 	appendBytes  uint64
 
-	inflightLast uint64                        // last LSN of the batch in flight
-	inflightCh   chan struct{}                 // closed when the in-flight batch is acknowledged
-	inflightPub  atomic.Pointer[chan struct{}] // inflightCh, for InFlight without Log.mu
-	pendingCh    chan struct{}                 // closed when the pending batch is acknowledged
+	inflight    []batchWait                   // batches taken by the flusher, not yet acknowledged, in LSN order
+	inflightPub atomic.Pointer[chan struct{}] // the oldest one's channel, for InFlight without Log.mu
+	pendingCh   chan struct{}                 // closed when the pending batch is acknowledged
 }
 
 // state is the rest of what Log.mu guards.
@@ -103,6 +102,8 @@ type flusher struct {
 	written  uint64 // last LSN written to the active segment
 	synced   uint64 // last LSN fsynced
 
+	syncs    chan syncReq    // to the syncer goroutine (see syncer.go)
+	syncDone chan struct{}   // closed when the syncer has exited
 	wake     chan struct{}   // records are pending (capacity 1)
 	syncReq  chan chan error // Sync requests
 	closeCh  chan struct{}   // closed by Close
@@ -213,6 +214,7 @@ func start(opts Options, lock io.Closer, rec recovered) (*Log, error) {
 	if !opts.NoPreallocate && l.segSize >= minPrealloc {
 		l.pre = newPreallocator(fs, dir, l.segSize, l.logger)
 	}
+	go l.syncer()
 	go l.run()
 	return l, nil
 }
@@ -231,12 +233,13 @@ func newLog(opts Options, lock io.Closer, rec recovered) *Log {
 		report:   rec.report,
 	}
 	l.app.nextLSN = rec.next
-	l.app.inflightLast = rec.last
 	l.app.pendingCh = make(chan struct{})
 	l.app.spaceCond.L = &l.mu
-	l.setInflight(closedChan)
+	l.app.inflightPub.Store(&closedChan)
 	l.st.mode, l.st.interval = opts.Sync, opts.SyncInterval
 	l.st.segs = rec.segs
+	l.fl.syncs = make(chan syncReq, 1)
+	l.fl.syncDone = make(chan struct{})
 	l.fl.wake = make(chan struct{}, 1)
 	l.fl.syncReq = make(chan chan error)
 	l.fl.closeCh = make(chan struct{})
@@ -258,6 +261,7 @@ func startReadOnly(opts Options, lock io.Closer, rec recovered) *Log {
 	l := newLog(opts, lock, rec)
 	l.st.err, l.st.exited = ErrReadOnly, true
 	close(l.fl.doneCh) // no flusher
+	close(l.fl.syncDone)
 	return l
 }
 
