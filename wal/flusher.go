@@ -93,7 +93,7 @@ func (l *Log) flush() {
 		}
 		a.inflight = append(a.inflight, batchWait{last: last, ch: a.pendingCh})
 		if len(a.inflight) == 1 {
-			a.inflightPub.Store(&a.inflight[0].ch)
+			l.publishInflight()
 		}
 		a.pendingCh = make(chan struct{})
 		if a.spaceWaiters > 0 {
@@ -254,11 +254,17 @@ func (l *Log) ack(lsn uint64) {
 	k := copy(a.inflight, a.inflight[n:])
 	clear(a.inflight[k:])
 	a.inflight = a.inflight[:k]
-	if k > 0 {
-		a.inflightPub.Store(&a.inflight[0].ch)
-	} else {
-		a.inflightPub.Store(&closedChan)
+	l.publishInflight()
+}
+
+// publishInflight makes the oldest in-flight batch's channel (or a closed
+// one) what InFlight returns. l.mu is held.
+func (l *Log) publishInflight() {
+	ch := closedChan
+	if len(l.app.inflight) > 0 {
+		ch = l.app.inflight[0].ch
 	}
+	l.app.inflightPub.Store(&ch)
 }
 
 // fail records the sticky error and wakes every waiter. l.mu is held.
@@ -279,7 +285,7 @@ func (l *Log) wakeAll() {
 	}
 	clear(a.inflight)
 	a.inflight = a.inflight[:0]
-	a.inflightPub.Store(&closedChan)
+	l.publishInflight()
 	if a.pendingCh != closedChan {
 		close(a.pendingCh)
 		a.pendingCh = closedChan
