@@ -5,6 +5,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -43,7 +44,7 @@ var (
 const (
 	crashEnv      = "CIDSTORE_CRASH_CHILD" // "dir,seed,segsize" in the child's environment
 	crashWriters  = 64                     // concurrent writer goroutines in the child
-	crashMaxBatch = 5                      // largest InsertBatch the child issues
+	crashMaxBatch = 64                     // largest InsertBatch the child issues: most shards
 	crashSegSize  = 64 << 10               // small segments, so rotation happens often
 	crashPrealloc = 1 << 20                // every other directory: the smallest segments the WAL preallocates
 	crashMagic    = 0xC1D5_70BE_C4A5_4ED0  // first word of every value the child writes
@@ -145,6 +146,15 @@ func TestCrashChild(t *testing.T) {
 			os.Exit(4)
 		}
 	}
+	// Checkpoints cut while batches are queued on their shards and
+	// applied by other writers: the cut must take each whole.
+	go func() {
+		for range time.Tick(20 * time.Millisecond) {
+			if err := s.Checkpoint(context.Background()); err != nil {
+				die("checkpoint: %v", err)
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for g := range uint8(crashWriters) {
 		wg.Add(1)
