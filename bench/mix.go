@@ -23,16 +23,29 @@ var Mixes = []Mix{
 	{"write-heavy", 10, 45},
 }
 
-// ParseMixes parses a comma-separated list of standard mix names.
+// ParseMixes parses a comma-separated list of mix names: the standard
+// ones, or a custom mix named as CustomMix names it ("r0-d0": inserts
+// only).
 func ParseMixes(list string) ([]Mix, error) {
 	var out []Mix
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
-		i := indexMix(Mixes, name)
-		if i < 0 {
-			return nil, fmt.Errorf("bench: unknown workload %q (want read-heavy, mixed or write-heavy)", name)
+		if i := indexMix(Mixes, name); i >= 0 {
+			out = append(out, Mixes[i])
+			continue
 		}
-		out = append(out, Mixes[i])
+		var r, d int
+		if n, err := fmt.Sscanf(name, "r%d-d%d", &r, &d); err != nil || n != 2 || d < 0 {
+			return nil, fmt.Errorf("bench: unknown workload %q (want read-heavy, mixed, write-heavy or rR-dD)", name)
+		}
+		m, err := CustomMix(r, d)
+		if err != nil {
+			return nil, err
+		}
+		if m.Name != name {
+			return nil, fmt.Errorf("bench: unknown workload %q (did you mean %s?)", name, m.Name)
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }

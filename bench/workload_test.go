@@ -182,3 +182,18 @@ func TestReports(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseCustomMixes(t *testing.T) {
+	ms, err := ParseMixes("write-heavy, r0-d0,r70-d15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 3 || ms[1] != (Mix{"r0-d0", 0, 0}) || ms[2] != (Mix{"r70-d15", 70, 15}) {
+		t.Fatalf("ParseMixes = %+v", ms)
+	}
+	for _, bad := range []string{"r0-d0x", "r-1-d0", "r50-d60", "r0d0", "inserts"} {
+		if _, err := ParseMixes(bad); err == nil {
+			t.Errorf("ParseMixes(%q) succeeded", bad)
+		}
+	}
+}
