@@ -178,4 +178,4 @@ func (l *Log) Err() error {
 // acknowledged, or an already closed channel when no batch is in flight. Background work
 // that competes with the flusher for CPU, such as a checkpoint's encoder,
 // waits on it to leave the flusher's writers a processor while it blocks.
-func (l *Log) InFlight() <-chan struct{} { return *l.app.inflightPub.Load() }
+func (l *Log) InFlight() <-chan struct{} { return l.app.inflightPub.Load().(chan struct{}) }

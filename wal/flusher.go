@@ -264,7 +264,7 @@ func (l *Log) publishInflight() {
 	if len(l.app.inflight) > 0 {
 		ch = l.app.inflight[0].ch
 	}
-	l.app.inflightPub.Store(&ch)
+	l.app.inflightPub.Store(ch) // a channel is a pointer: no allocation
 }
 
 // fail records the sticky error and wakes every waiter. l.mu is held.

@@ -60,9 +60,9 @@ type appenders struct {
 	appends      uint64
 	appendBytes  uint64
 
-	inflight    []batchWait                   // batches taken by the flusher, not yet acknowledged, in LSN order
-	inflightPub atomic.Pointer[chan struct{}] // the oldest one's channel, for InFlight without Log.mu
-	pendingCh   chan struct{}                 // closed when the pending batch is acknowledged
+	inflight    []batchWait   // batches taken by the flusher, not yet acknowledged, in LSN order
+	inflightPub atomic.Value  // chan struct{}: the oldest one's channel, for InFlight without Log.mu
+	pendingCh   chan struct{} // closed when the pending batch is acknowledged
 }
 
 // state is the rest of what Log.mu guards.
@@ -235,7 +235,7 @@ func newLog(opts Options, lock io.Closer, rec recovered) *Log {
 	l.app.nextLSN = rec.next
 	l.app.pendingCh = make(chan struct{})
 	l.app.spaceCond.L = &l.mu
-	l.app.inflightPub.Store(&closedChan)
+	l.app.inflightPub.Store(closedChan)
 	l.st.mode, l.st.interval = opts.Sync, opts.SyncInterval
 	l.st.segs = rec.segs
 	l.fl.syncs = make(chan syncReq, 1)
