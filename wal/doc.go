@@ -141,12 +141,18 @@
 // Append encodes the record into an in-memory pending buffer under a mutex,
 // assigns the next LSN and signals the single flusher goroutine; it never
 // waits for the disk. The flusher swaps the pending buffer with a spare one
-// (double buffering; both are reused), writes the batch (rotating segments
-// where needed), syncs with fdatasync(2) under SyncAlways, publishes the new written and
-// durable LSNs and wakes all waiters of the batch by closing one channel.
-// While it writes and fsyncs, new records accumulate in the other buffer
-// and are taken as one batch as soon as the previous round finishes, so
-// many concurrent writers share each fsync.
+// (double buffering; both are reused) and writes the batch (rotating
+// segments where needed). Under SyncAlways it then hands the batch to a
+// syncer goroutine and goes on with the next batch at once: group commits
+// are pipelined, the write of one overlapping the fdatasync(2) of the one
+// before (syncer.go). The syncer fsyncs once for every batch handed to it
+// meanwhile, publishes the durable LSN and wakes the waiters of each batch
+// it covers, oldest first, by closing one channel per batch, so records
+// are acknowledged strictly in LSN order. Under the other policies the
+// flusher acknowledges a batch once written. While batches are written
+// and fsynced, new records accumulate in the pending buffer and are taken
+// as one batch as soon as the flusher is free, so many concurrent writers
+// share each fsync.
 //
 // WaitDurable waits for a record per the sync policy: fsynced (SyncAlways)
 // or written to the OS (SyncInterval, which also fsyncs on a ticker, and
@@ -157,6 +163,10 @@
 // WaitDurable returns it, wrapped so that errors.Is reaches the cause (for
 // example syscall.ENOSPC). DurableLSN never covers data that was not written
 // and fsynced successfully, and nothing after the failure is acknowledged.
+// With group commits in flight a failed fsync fails every batch not yet
+// acknowledged, which are all at or after it; a failed write first lets
+// the fsyncs of the batches before it finish, so they are acknowledged if
+// those succeed, and never fails an earlier batch.
 //
 // Testing hooks: every file operation goes through vfs.FS, so faults can be
 // injected with vfs.FaultFS. AppendRecord and Reader expose the frame codec
