@@ -22,9 +22,14 @@
 // value set: a writer builds a new immutable record and publishes it in one
 // step. Writes to different shards proceed in parallel.
 //
-// InsertBatch is atomic for iteration: it holds the locks of every shard it
-// touches while it publishes, so All and Range see all of a batch or none of
-// it. Point reads of different keys may observe a batch partly applied.
+// InsertBatch and ApplyBatch are atomic for iteration, Export and
+// checkpoints, which see all of a batch or none of it, while batches run in
+// parallel: a batch holds its shards' locks only to log its WAL record and
+// queue each shard's share, and is applied shard by shard after that.
+// Whoever locks a shard first applies what is queued on it, so a key's
+// memory order is its log order, and the consistent cut applies every
+// queue under every lock (see publish.go). Point reads of different keys
+// may observe a batch partly applied.
 //
 // All and Range iterate a consistent point-in-time view in ascending key
 // order, merging the shards' B-trees; the view costs O(1) per shard and the
