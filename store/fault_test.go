@@ -117,7 +117,8 @@ func (w *faultWriter) step(s *Store) error {
 		after = false
 		call = func() error { return s.DeleteKey(faultKey(w.g, j)) }
 	case r < 45:
-		n := 2 + uint64(w.rng.IntN(4))
+		// Up to 41 pairs over 14 keys: a batch queued on many shards.
+		n := 2 + uint64(w.rng.IntN(40))
 		var pairs []Pair
 		for i := w.next; i < w.next+n; i++ {
 			touched = append(touched, i)
