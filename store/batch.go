@@ -117,17 +117,38 @@ func (o PairOp) logOp() (op, error) {
 // absent one) succeed; a batch of nothing but such operations is not
 // logged.
 func (s *Store) ApplyBatch(ops []PairOp) error {
+	_, err := s.ApplyPairs(ops, nil)
+	return err
+}
+
+// ApplyPairs is ApplyBatch that also says what the batch changed: n is
+// the number of operations that changed the store (an insert of an absent
+// pair, a delete of a present one, a DeleteKey of a present key), and when
+// changed is not nil, which must then have len(ops) elements, changed[i]
+// tells whether ops[i] did. Each operation is judged against the state
+// the operations before it in the batch left, so inserting a pair twice
+// in one batch changes the store once. On error nothing changed and n is
+// 0.
+func (s *Store) ApplyPairs(ops []PairOp, changed []bool) (n int, err error) {
+	if changed != nil && len(changed) != len(ops) {
+		return 0, fmt.Errorf("%w: %d operations but %d change flags", ErrInvalidOp, len(ops), len(changed))
+	}
 	if len(ops) > MaxBatch {
-		return fmt.Errorf("%w: %d operations, at most %d", ErrBatchTooLarge, len(ops), MaxBatch)
+		return 0, fmt.Errorf("%w: %d operations, at most %d", ErrBatchTooLarge, len(ops), MaxBatch)
 	}
 	b := s.getBatch(len(ops))
 	defer s.putBatch(b)
 	for j, o := range ops {
 		lo, err := o.logOp()
 		if err != nil {
-			return fmt.Errorf("operation %d: %w", j, err)
+			return 0, fmt.Errorf("operation %d: %w", j, err)
 		}
 		b.ops[j] = lo
 	}
-	return s.applyOps(b)
+	clear(changed)
+	b.result = &batchResult{changed: changed}
+	if err := s.applyOps(b); err != nil {
+		return 0, err
+	}
+	return int(b.result.n.Load()), nil
 }

@@ -124,8 +124,26 @@ func TestApplyBatchModel(t *testing.T) {
 				kind := []PairOpKind{OpInsert, OpInsert, OpInsert, OpDelete, OpDelete, OpDeleteKey}[rng.IntN(6)]
 				ops[i] = PairOp{Kind: kind, Key: k, Value: v}
 			}
-			must(t, s.ApplyBatch(ops))
-			m.apply(ops)
+			want := m.apply(ops)
+			if step%2 == 0 {
+				must(t, s.ApplyBatch(ops))
+			} else {
+				got := make([]bool, len(ops))
+				n, err := s.ApplyPairs(ops, got)
+				must(t, err)
+				wantN := 0
+				for i := range ops {
+					if got[i] != want[i] {
+						t.Fatalf("seed %d step %d: ApplyPairs says op %d (%v) changed=%v, want %v", seed, step, i, ops[i], got[i], want[i])
+					}
+					if want[i] {
+						wantN++
+					}
+				}
+				if n != wantN {
+					t.Fatalf("seed %d step %d: ApplyPairs changed %d, want %d", seed, step, n, wantN)
+				}
+			}
 			checkAll(t, s, m, seed, step)
 		}
 		must(t, s.Close())
@@ -195,5 +213,38 @@ func TestPairOpKindString(t *testing.T) {
 		if got := k.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", k, got, want)
 		}
+	}
+}
+
+func TestApplyPairsInMemory(t *testing.T) {
+	s := openMem(t, Options{Shards: 4})
+	m := model{}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for step := 0; step < 40; step++ {
+		ops := make([]PairOp, 1+rng.IntN(2*parallelBatch))
+		for i := range ops {
+			kind := []PairOpKind{OpInsert, OpInsert, OpDelete, OpDeleteKey}[rng.IntN(4)]
+			ops[i] = PairOp{Kind: kind, Key: w(1 + rng.Uint64N(30)), Value: w(1 + rng.Uint64N(10))}
+		}
+		want := m.apply(ops)
+		got := make([]bool, len(ops))
+		n, err := s.ApplyPairs(ops, got)
+		must(t, err)
+		wantN := 0
+		for i := range ops {
+			if got[i] != want[i] {
+				t.Fatalf("step %d: op %d (%v) changed=%v, want %v", step, i, ops[i], got[i], want[i])
+			}
+			if want[i] {
+				wantN++
+			}
+		}
+		if n != wantN {
+			t.Fatalf("step %d: changed %d, want %d", step, n, wantN)
+		}
+		checkAll(t, s, m, 0, step)
+	}
+	if _, err := s.ApplyPairs([]PairOp{{Kind: OpInsert, Key: w(1), Value: w(1)}}, make([]bool, 2)); !errors.Is(err, ErrInvalidOp) {
+		t.Fatalf("ApplyPairs with a short changed slice: %v, want ErrInvalidOp", err)
 	}
 }

@@ -37,6 +37,7 @@ func (c *checkpointer) wrote(lsn uint64, d, stall time.Duration, sum snapshot.Su
 	c.stats.Count++
 	c.stats.LastLSN, c.stats.LastDuration, c.stats.LastStall = lsn, d, stall
 	c.stats.LastBytes, c.stats.LastPairs, c.stats.LastTriples = sum.Bytes, sum.Pairs, sum.Triples
+	c.stats.LastTime = time.Now()
 }
 
 // covered records that the newest snapshot, with cut lsn, holds what the

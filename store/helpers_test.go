@@ -83,15 +83,25 @@ func (m model) add(k, v cid.CID) {
 }
 
 // apply applies ops, which must be valid, to m in order, as ApplyBatch
-// does.
-func (m model) apply(ops []PairOp) {
-	for _, o := range ops {
+// does, and returns which of them changed m, as ApplyPairs reports it.
+func (m model) apply(ops []PairOp) []bool {
+	changed := make([]bool, len(ops))
+	for i, o := range ops {
 		lo, err := o.logOp()
 		if err != nil {
 			panic(err)
 		}
+		switch lo.kind {
+		case opAdd:
+			changed[i] = !m[lo.key][lo.val]
+		case opRemove:
+			changed[i] = m[lo.key][lo.val]
+		case opRemoveKey:
+			changed[i] = len(m[lo.key]) > 0
+		}
 		m.applyOp(lo)
 	}
+	return changed
 }
 
 // applyOp applies one logged operation to m, as recovery does.

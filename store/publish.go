@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
 )
@@ -52,6 +53,17 @@ type batch struct {
 	ends    []int32 // order[ends[k-1]:ends[k]] are the operations on touched[k]
 	count   []int32 // per shard, len(s.shards): zero between uses
 	payload []byte  // the WAL record
+	result  *batchResult // what the batch changed, when the caller asks
+}
+
+// batchResult collects what a batch's operations changed, as they are
+// applied: shares of one batch are applied by whichever goroutine holds
+// their shard's lock, so the count is atomic, and each changed[j] is
+// written under the lock of operation j's shard, which the batch's own
+// drain takes after it (so its caller reads them after applyQueued).
+type batchResult struct {
+	n       atomic.Int64
+	changed []bool // nil, or one flag per operation
 }
 
 // pendingShare is the part of a logged batch that one shard has yet to
@@ -60,6 +72,7 @@ type pendingShare struct {
 	ops []op
 	idx []int32 // indexes into ops, in order
 	lsn uint64
+	res *batchResult // nil unless the batch's caller asks what changed
 }
 
 // shardQueue holds the shares queued on one shard, guarded by the shard's
@@ -77,6 +90,7 @@ func (s *Store) getBatch(n int) *batch {
 		b = &batch{count: make([]int32, len(s.shards))}
 	}
 	b.ops = slices.Grow(b.ops[:0], n)[:n]
+	b.result = nil
 	return b
 }
 
@@ -84,6 +98,7 @@ func (s *Store) getBatch(n int) *batch {
 const maxRetainedBatch = 1 << 16
 
 func (s *Store) putBatch(b *batch) {
+	b.result = nil
 	if cap(b.ops) > maxRetainedBatch {
 		return
 	}
@@ -214,7 +229,7 @@ func (s *Store) reserve(b *batch, exact bool) (uint64, error) {
 	start := int32(0)
 	for k, i := range b.touched {
 		q := &s.queues[i]
-		q.shares = append(q.shares, pendingShare{ops: b.ops, idx: b.order[start:b.ends[k]], lsn: lsn})
+		q.shares = append(q.shares, pendingShare{ops: b.ops, idx: b.order[start:b.ends[k]], lsn: lsn, res: b.result})
 		start = b.ends[k]
 	}
 	s.counts[b.touched[0]].batches.Add(1)
@@ -278,10 +293,18 @@ func (s *Store) drain(i int) {
 	sh, c := s.shards[i], &s.counts[i]
 	for k := range q.shares {
 		p := &q.shares[k]
+		changed := 0
 		for _, j := range p.idx {
 			if apply(sh, p.ops[j]) {
 				c.count(p.ops[j].kind)
+				changed++
+				if p.res != nil && p.res.changed != nil {
+					p.res.changed[j] = true
+				}
 			}
+		}
+		if p.res != nil && changed > 0 {
+			p.res.n.Add(int64(changed))
 		}
 		sh.SetLSN(p.lsn)
 		q.shares[k] = pendingShare{}

@@ -106,6 +106,7 @@ type OpStats struct {
 type CheckpointStats struct {
 	Count        int64         // snapshots written
 	LastLSN      uint64        // cut LSN of the newest snapshot
+	LastTime     time.Time     // when the last one was finished
 	LastDuration time.Duration // time to write the last one
 	LastBytes    int64         // its size on disk
 	LastPairs    int64         // pairs in it
