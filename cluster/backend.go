@@ -64,11 +64,33 @@ func (b *Backend) DeleteTriples(ts []store.Triple) (int, error) {
 	return b.apply(replica.DeleteTriples(ts))
 }
 
-// ApplyBatch applies pair operations through the cluster.
-func (b *Backend) ApplyBatch(ops []store.PairOp) error {
-	_, err := b.apply(replica.ApplyBatch(ops))
-	return err
+// ApplyPairs applies pair operations through the cluster as one batch
+// and returns how many changed the store. The cluster's log reports that
+// count only, so which operations changed it (changed not nil) is known
+// for a batch of one operation alone; a longer batch that asks is
+// refused before it is applied.
+func (b *Backend) ApplyPairs(ops []store.PairOp, changed []bool) (int, error) {
+	if changed != nil && len(ops) > 1 {
+		return 0, server.NewError(server.CodeBadRequest, "a replicated pair batch reports only how many operations changed the store, not which", nil)
+	}
+	n, err := b.apply(replica.ApplyBatch(ops))
+	if err == nil && len(changed) == 1 {
+		changed[0] = n == 1
+	}
+	return n, err
 }
+
+// CountTriples reads the local store (after BeforeRead).
+func (b *Backend) CountTriples(s, p, o cid.CID) int { return b.st.CountTriples(s, p, o) }
+
+// Contains reads the local store (after BeforeRead).
+func (b *Backend) Contains(k, v cid.CID) bool { return b.st.Contains(k, v) }
+
+// Count reads the local store (after BeforeRead).
+func (b *Backend) Count(k cid.CID) int { return b.st.Count(k) }
+
+// Range reads the local store (after BeforeRead).
+func (b *Backend) Range(from, to cid.CID) iter.Seq2[cid.CID, []cid.CID] { return b.st.Range(from, to) }
 
 // BeforeRead allows a read in the Backend's mode, or says why not: a
 // follower redirects linearizable reads to the leader.

@@ -64,7 +64,10 @@ func TestBackendStarting(t *testing.T) {
 	b := NewBackend(st, replica.Linearizable)
 	k := cid.FromString("k")
 	for _, err := range []error{
-		b.ApplyBatch([]store.PairOp{{Kind: store.OpInsert, Key: k, Value: k}}),
+		func() error {
+			_, err := b.ApplyPairs([]store.PairOp{{Kind: store.OpInsert, Key: k, Value: k}}, nil)
+			return err
+		}(),
 		b.BeforeRead(context.Background()),
 		b.Checkpoint(context.Background()),
 	} {

@@ -29,11 +29,22 @@ type Backend interface {
 	Query(s, p, o cid.CID) iter.Seq[Triple]
 	// TripleCount returns the number of triples.
 	TripleCount() int
+	// CountTriples returns the number of triples matching a pattern.
+	CountTriples(s, p, o cid.CID) int
 
-	// ApplyBatch applies pair operations as one atomic, durable batch.
-	ApplyBatch(ops []store.PairOp) error
+	// ApplyPairs applies pair operations as one atomic, durable batch,
+	// in order, and returns how many changed the store; when changed is
+	// not nil (len(ops) long) it says which did.
+	ApplyPairs(ops []store.PairOp, changed []bool) (n int, err error)
 	// AppendValues appends the values of k, ascending, to dst.
 	AppendValues(dst []cid.CID, k cid.CID) []cid.CID
+	// Contains reports whether v is a value of k.
+	Contains(k, v cid.CID) bool
+	// Count returns the number of values of k.
+	Count(k cid.CID) int
+	// Range yields the keys from <= k < to, ascending, with their values,
+	// from a point-in-time view; a zero bound is open.
+	Range(from, to cid.CID) iter.Seq2[cid.CID, []cid.CID]
 
 	// Stats returns the store's counters.
 	Stats() store.Stats

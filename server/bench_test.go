@@ -156,7 +156,8 @@ func benchServeInsert(b *testing.B, triples, durable bool, clients int) {
 				_, err := be.InsertTriples(bt.triples)
 				return err
 			}
-			return be.ApplyBatch(bt.pairs)
+			_, err := be.ApplyPairs(bt.pairs, nil)
+			return err
 		}, b)
 		inproc += time.Since(t0)
 		// Over loopback: the same number of REQ clients.

@@ -22,6 +22,11 @@ const (
 	OpQuery                     // triples matching a pattern with wildcards
 	OpLookup                    // the values of one key
 	OpMetrics                   // counters of the store and the server
+	OpApply                     // inserts and deletes of pairs as one atomic batch, in order
+	OpContains                  // whether each of some values is a value of one key
+	OpCount                     // the number of values of each of some keys
+	OpScan                      // keys in ascending order from a key on
+	OpCountTriples              // the number of triples matching a pattern
 	numOps
 )
 
@@ -34,6 +39,13 @@ var opNames = [numOps]string{
 	OpQuery:       "query",
 	OpLookup:      "lookup",
 	OpMetrics:     "metrics",
+	// Commands the RESP adapter sends; the msgpack protocol has no
+	// request form for them.
+	OpApply:        "apply",
+	OpContains:     "contains",
+	OpCount:        "count",
+	OpScan:         "scan",
+	OpCountTriples: "count_triples",
 }
 
 // String returns the command's wire name, such as "batch_insert".
@@ -47,7 +59,7 @@ func (o Op) String() string {
 // Mutates reports whether the command changes the store.
 func (o Op) Mutates() bool {
 	switch o {
-	case OpInsert, OpDelete, OpBatchInsert, OpBatchDelete:
+	case OpInsert, OpDelete, OpBatchInsert, OpBatchDelete, OpApply:
 		return true
 	}
 	return false
@@ -72,9 +84,15 @@ func LookupOp(name string) (Op, bool) {
 //     (never both); OpInsert carries exactly one item.
 //   - OpDelete, OpBatchDelete: Triples, or Pairs of kind store.OpDelete or
 //     store.OpDeleteKey; OpDelete carries exactly one item.
+//   - OpApply: Pairs of any kind, applied in order as one atomic batch.
 //   - OpQuery: Pattern, where a zero component is a wildcard, and Limit
 //     (0: the server's default).
+//   - OpCountTriples: Pattern, as for OpQuery.
 //   - OpLookup: Key.
+//   - OpContains: Key and the Values to look for.
+//   - OpCount: the keys, in Values.
+//   - OpScan: Key, the first key to return (or the zero CID: from the
+//     smallest key), and Limit (0: the server's default).
 //
 // A Command is reused between requests: Reset keeps the slices' memory.
 type Command struct {
@@ -84,11 +102,12 @@ type Command struct {
 	Pattern Triple
 	Limit   int
 	Key     cid.CID
+	Values  []cid.CID
 }
 
 // Reset clears c for the next request, keeping its slices' capacity.
 func (c *Command) Reset() {
-	*c = Command{Triples: c.Triples[:0], Pairs: c.Pairs[:0]}
+	*c = Command{Triples: c.Triples[:0], Pairs: c.Pairs[:0], Values: c.Values[:0]}
 }
 
 // Items returns how many triples or pairs a mutation carries.
@@ -97,18 +116,28 @@ func (c *Command) Items() int { return len(c.Triples) + len(c.Pairs) }
 // Result is what a command returns. Like Command it is reused.
 type Result struct {
 	Op Op
-	// Changed counts the triples a triple mutation added or removed. It
-	// is -1 for pair mutations, whose batches do not count their effect.
-	Changed   int
+	// Changed counts what a mutation changed: the triples a triple
+	// mutation added or removed, the operations of OpApply that changed
+	// the store. It is -1 for the other pair mutations, whose msgpack
+	// replies never carried a count; Changes has their effect.
+	Changed int
+	// Changes says, for a pair mutation, whether each of Command.Pairs
+	// changed the store, judged in order.
+	Changes   []bool
 	Triples   []Triple  // OpQuery: the matches, at most the limit
-	Truncated bool      // OpQuery: more triples matched than were returned
-	Values    []cid.CID // OpLookup: the key's values, ascending
+	Truncated bool      // OpQuery, OpScan: more matched than were returned
+	Values    []cid.CID // OpLookup: the key's values, ascending; OpScan: the keys
+	Next      cid.CID   // OpScan, when Truncated: the key to continue from
+	Found     []bool    // OpContains: for each value, whether the key has it
+	Counts    []int     // OpCount: the number of values of each key
+	Count     int       // OpCountTriples
 	Metrics   []Metric  // OpMetrics
 }
 
 // Reset clears r for the next command, keeping its slices' capacity.
 func (r *Result) Reset() {
-	*r = Result{Triples: r.Triples[:0], Values: r.Values[:0], Metrics: r.Metrics[:0]}
+	*r = Result{Changes: r.Changes[:0], Triples: r.Triples[:0], Values: r.Values[:0],
+		Found: r.Found[:0], Counts: r.Counts[:0], Metrics: r.Metrics[:0]}
 }
 
 // Metric is one named counter or gauge of OpMetrics.

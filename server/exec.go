@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"slices"
 
+	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
 )
 
@@ -81,15 +83,31 @@ func (e *Executor) Execute(c *Command, r *Result) error {
 	var err error
 	switch c.Op {
 	case OpPing:
-	case OpInsert, OpDelete, OpBatchInsert, OpBatchDelete:
+	case OpInsert, OpDelete, OpBatchInsert, OpBatchDelete, OpApply:
 		err = e.mutate(c, r)
 	case OpQuery:
 		err = e.query(c, r)
+	case OpCountTriples:
+		p := c.Pattern
+		r.Count = e.b.CountTriples(p.S, p.P, p.O)
 	case OpLookup:
 		if c.Key.IsZero() {
 			return errorf(CodeBadRequest, "lookup: the zero CID is not a key")
 		}
 		r.Values = e.b.AppendValues(r.Values, c.Key)
+	case OpContains:
+		if c.Key.IsZero() {
+			return errorf(CodeBadRequest, "contains: the zero CID is not a key")
+		}
+		for _, v := range c.Values {
+			r.Found = append(r.Found, e.b.Contains(c.Key, v))
+		}
+	case OpCount:
+		for _, k := range c.Values {
+			r.Counts = append(r.Counts, e.b.Count(k))
+		}
+	case OpScan:
+		err = e.scan(c, r)
 	case OpMetrics:
 		e.metrics(r)
 	default:
@@ -114,13 +132,18 @@ func (e *Executor) mutate(c *Command, r *Result) error {
 	insert := c.Op == OpInsert || c.Op == OpBatchInsert
 	switch {
 	case len(c.Pairs) > 0:
-		r.Changed = -1
-		for i, p := range c.Pairs {
-			if (p.Kind == store.OpInsert) != insert {
-				return errorf(CodeBadRequest, "%s: pair %d is a %s", c.Op, i, p.Kind)
-			}
+		if err := checkPairs(c.Op, c.Pairs); err != nil {
+			return err
 		}
-		err = e.b.ApplyBatch(c.Pairs)
+		r.Changes = slices.Grow(r.Changes[:0], len(c.Pairs))[:len(c.Pairs)]
+		r.Changed, err = e.b.ApplyPairs(c.Pairs, r.Changes)
+		if c.Op != OpApply {
+			r.Changed = -1
+		}
+	case c.Op == OpApply:
+		if len(c.Triples) > 0 {
+			return errorf(CodeBadRequest, "apply: takes pairs, not triples")
+		}
 	case insert:
 		r.Changed, err = e.b.InsertTriples(c.Triples)
 	default:
@@ -131,6 +154,27 @@ func (e *Executor) mutate(c *Command, r *Result) error {
 	}
 	if e.OnMutation != nil {
 		e.OnMutation(c, r)
+	}
+	return nil
+}
+
+// checkPairs validates the pairs of a mutation before the store sees
+// them: their kinds suit op, and no key or value is the zero CID. An
+// adapter that applies several requests as one batch checks each request
+// on its own first, so that a bad one fails alone.
+func checkPairs(op Op, pairs []store.PairOp) error {
+	insert := op == OpInsert || op == OpBatchInsert
+	for i, p := range pairs {
+		switch {
+		case p.Kind != store.OpInsert && p.Kind != store.OpDelete && p.Kind != store.OpDeleteKey:
+			return errorf(CodeBadRequest, "%s: pair %d: unknown kind %d", op, i, p.Kind)
+		case op != OpApply && (p.Kind == store.OpInsert) != insert:
+			return errorf(CodeBadRequest, "%s: pair %d is a %s", op, i, p.Kind)
+		case p.Key.IsZero():
+			return errorf(CodeBadRequest, "%s: pair %d: the zero CID is not a key", op, i)
+		case p.Kind != store.OpDeleteKey && p.Value.IsZero():
+			return errorf(CodeBadRequest, "%s: pair %d: the zero CID is not a value", op, i)
+		}
 	}
 	return nil
 }
@@ -152,6 +196,26 @@ func (e *Executor) query(c *Command, r *Result) error {
 			break
 		}
 		r.Triples = append(r.Triples, t)
+	}
+	return nil
+}
+
+func (e *Executor) scan(c *Command, r *Result) error {
+	limit := c.Limit
+	switch {
+	case limit < 0:
+		return errorf(CodeBadRequest, "scan: negative limit %d", limit)
+	case limit == 0:
+		limit = e.lim.QueryLimit
+	case limit > e.lim.MaxQueryLimit:
+		limit = e.lim.MaxQueryLimit
+	}
+	for k := range e.b.Range(c.Key, cid.Zero) {
+		if len(r.Values) == limit {
+			r.Truncated, r.Next = true, k
+			break
+		}
+		r.Values = append(r.Values, k)
 	}
 	return nil
 }

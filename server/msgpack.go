@@ -630,7 +630,8 @@ func (md *msgDecoder) build(c *Command) error {
 		return bad(`missing "command" (or "op_code")`)
 	}
 	op, ok := LookupOp(string(name))
-	if !ok {
+	if !ok || op >= OpApply {
+		// The commands from OpApply on have no msgpack request form.
 		return bad("unknown command %q", name)
 	}
 	c.Op = op

@@ -25,14 +25,23 @@ type Config struct {
 	ZMQ, Push, Router, Pub string
 	// HTTP is the control plane's address ("host:port"); "" turns it off.
 	HTTP string
+	// RESP is the Redis protocol endpoint's address ("127.0.0.1:6379";
+	// a missing host means loopback, "*" every interface); "" (the
+	// default) turns it off.
+	RESP string
+	// AllowFlushAll lets an authenticated RESP client remove everything
+	// with FLUSHALL. Off by default.
+	AllowFlushAll bool
 	// Token is the bearer token that PUT /config and POST /checkpoint
 	// require. Empty refuses them.
 	Token string
-	// MaxMessage bounds one ZeroMQ message, all frames together, in
-	// bytes. A request over it gets a 413 reply. Default 64 MiB.
+	// MaxMessage bounds one request, in bytes: a ZeroMQ message, all
+	// frames together, or a RESP request. A request over it gets an error
+	// reply (413) and the connection stays usable. Default 64 MiB.
 	MaxMessage int
-	// MaxConns bounds the open ZeroMQ connections of all endpoints
-	// together; more are closed at once. Default 1024.
+	// MaxConns bounds the open connections of all endpoints together,
+	// ZeroMQ and RESP; more are closed at once (a RESP client is told
+	// why). Default 1024.
 	MaxConns int
 	// Limits bound batches and query results.
 	Limits Limits
@@ -105,9 +114,16 @@ type Server struct {
 	ready   atomic.Bool
 
 	endpoints []*endpoint
+	respLn    net.Listener
 	conns     conns
 	loops     sync.WaitGroup // accept loops and the heartbeat
 	stopBeat  chan struct{}
+
+	cursors  scanCursors     // RESP SCAN positions
+	saving   atomic.Bool     // a BGSAVE is running
+	bg       sync.WaitGroup  // BGSAVE
+	bgCtx    context.Context // cancelled by Shutdown
+	bgCancel context.CancelFunc
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -129,19 +145,21 @@ func New(cfg Config) *Server {
 		httpErr:  make(chan error, 1),
 	}
 	s.conns.live = map[*zconn]bool{}
+	s.conns.resp = map[*rconn]bool{}
 	s.hub = newHub(s.metrics.dropped.Inc)
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s
 }
 
 // Addr returns the bound address of an endpoint ("zmq", "push",
-// "router", "pub" or "http"), or "" when it is not bound: with port 0 in
-// the configuration, this is where the port chosen shows.
+// "router", "pub", "resp" or "http"), or "" when it is not bound: with
+// port 0 in the configuration, this is where the port chosen shows.
 func (s *Server) Addr(name string) string {
-	if name == "http" {
-		if s.httpLn == nil {
-			return ""
-		}
-		return s.httpLn.Addr().String()
+	switch ln := map[string]net.Listener{"http": s.httpLn, "resp": s.respLn}[name]; {
+	case ln != nil:
+		return ln.Addr().String()
+	case name == "http" || name == "resp":
+		return ""
 	}
 	for _, ep := range s.endpoints {
 		if ep.name == name {
@@ -221,6 +239,19 @@ func (s *Server) Start(b Backend) error {
 		}
 		s.endpoints = append(s.endpoints, &endpoint{name: sp.name, typ: sp.typ, ln: ln, serve: sp.serve})
 	}
+	if s.cfg.RESP != "" {
+		ln, err := listenRESP(s.cfg.RESP)
+		if err != nil {
+			for _, ep := range s.endpoints {
+				ep.ln.Close()
+			}
+			s.endpoints = nil
+			return fmt.Errorf("resp endpoint: %w", err)
+		}
+		s.respLn = ln
+		s.loops.Add(1)
+		go s.acceptRESP(ln)
+	}
 	for _, ep := range s.endpoints {
 		s.loops.Add(1)
 		go s.accept(ep)
@@ -266,6 +297,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, ep := range s.endpoints {
 			ep.ln.Close()
 		}
+		if s.respLn != nil {
+			s.respLn.Close()
+		}
 		s.stopReading()
 		done := make(chan struct{})
 		go func() {
@@ -280,6 +314,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		close(s.stopBeat)
 		s.loops.Wait()
+		s.bgCancel()
+		s.bg.Wait()
 		if s.httpSrv != nil {
 			if herr := s.httpSrv.Shutdown(ctx); herr != nil {
 				s.httpSrv.Close()

@@ -73,6 +73,7 @@ func endpointAddr(ln net.Listener) string {
 type conns struct {
 	mu       sync.Mutex
 	live     map[*zconn]bool // value: past the handshake
+	resp     map[*rconn]bool
 	draining bool
 	wg       sync.WaitGroup
 }
@@ -107,7 +108,7 @@ func (s *Server) track(c *zconn) bool {
 	if s.conns.draining {
 		return false
 	}
-	if len(s.conns.live) >= s.cfg.MaxConns {
+	if len(s.conns.live)+len(s.conns.resp) >= s.cfg.MaxConns {
 		s.metrics.rejected.WithLabelValues(c.ep.name).Inc()
 		s.log.Warn("zmq: connection limit reached; refusing a connection", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "limit", s.cfg.MaxConns)
 		return false
@@ -193,6 +194,9 @@ func (s *Server) stopReading() {
 	for c := range s.conns.live {
 		c.nc.SetReadDeadline(time.Now())
 	}
+	for c := range s.conns.resp {
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 // closeConns closes every connection at once.
@@ -200,6 +204,9 @@ func (s *Server) closeConns() {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	for c := range s.conns.live {
+		c.nc.Close()
+	}
+	for c := range s.conns.resp {
 		c.nc.Close()
 	}
 }

@@ -27,6 +27,7 @@ var serveEnv = map[string]string{
 	"router": "CIDSTORE_ROUTER_DEALER_ADDR",
 	"pub":    "CIDSTORE_PUB_SUB_ADDR",
 	"http":   "CIDSTORE_HTTP_ADDR",
+	"resp":   "CIDSTORE_RESP_ADDR",
 	"sync":   "CIDSTORE_SYNC",
 	"shards": "CIDSTORE_SHARDS",
 }
@@ -41,13 +42,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	router := fs.String("router", def.Router, "ROUTER/DEALER endpoint, every command for DEALER clients")
 	pub := fs.String("pub", def.Pub, "PUB endpoint: heartbeats and mutation notifications")
 	httpAddr := fs.String("http", def.HTTP, "HTTP control plane address")
+	respAddr := fs.String("resp", "", "Redis protocol (RESP) address such as 127.0.0.1:6379 (default off; no host: loopback, *: every interface)")
+	allowFlushAll := fs.Bool("allow-flushall", false, "let RESP clients authenticated with the token remove everything with FLUSHALL")
 	memory := fs.Bool("memory", false, "serve an in-memory store (no DIR)")
 	syncMode := fs.String("sync", "always", "durability: always (fsync before every reply), interval or never")
 	syncEvery := fs.Duration("sync-interval", store.DefaultConfig().SyncInterval, "fsync period under -sync interval")
 	shards := fs.Int("shards", 0, "shard count (0: the store's default)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token for PUT /config and POST /checkpoint (or set CIDSTORE_TOKEN)")
-	maxMessage := fs.Int("max-message", def.MaxMessage, "largest ZeroMQ message in bytes; larger ones get a 413 reply")
-	maxConns := fs.Int("max-conns", def.MaxConns, "most open ZeroMQ connections")
+	maxMessage := fs.Int("max-message", def.MaxMessage, "largest request (ZeroMQ message or RESP request) in bytes; larger ones get an error reply")
+	maxConns := fs.Int("max-conns", def.MaxConns, "most open connections, ZeroMQ and RESP together")
 	queryLimit := fs.Int("query-limit", def.Limits.QueryLimit, "results of a query that names no limit")
 	maxQueryLimit := fs.Int("max-query-limit", def.Limits.MaxQueryLimit, "most results one query may ask for")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "how long a shutdown waits for requests in progress")
@@ -91,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	opts := store.Options{Shards: *shards, InMemory: *memory, Config: &scfg, Logger: log}
 	cfg := server.Config{
 		ZMQ: *zmqAddr, Push: *push, Router: *router, Pub: *pub, HTTP: *httpAddr,
+		RESP: *respAddr, AllowFlushAll: *allowFlushAll,
 		MaxMessage: *maxMessage, MaxConns: *maxConns,
 		Limits: server.Limits{QueryLimit: *queryLimit, MaxQueryLimit: *maxQueryLimit},
 		Logger: log,
@@ -146,7 +150,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.Join(err, shutdown(), closeStore())
 	}
 	addrs := map[string]string{}
-	for _, name := range []string{"zmq", "push", "router", "pub", "http"} {
+	for _, name := range []string{"zmq", "push", "router", "pub", "resp", "http"} {
 		if a := srv.Addr(name); a != "" {
 			addrs[name] = a
 			if name != "http" {
