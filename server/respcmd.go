@@ -114,9 +114,12 @@ var (
 	fAdmin = []string{"admin"}
 )
 
-// run executes a batch of requests in order.
+// run executes a batch of requests in order; nothing after a QUIT runs.
 func (c *rconn) run(reqs []respReq) {
 	for _, q := range reqs {
+		if c.quit {
+			break
+		}
 		if q.tooLarge {
 			c.endGroup()
 			c.failed++
