@@ -14,19 +14,19 @@ type Op uint8
 
 // The commands.
 const (
-	OpPing        Op = iota + 1 // answer "ok"; touches nothing
-	OpInsert                    // insert one triple or one pair
-	OpDelete                    // delete one triple, one pair or one key
-	OpBatchInsert               // insert triples or pairs as one atomic batch
-	OpBatchDelete               // delete triples, pairs or keys as one atomic batch
-	OpQuery                     // triples matching a pattern with wildcards
-	OpLookup                    // the values of one key
-	OpMetrics                   // counters of the store and the server
-	OpApply                     // inserts and deletes of pairs as one atomic batch, in order
-	OpContains                  // whether each of some values is a value of one key
-	OpCount                     // the number of values of each of some keys
-	OpScan                      // keys in ascending order from a key on
-	OpCountTriples              // the number of triples matching a pattern
+	OpPing         Op = iota + 1 // answer "ok"; touches nothing
+	OpInsert                     // insert one triple or one pair
+	OpDelete                     // delete one triple, one pair or one key
+	OpBatchInsert                // insert triples or pairs as one atomic batch
+	OpBatchDelete                // delete triples, pairs or keys as one atomic batch
+	OpQuery                      // triples matching a pattern with wildcards
+	OpLookup                     // the values of one key
+	OpMetrics                    // counters of the store and the server
+	OpApply                      // inserts and deletes of pairs as one atomic batch, in order
+	OpContains                   // whether each of some values is a value of one key
+	OpCount                      // the number of values of each of some keys
+	OpScan                       // keys in ascending order from a key on
+	OpCountTriples               // the number of triples matching a pattern
 	numOps
 )
 

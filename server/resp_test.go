@@ -532,7 +532,7 @@ func TestRESPPipeline(t *testing.T) {
 			k := e(3, uint64(i%50+1))
 			p.SAdd(ctx, k, e(4, uint64(i+1)))
 			if i%100 == 99 {
-				p.SCard(ctx, k)                // a read between writes
+				p.SCard(ctx, k)                   // a read between writes
 				p.SAdd(ctx, k, e(4, uint64(i+1))) // not new
 				p.Do(ctx, "NOSUCH")               // an error in the middle
 				p.SAdd(ctx, k, "bad")

@@ -532,5 +532,3 @@ func humanBytes(n int64) string {
 	}
 	return strconv.FormatFloat(f, 'f', 2, 64) + string("BKMGT"[u])
 }
-
-
