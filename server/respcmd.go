@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/store"
@@ -286,7 +287,8 @@ func argCID(b []byte) (cid.CID, error) {
 	}
 	v, err := parseCIDText(b)
 	if err != nil {
-		return cid.Zero, &Error{Code: CodeBadRequest, Msg: "invalid CID: " + err.Error(), err: err}
+		// "invalid CID: ...", without the cid package's prefix.
+		return cid.Zero, &Error{Code: CodeBadRequest, Msg: strings.TrimPrefix(err.Error(), "cid: "), err: err}
 	}
 	return v, nil
 }
