@@ -1,6 +1,8 @@
 // Package server serves a CIDStore over the network: the ZeroMQ/msgpack
 // protocol of the Python CIDStore service, so that its clients work
-// unchanged, and an HTTP control plane.
+// unchanged, the Redis protocol (RESP), so that redis-cli,
+// redis-benchmark and Redis client libraries work, and an HTTP control
+// plane.
 //
 // # Layers
 //
@@ -22,6 +24,15 @@
 //     PUB endpoint (5559) publishes heartbeats and a notification per
 //     applied mutation. The ZMTP protocol itself comes from zmq4
 //     (pure Go); zmqwire.go bounds every message before zmq4 allocates it.
+//   - resp*.go: the RESP endpoint (resp.go: connections and pipelines;
+//     respread.go: the request reader; respcmd.go: the data commands and
+//     MULTI; respscan.go: SCAN cursors; respinfo.go: the server and
+//     connection commands; respreply.go: replies and error forms). Replies
+//     are encoded with tidwall/redcon's Append functions; requests are read
+//     by a reader of its own, because redcon's Reader buffers a request of
+//     any declared size before it can be judged (the endpoint must skip an
+//     oversized one without buffering it and keep the connection) and
+//     copies every request, where this one parses in place.
 //   - http.go, config.go, metrics.go: health, readiness, Prometheus
 //     metrics, the live configuration and checkpoints over HTTP.
 //
@@ -33,7 +44,7 @@
 //
 // # Adding a protocol or a replicated store
 //
-// Another protocol (RESP, say) is another adapter: it decodes its requests
+// Another protocol is another adapter, as RESP is: it decodes its requests
 // into Commands, runs them with the server's Executor and maps an Error's
 // Code onto its own error form; a command it needs that no Op expresses
 // yet is added to command.go and exec.go once, for every protocol.
