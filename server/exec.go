@@ -179,15 +179,23 @@ func checkPairs(op Op, pairs []store.PairOp) error {
 	return nil
 }
 
+// limit returns how many results c may have: its Limit, the default when
+// it names none, lowered to the most allowed.
+func (e *Executor) limit(c *Command) (int, error) {
+	switch l := c.Limit; {
+	case l < 0:
+		return 0, errorf(CodeBadRequest, "%s: negative limit %d", c.Op, l)
+	case l == 0:
+		return e.lim.QueryLimit, nil
+	default:
+		return min(l, e.lim.MaxQueryLimit), nil
+	}
+}
+
 func (e *Executor) query(c *Command, r *Result) error {
-	limit := c.Limit
-	switch {
-	case limit < 0:
-		return errorf(CodeBadRequest, "query: negative limit %d", limit)
-	case limit == 0:
-		limit = e.lim.QueryLimit
-	case limit > e.lim.MaxQueryLimit:
-		limit = e.lim.MaxQueryLimit
+	limit, err := e.limit(c)
+	if err != nil {
+		return err
 	}
 	p := c.Pattern
 	for t := range e.b.Query(p.S, p.P, p.O) {
@@ -201,14 +209,9 @@ func (e *Executor) query(c *Command, r *Result) error {
 }
 
 func (e *Executor) scan(c *Command, r *Result) error {
-	limit := c.Limit
-	switch {
-	case limit < 0:
-		return errorf(CodeBadRequest, "scan: negative limit %d", limit)
-	case limit == 0:
-		limit = e.lim.QueryLimit
-	case limit > e.lim.MaxQueryLimit:
-		limit = e.lim.MaxQueryLimit
+	limit, err := e.limit(c)
+	if err != nil {
+		return err
 	}
 	for k := range e.b.Range(c.Key, cid.Zero) {
 		if len(r.Values) == limit {

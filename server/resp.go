@@ -73,45 +73,17 @@ var respConnID atomic.Int64
 
 // acceptRESP runs the RESP accept loop until its listener closes.
 func (s *Server) acceptRESP(ln net.Listener) {
-	defer s.loops.Done()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("resp: accept", "err", err)
-			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: back off
-			continue
-		}
+	s.acceptLoop(ln, "resp", func(nc net.Conn) {
 		c := &rconn{s: s, nc: nc, id: respConnID.Add(1)}
-		if !s.trackRESP(c) {
+		if !s.admit("resp", nc, func() { s.conns.resp[c] = true }) {
 			// Like Redis at maxclients: an error reply, then close.
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			nc.Write([]byte("-ERR max number of clients reached\r\n"))
 			nc.Close()
-			continue
+			return
 		}
 		go s.serveRESP(c)
-	}
-}
-
-// trackRESP registers a connection unless the server is draining or at
-// its connection limit, which counts every protocol's connections.
-func (s *Server) trackRESP(c *rconn) bool {
-	s.conns.mu.Lock()
-	defer s.conns.mu.Unlock()
-	if s.conns.draining {
-		return false
-	}
-	if len(s.conns.live)+len(s.conns.resp) >= s.cfg.MaxConns {
-		s.metrics.rejected.WithLabelValues("resp").Inc()
-		s.log.Warn("resp: connection limit reached; refusing a connection", "remote", c.nc.RemoteAddr(), "limit", s.cfg.MaxConns)
-		return false
-	}
-	s.conns.resp[c] = true
-	s.conns.wg.Add(1)
-	return true
+	})
 }
 
 // serveRESP answers one client's requests until it leaves, sends

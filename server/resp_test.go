@@ -53,28 +53,11 @@ func must[T any](t testing.TB, c interface{ Result() (T, error) }) T {
 	return v
 }
 
-// doInt, doSlice and doText run a command go-redis has no method for.
-func doInt(t testing.TB, c *redis.Cmd) int {
+// call returns what f, a result method of a go-redis command (Int, Slice,
+// Text, ...), returns, or fails the test on its error.
+func call[T any](t testing.TB, f func() (T, error)) T {
 	t.Helper()
-	v, err := c.Int()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func doSlice(t testing.TB, c *redis.Cmd) []any {
-	t.Helper()
-	v, err := c.Slice()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func doText(t testing.TB, c *redis.Cmd) string {
-	t.Helper()
-	v, err := c.Text()
+	v, err := f()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,29 +227,29 @@ func TestRESPTriples(t *testing.T) {
 	_, rc := startRESP(t, Config{}, "", 2)
 	ctx := context.Background()
 	s, p, o1, o2 := e(1, 1), e(1, 2), e(1, 3), e(1, 4)
-	if n := doInt(t, rc.Do(ctx, "TADD", s, p, o1, s, p, o2, s, p, o1)); n != 2 {
+	if n := call(t, rc.Do(ctx, "TADD", s, p, o1, s, p, o2, s, p, o1).Int); n != 2 {
 		t.Fatalf("TADD: %d new, want 2", n)
 	}
-	if n := doInt(t, rc.Do(ctx, "TCOUNT")); n != 2 {
+	if n := call(t, rc.Do(ctx, "TCOUNT").Int); n != 2 {
 		t.Fatalf("TCOUNT %d", n)
 	}
-	if n := doInt(t, rc.Do(ctx, "TCOUNT", "*", "*", o2)); n != 1 {
+	if n := call(t, rc.Do(ctx, "TCOUNT", "*", "*", o2).Int); n != 1 {
 		t.Fatalf("TCOUNT * * o2: %d", n)
 	}
-	got := doSlice(t, rc.Do(ctx, "TQUERY", s, "*", "*"))
+	got := call(t, rc.Do(ctx, "TQUERY", s, "*", "*").Slice)
 	if len(got) != 2 || fmt.Sprint(got[0]) != fmt.Sprint([]any{s, p, o1}) || fmt.Sprint(got[1]) != fmt.Sprint([]any{s, p, o2}) {
 		t.Fatalf("TQUERY s * *: %v", got)
 	}
-	if got := doSlice(t, rc.Do(ctx, "TQUERY", "*", p, "*", "limit", "1")); len(got) != 1 {
+	if got := call(t, rc.Do(ctx, "TQUERY", "*", p, "*", "limit", "1").Slice); len(got) != 1 {
 		t.Fatalf("TQUERY LIMIT 1: %v", got)
 	}
-	if got := doSlice(t, rc.Do(ctx, "TQUERY", "*", "*", e(5, 5))); len(got) != 0 {
+	if got := call(t, rc.Do(ctx, "TQUERY", "*", "*", e(5, 5)).Slice); len(got) != 0 {
 		t.Fatalf("TQUERY of nothing: %v", got)
 	}
-	if n := doInt(t, rc.Do(ctx, "TDEL", s, p, o1, s, p, e(5, 5))); n != 1 {
+	if n := call(t, rc.Do(ctx, "TDEL", s, p, o1, s, p, e(5, 5)).Int); n != 1 {
 		t.Fatalf("TDEL removed %d, want 1", n)
 	}
-	if n := doInt(t, rc.Do(ctx, "TCOUNT", s, "*", "*")); n != 1 {
+	if n := call(t, rc.Do(ctx, "TCOUNT", s, "*", "*").Int); n != 1 {
 		t.Fatalf("TCOUNT after TDEL %d", n)
 	}
 	wantErr(t, rc.Do(ctx, "TADD", s, p).Err(), "ERR wrong number of arguments")
@@ -415,7 +398,7 @@ func TestRESPServerCommands(t *testing.T) {
 	if got := must(t, rc.Echo(ctx, "x y")); got != "x y" {
 		t.Fatalf("ECHO %q", got)
 	}
-	if got := doText(t, rc.Do(ctx, "PING", "hi")); got != "hi" {
+	if got := call(t, rc.Do(ctx, "PING", "hi").Text); got != "hi" {
 		t.Fatalf("PING hi %q", got)
 	}
 	if err := rc.Do(ctx, "SELECT", "0").Err(); err != nil {
@@ -439,7 +422,7 @@ func TestRESPServerCommands(t *testing.T) {
 	if cfg := must(t, rc.ConfigGet(ctx, "maxclients")); cfg["maxclients"] != "1024" {
 		t.Fatalf("CONFIG GET maxclients: %v", cfg)
 	}
-	if n := doInt(t, rc.Do(ctx, "COMMAND", "COUNT")); n != len(respCommands) {
+	if n := call(t, rc.Do(ctx, "COMMAND", "COUNT").Int); n != len(respCommands) {
 		t.Fatalf("COMMAND COUNT %d", n)
 	}
 	cmds := must(t, rc.Command(ctx))
@@ -449,19 +432,19 @@ func TestRESPServerCommands(t *testing.T) {
 	if err := rc.Do(ctx, "COMMAND", "DOCS").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := doSlice(t, rc.Do(ctx, "COMMAND", "INFO", "smembers", "nosuch")); len(got) != 2 || got[1] != nil {
+	if got := call(t, rc.Do(ctx, "COMMAND", "INFO", "smembers", "nosuch").Slice); len(got) != 2 || got[1] != nil {
 		t.Fatalf("COMMAND INFO %v", got)
 	}
 	if err := rc.Do(ctx, "CLIENT", "SETNAME", "tester").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := doText(t, rc.Do(ctx, "CLIENT", "GETNAME")); got != "tester" {
+	if got := call(t, rc.Do(ctx, "CLIENT", "GETNAME").Text); got != "tester" {
 		t.Fatalf("CLIENT GETNAME %q", got)
 	}
 	if err := rc.Do(ctx, "CLIENT", "SETINFO", "LIB-NAME", "x").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := doText(t, rc.Do(ctx, "CLIENT", "INFO")); !strings.Contains(got, "name=tester") || !strings.Contains(got, "lib-name=x") || !strings.Contains(got, "resp=3") {
+	if got := call(t, rc.Do(ctx, "CLIENT", "INFO").Text); !strings.Contains(got, "name=tester") || !strings.Contains(got, "lib-name=x") || !strings.Contains(got, "resp=3") {
 		t.Fatalf("CLIENT INFO %q", got)
 	}
 	before := must(t, rc.LastSave(ctx))
@@ -509,7 +492,7 @@ func TestRESPFlushAll(t *testing.T) {
 	for i := range 30 {
 		must(t, rc.SAdd(ctx, e(1, uint64(i+1)), e(2, 1), e(2, 2)))
 	}
-	doInt(t, rc.Do(ctx, "TADD", e(1, 1), e(1, 2), e(1, 3)))
+	call(t, rc.Do(ctx, "TADD", e(1, 1), e(1, 2), e(1, 3)).Int)
 	if err := rc.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -38,25 +38,21 @@ func (w *respWriter) null() {
 }
 
 // set starts a set of n members (an array in RESP2).
-func (w *respWriter) set(n int) {
-	if w.resp3 {
-		w.b = append(w.b, '~')
-		w.b = strconv.AppendInt(w.b, int64(n), 10)
-		w.b = append(w.b, '\r', '\n')
-		return
-	}
-	w.array(n)
-}
+func (w *respWriter) set(n int) { w.aggregate('~', n, n) }
 
 // mapHeader starts a map of n entries (an array of 2n in RESP2).
-func (w *respWriter) mapHeader(n int) {
-	if w.resp3 {
-		w.b = append(w.b, '%')
-		w.b = strconv.AppendInt(w.b, int64(n), 10)
-		w.b = append(w.b, '\r', '\n')
+func (w *respWriter) mapHeader(n int) { w.aggregate('%', n, 2*n) }
+
+// aggregate starts a RESP3 aggregate of type typ and n elements, or in
+// RESP2 an array of n2.
+func (w *respWriter) aggregate(typ byte, n, n2 int) {
+	if !w.resp3 {
+		w.array(n2)
 		return
 	}
-	w.array(2 * n)
+	w.b = append(w.b, typ)
+	w.b = strconv.AppendInt(w.b, int64(n), 10)
+	w.b = append(w.b, '\r', '\n')
 }
 
 // cid writes c as a bulk string in the "E(a,b,c,d)" form, without

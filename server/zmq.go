@@ -78,42 +78,51 @@ type conns struct {
 	wg       sync.WaitGroup
 }
 
-// accept runs ep's accept loop until its listener closes.
-func (s *Server) accept(ep *endpoint) {
+// acceptLoop accepts connections on ln until it closes and hands each to
+// serve. The RESP endpoint and every ZeroMQ endpoint run one.
+func (s *Server) acceptLoop(ln net.Listener, name string, serve func(net.Conn)) {
 	defer s.loops.Done()
 	for {
-		nc, err := ep.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("zmq: accept", "endpoint", ep.name, "err", err)
+			s.log.Warn("accept", "endpoint", name, "err", err)
 			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: back off
 			continue
 		}
-		c := &zconn{ep: ep, nc: nc}
-		if !s.track(c) {
-			nc.Close()
-			continue
-		}
-		go s.run(c)
+		serve(nc)
 	}
 }
 
-// track registers a new connection unless the server is draining or at
-// its connection limit.
-func (s *Server) track(c *zconn) bool {
+// accept runs ep's accept loop until its listener closes.
+func (s *Server) accept(ep *endpoint) {
+	s.acceptLoop(ep.ln, ep.name, func(nc net.Conn) {
+		c := &zconn{ep: ep, nc: nc}
+		if !s.admit(ep.name, nc, func() { s.conns.live[c] = false }) {
+			nc.Close()
+			return
+		}
+		go s.run(c)
+	})
+}
+
+// admit registers a new connection with register (called under the
+// connections' lock) unless the server is draining or at its connection
+// limit, which counts every endpoint's connections together.
+func (s *Server) admit(endpoint string, nc net.Conn, register func()) bool {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	if s.conns.draining {
 		return false
 	}
 	if len(s.conns.live)+len(s.conns.resp) >= s.cfg.MaxConns {
-		s.metrics.rejected.WithLabelValues(c.ep.name).Inc()
-		s.log.Warn("zmq: connection limit reached; refusing a connection", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "limit", s.cfg.MaxConns)
+		s.metrics.rejected.WithLabelValues(endpoint).Inc()
+		s.log.Warn("connection limit reached; refusing a connection", "endpoint", endpoint, "remote", nc.RemoteAddr(), "limit", s.cfg.MaxConns)
 		return false
 	}
-	s.conns.live[c] = false
+	register()
 	s.conns.wg.Add(1)
 	return true
 }
