@@ -18,7 +18,8 @@ import (
 // declared size (the bulk lengths and their headers) is added up as the
 // headers arrive, and a request over the limit is skipped without
 // buffering it, bulk by bulk, and answered with an error; the connection
-// stays usable. Inline requests are bounded by maxInline. Malformed
+// stays usable. Inline requests are bounded likewise, and a line longer
+// than maxInline is a protocol error. Malformed
 // framing (a header that is not a number, a missing CRLF) cannot be
 // skipped reliably: it is a protocol error that ends the connection after
 // an error reply, as Redis does.
@@ -123,8 +124,9 @@ func (rd *respReader) fill() error {
 func (rd *respReader) parse() error {
 	for rd.pos < rd.end {
 		if rd.skipping {
-			if !rd.skip() {
-				return nil
+			done, err := rd.skip()
+			if err != nil || !done {
+				return err
 			}
 			rd.reqs = append(rd.reqs, respReq{tooLarge: true})
 			continue
@@ -265,41 +267,37 @@ type partial struct {
 }
 
 // skip discards the rest of an oversized request as far as the buffer
-// goes and reports whether it is all gone.
-func (rd *respReader) skip() bool {
+// goes and reports whether it is all gone. Its bulks are counted, not
+// kept, but their headers must be well formed: otherwise where the
+// request ends, and the next begins, is unknown, which is a protocol
+// error as anywhere else.
+func (rd *respReader) skip() (bool, error) {
 	for {
 		if rd.skipBytes > 0 {
 			d := min(rd.skipBytes, rd.end-rd.pos)
 			rd.pos += d
 			rd.skipBytes -= d
 			if rd.skipBytes > 0 {
-				return false
+				return false, nil
 			}
 		}
 		if rd.skipArgs == 0 {
 			rd.skipping = false
-			return true
+			return true, nil
 		}
 		if rd.pos >= rd.end {
-			return false
+			return false, nil
 		}
-		// The next bulk's header. Malformed framing here is not worth a
-		// protocol error of its own: treat the rest as data of the request
-		// being thrown away, header by header.
+		if rd.buf[rd.pos] != '$' {
+			return false, protocolError("expected '$', got '%c'", rd.buf[rd.pos])
+		}
 		hdr, next, ok, err := rd.line(rd.pos+1, headerMax)
-		if err != nil || (ok && rd.buf[rd.pos] != '$') {
-			rd.skipping = false
-			rd.pos = rd.end
-			return true
-		}
 		if !ok {
-			return false
+			return false, err
 		}
 		l, valid := parseInt(hdr)
 		if !valid || l < 0 {
-			rd.skipping = false
-			rd.pos = rd.end
-			return true
+			return false, protocolError("invalid bulk length")
 		}
 		rd.pos = next
 		rd.skipArgs--
@@ -320,6 +318,10 @@ func (rd *respReader) parseInline() (ok bool, err error) {
 	}
 	line := b[:i]
 	rd.pos += i + 1
+	if len(line) > rd.max {
+		rd.reqs = append(rd.reqs, respReq{tooLarge: true})
+		return true, nil
+	}
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
