@@ -121,8 +121,8 @@ type Result struct {
 	// the store. It is -1 for the other pair mutations, whose msgpack
 	// replies never carried a count; Changes has their effect.
 	Changed int
-	// Changes says, for a pair mutation, whether each of Command.Pairs
-	// changed the store, judged in order.
+	// Changes says, for OpApply, whether each of Command.Pairs changed
+	// the store, judged in order.
 	Changes   []bool
 	Triples   []Triple  // OpQuery: the matches, at most the limit
 	Truncated bool      // OpQuery, OpScan: more matched than were returned

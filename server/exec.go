@@ -135,9 +135,13 @@ func (e *Executor) mutate(c *Command, r *Result) error {
 		if err := checkPairs(c.Op, c.Pairs); err != nil {
 			return err
 		}
-		r.Changes = slices.Grow(r.Changes[:0], len(c.Pairs))[:len(c.Pairs)]
-		r.Changed, err = e.b.ApplyPairs(c.Pairs, r.Changes)
-		if c.Op != OpApply {
+		if c.Op == OpApply {
+			r.Changes = slices.Grow(r.Changes[:0], len(c.Pairs))[:len(c.Pairs)]
+			r.Changed, err = e.b.ApplyPairs(c.Pairs, r.Changes)
+		} else {
+			// The other pair mutations answer without counts, so they do
+			// not ask a Backend that may not know them (a replicated one).
+			_, err = e.b.ApplyPairs(c.Pairs, nil)
 			r.Changed = -1
 		}
 	case c.Op == OpApply:

@@ -25,9 +25,9 @@ func redirect() error {
 	return &Error{Code: CodeRedirect, Msg: "not the leader; the leader is n2", Leader: leaderAddrs}
 }
 
-func (f *follower) ApplyBatch([]store.PairOp) error           { return redirect() }
-func (f *follower) InsertTriples([]store.Triple) (int, error) { return 0, redirect() }
-func (f *follower) DeleteTriples([]store.Triple) (int, error) { return 0, redirect() }
+func (f *follower) ApplyPairs([]store.PairOp, []bool) (int, error) { return 0, redirect() }
+func (f *follower) InsertTriples([]store.Triple) (int, error)      { return 0, redirect() }
+func (f *follower) DeleteTriples([]store.Triple) (int, error)      { return 0, redirect() }
 func (f *follower) BeforeRead(context.Context) error {
 	if f.strict.Load() {
 		return redirect()
