@@ -47,12 +47,12 @@ import (
 // through Store.batches.
 type batch struct {
 	ops     []op
-	byShard []int32 // the shard of each operation
-	order   []int32 // operation indexes by shard, slice order within one
-	touched []int32 // the shards the batch touches, ascending
-	ends    []int32 // order[ends[k-1]:ends[k]] are the operations on touched[k]
-	count   []int32 // per shard, len(s.shards): zero between uses
-	payload []byte  // the WAL record
+	byShard []int32      // the shard of each operation
+	order   []int32      // operation indexes by shard, slice order within one
+	touched []int32      // the shards the batch touches, ascending
+	ends    []int32      // order[ends[k-1]:ends[k]] are the operations on touched[k]
+	count   []int32      // per shard, len(s.shards): zero between uses
+	payload []byte       // the WAL record
 	result  *batchResult // what the batch changed, when the caller asks
 }
 
