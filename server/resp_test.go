@@ -686,6 +686,8 @@ func TestRESPErrorCodes(t *testing.T) {
 		want string
 	}{
 		{&Error{Code: CodeBadRequest, Msg: "x"}, "ERR x"},
+		{&Error{Code: CodeRedirect, Msg: "x", Leader: map[string]string{"resp": "127.0.0.1:6380"}}, "MOVED 0 127.0.0.1:6380"},
+		{&Error{Code: CodeRedirect, Msg: "x", Leader: map[string]string{"zmq": "tcp://127.0.0.1:5555"}}, "ERR x"},
 		{&Error{Code: CodeTooLarge, Msg: "x"}, "ERR x"},
 		{&Error{Code: CodeUnauthorized, Msg: "x"}, "NOAUTH x"},
 		{&Error{Code: CodeForbidden, Msg: "x"}, "NOPERM x"},

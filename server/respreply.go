@@ -93,6 +93,14 @@ func respError(err error) string {
 	e := asError(err)
 	msg := e.Msg
 	switch e.Code {
+	case CodeRedirect:
+		// As a Redis Cluster node answers for a key it does not serve:
+		// "MOVED <slot> <host:port>". CIDStore has no slots, so the slot
+		// is always 0; a leader without a RESP endpoint gets a plain error.
+		if addr := e.Leader["resp"]; addr != "" {
+			return "MOVED 0 " + addr
+		}
+		return "ERR " + msg
 	case CodeUnauthorized:
 		return "NOAUTH " + msg
 	case CodeForbidden:
