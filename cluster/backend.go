@@ -65,19 +65,23 @@ func (b *Backend) DeleteTriples(ts []store.Triple) (int, error) {
 }
 
 // ApplyPairs applies pair operations through the cluster as one batch
-// and returns how many changed the store. The cluster's log reports that
-// count only, so which operations changed it (changed not nil) is known
-// for a batch of one operation alone; a longer batch that asks is
-// refused before it is applied.
+// and returns how many changed the store; when changed is not nil (of
+// len(ops)), it also says which, as the leader's state machine found them.
 func (b *Backend) ApplyPairs(ops []store.PairOp, changed []bool) (int, error) {
-	if changed != nil && len(ops) > 1 {
-		return 0, server.NewError(server.CodeBadRequest, "a replicated pair batch reports only how many operations changed the store, not which", nil)
+	if changed != nil && len(changed) != len(ops) {
+		return 0, server.NewError(server.CodeBadRequest, fmt.Sprintf("%d operations but %d change flags", len(ops), len(changed)), nil)
 	}
-	n, err := b.apply(replica.ApplyBatch(ops))
-	if err == nil && len(changed) == 1 {
-		changed[0] = n == 1
+	n := b.node.Load()
+	if n == nil {
+		return 0, errStarting
 	}
-	return n, err
+	r, err := n.Apply(context.Background(), replica.ApplyBatch(ops))
+	if err != nil {
+		return 0, Error(err)
+	}
+	clear(changed)
+	copy(changed, r.ChangedOps)
+	return r.Changed, nil
 }
 
 // CountTriples reads the local store (after BeforeRead).

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,13 +35,14 @@ type fsm struct {
 
 	// Buffers of ApplyBatch, reused from one call to the next (raft calls
 	// it from one goroutine).
-	pairs   []store.PairOp
-	inserts []store.Pair
+	pairs []store.PairOp
+	ends  []int // ends[k]: where the k-th gathered entry's operations end in pairs
 }
 
 // result is what Apply hands back to the leader's Node.Apply.
 type result struct {
 	changed int
+	ops     []bool // a pair command's per-operation outcome
 	err     error
 }
 
@@ -85,10 +85,21 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		if c.kind == kindPairs {
+			f.ends = append(f.ends[:0], len(f.pairs))
 			j := f.gatherPairs(logs, i+1)
-			err := f.applyPairs(f.pairs)
+			changed := make([]bool, len(f.pairs)) // handed to the leader's callers: not reused
+			_, err := f.st.ApplyPairs(f.pairs, changed)
+			start := 0
 			for k := i; k < j; k++ {
-				out[k] = f.finish(logs[k], 0, err)
+				end := f.ends[k-i]
+				ops := changed[start:end:end]
+				out[k] = f.finish(logs[k], countTrue(ops), err)
+				if err == nil {
+					r := out[k].(result)
+					r.ops = ops
+					out[k] = r
+				}
+				start = end
 			}
 			f.releasePairs()
 			i = j
@@ -114,24 +125,20 @@ func (f *fsm) gatherPairs(logs []*raft.Log, j int) int {
 			break
 		}
 		f.pairs = pairs
+		f.ends = append(f.ends, len(pairs))
 	}
 	return j
 }
 
-// applyPairs applies gathered pair operations as one atomic batch.
-// InsertBatch is the cheaper path when every operation inserts.
-func (f *fsm) applyPairs(ops []store.PairOp) error {
-	for _, op := range ops {
-		if op.Kind != store.OpInsert {
-			return f.st.ApplyBatch(ops)
+// countTrue returns how many of flags are set.
+func countTrue(flags []bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
 		}
 	}
-	pairs := slices.Grow(f.inserts[:0], len(ops))
-	for _, op := range ops {
-		pairs = append(pairs, store.Pair{Key: op.Key, Value: op.Value})
-	}
-	f.inserts = pairs
-	return f.st.InsertBatch(pairs)
+	return n
 }
 
 // maxKeptOps bounds the operations whose buffers the state machine keeps
@@ -141,9 +148,6 @@ const maxKeptOps = 1 << 16
 func (f *fsm) releasePairs() {
 	if cap(f.pairs) > maxKeptOps {
 		f.pairs = nil
-	}
-	if cap(f.inserts) > maxKeptOps {
-		f.inserts = nil
 	}
 }
 

@@ -45,7 +45,8 @@ type gatherer struct {
 type proposal struct {
 	ops  []store.PairOp
 	done chan error
-	turn bool // errYourTurn was sent
+	turn bool   // errYourTurn was sent
+	res  Result // its operations' outcome, set before done receives it
 }
 
 // errYourTurn hands a free entry slot to a queued proposal's caller,
@@ -54,8 +55,8 @@ var errYourTurn = errors.New("replica: send the next gathered entry")
 
 // applyGathered runs the pair command c, validated, through a gathered
 // entry, waiting at most d to get the entry into the log; it returns the
-// entry's outcome.
-func (n *Node) applyGathered(c Command, d time.Duration) error {
+// entry's outcome for its own operations.
+func (n *Node) applyGathered(c Command, d time.Duration) (Result, error) {
 	g := &n.gather
 	p := &proposal{ops: c.pairs, done: make(chan error, 2)}
 	g.mu.Lock()
@@ -71,7 +72,7 @@ func (n *Node) applyGathered(c Command, d time.Duration) error {
 		}
 		err := <-p.done
 		if err != errYourTurn {
-			return err
+			return p.res, err
 		}
 		turn = true
 	}
@@ -86,8 +87,14 @@ func (n *Node) sendEntry(d time.Duration) {
 	group := g.take()
 	g.mu.Unlock()
 	if len(group) > 0 {
-		err := n.applyEntry(group, d)
+		ops, err := n.applyEntry(group, d)
+		off := 0
 		for _, q := range group {
+			if end := off + len(q.ops); len(ops) >= end {
+				flags := ops[off:end:end]
+				q.res = Result{Changed: countTrue(flags), ChangedOps: flags}
+			}
+			off += len(q.ops)
 			q.done <- err
 		}
 	}
@@ -124,7 +131,7 @@ func (g *gatherer) take() []*proposal {
 
 // applyEntry logs the proposals' operations as one pair command and
 // waits for its outcome.
-func (n *Node) applyEntry(group []*proposal, d time.Duration) error {
+func (n *Node) applyEntry(group []*proposal, d time.Duration) ([]bool, error) {
 	c := Command{kind: kindPairs, pairs: group[0].ops}
 	if len(group) > 1 {
 		var ops []store.PairOp
@@ -135,12 +142,12 @@ func (n *Node) applyEntry(group []*proposal, d time.Duration) error {
 	}
 	data, err := c.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f := n.raft.Apply(data, d)
 	if err := n.raftErr(f.Error()); err != nil {
-		return err
+		return nil, err
 	}
 	r, _ := f.Response().(result)
-	return r.err
+	return r.ops, r.err
 }

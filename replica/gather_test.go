@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -64,5 +66,51 @@ func TestGatheredWrites(t *testing.T) {
 	}
 	if l.node.gather.inflight != 0 || len(l.node.gather.queue) != 0 {
 		t.Fatalf("after the writes: %d entries in flight, %d queued", l.node.gather.inflight, len(l.node.gather.queue))
+	}
+}
+
+// A pair command's Result says which of its operations changed the store,
+// on both paths: gathered (small commands, concurrent) and alone (larger
+// than gatherMaxOps).
+func TestPairResults(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	l := c.waitLeader()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := key(uint64(1000 + w))
+			ops := []store.PairOp{
+				{Kind: store.OpInsert, Key: k, Value: val(1)},
+				{Kind: store.OpInsert, Key: k, Value: val(1)}, // present by then
+				{Kind: store.OpDelete, Key: k, Value: val(2)}, // absent
+				{Kind: store.OpInsert, Key: k, Value: val(2)},
+			}
+			r, err := l.node.Apply(ctx, ApplyBatch(ops))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if want := []bool{true, false, false, true}; r.Changed != 2 || !slices.Equal(r.ChangedOps, want) {
+				t.Errorf("writer %d: Result %+v, want Changed 2, ChangedOps %v", w, r, want)
+			}
+		}()
+	}
+	wg.Wait()
+	big := make([]store.PairOp, 2*gatherMaxOps)
+	for i := range big {
+		big[i] = store.PairOp{Kind: store.OpInsert, Key: key(uint64(1000 + i%16)), Value: val(1)}
+	}
+	r, err := l.node.Apply(ctx, ApplyBatch(big))
+	must(t, err)
+	if r.Changed != 8 || len(r.ChangedOps) != len(big) || countTrue(r.ChangedOps) != 8 {
+		t.Fatalf("large batch: Changed %d, %d flags (%d set); want 8 of %d", r.Changed, len(r.ChangedOps), countTrue(r.ChangedOps), len(big))
+	}
+	for i := range 16 {
+		if want := i >= 8; r.ChangedOps[i] != want {
+			t.Fatalf("large batch: operation %d changed %v, want %v", i, r.ChangedOps[i], want)
+		}
 	}
 }

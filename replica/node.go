@@ -31,6 +31,10 @@ type Server struct {
 // batch added or removed) and 0 otherwise.
 type Result struct {
 	Changed int
+	// ChangedOps, for a pair command, tells for each of its operations
+	// whether it changed the store (judged in order, as
+	// store.Store.ApplyPairs does); Changed counts them. Nil otherwise.
+	ChangedOps []bool
 }
 
 // Node is one replica: a raft server whose state machine is a store.

@@ -48,7 +48,7 @@ func (n *Node) Apply(ctx context.Context, c Command) (Result, error) {
 		return Result{}, ErrTimeout
 	}
 	if c.kind == kindPairs && len(c.pairs) <= gatherMaxOps {
-		return Result{}, n.applyGathered(c, d) // see gather.go
+		return n.applyGathered(c, d) // see gather.go
 	}
 	data, err := c.MarshalBinary()
 	if err != nil {
@@ -59,7 +59,7 @@ func (n *Node) Apply(ctx context.Context, c Command) (Result, error) {
 		return Result{}, err
 	}
 	r, _ := f.Response().(result)
-	return Result{Changed: r.changed}, r.err
+	return Result{Changed: r.changed, ChangedOps: r.ops}, r.err
 }
 
 // apply runs c with the ApplyTimeout, for the store-shaped methods.
