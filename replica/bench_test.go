@@ -28,8 +28,8 @@ import (
 
 // Benchmarks (BENCHMARKS.md has the numbers):
 //
-//	flock /work/bench.lock go test ./replica -run '^$' -bench 'Writes' -benchtime 5s -args -writes.rounds 3
-//	flock /work/bench.lock go test ./replica -run '^$' -bench 'Failover' -benchtime 20x
+//	go test ./replica -run '^$' -bench 'Writes' -benchtime 5s -args -writes.rounds 3
+//	go test ./replica -run '^$' -bench 'Failover' -benchtime 20x
 //
 // BenchmarkWrites compares acknowledged writes per second of a
 // three-node cluster on loopback TCP with one store under SyncAlways on
