@@ -47,6 +47,8 @@ func (s *Store) recover(rc *wal.Recovery) error {
 	var loaders []*shard.Loader
 	var tload *tripleLoad
 	var skipped []skippedSnap
+	resumeGC := pauseGC() // for the bulk load (see pauseGC)
+	defer resumeGC()
 	for _, sf := range snaps {
 		t0 := time.Now()
 		ls, tl := s.newLoaders(), s.newTripleLoad()
@@ -73,6 +75,7 @@ func (s *Store) recover(rc *wal.Recovery) error {
 			s.recovery.SnapshotsSkipped++
 			skipped = append(skipped, skippedSnap{sf, err})
 			s.opts.Logger.Warn("cidstore: snapshot does not validate; trying an older one", "file", sf.path, "err", err)
+			runtime.GC() // the failed attempt's loaders, while the collector is paused
 			continue
 		}
 		if walErr != nil {
@@ -102,6 +105,9 @@ func (s *Store) recover(rc *wal.Recovery) error {
 		if err := s.loadTriples(tload, through); err != nil {
 			return err
 		}
+		// Replaying records one by one makes garbage in proportion to
+		// the log, so it runs with the collector back on.
+		resumeGC()
 		if replayed, err = s.replay(through + 1); err != nil {
 			return err
 		}
