@@ -118,7 +118,9 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 		return errors.New("shard: too many entries for one bulk load")
 	}
 	recs, ops := l.recs, l.ops
-	scratch := make([]loadKey, max(len(l.order), len(l.opOrder))) // for both sorts
+	sc := getLoadScratch()
+	defer sc.put()
+	scratch := grown(&sc.keys, max(len(l.order), len(l.opOrder))) // for both sorts
 	order := sortKeys(l.order, scratch, func(ref uint32) *cid.CID { return &recs[ref].r.key })
 	opOrder := sortKeys(l.opOrder, scratch, func(ref uint32) *cid.CID { return &ops[ref].key })
 	// A presized map avoids growing it key by key; keys arrive in order,
@@ -130,7 +132,7 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	// afterwards in the order of its buckets, which turns a cache miss per
 	// key into a sweep.
 	mask := bucketMask(len(order) + len(opOrder))
-	finals := make([]finalRec, 0, len(order)+len(opOrder))
+	finals := grown(&sc.finals, len(order)+len(opOrder))[:0]
 	for i, j := 0, 0; i < len(order) || j < len(opOrder); {
 		// The next key is the smaller of the next entry's and the next
 		// operation's. An entry loaded as is brings its hash and value
@@ -195,7 +197,8 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 		}
 	}
 	bucket := func(f *finalRec) uint64 { return f.hash >> 7 & mask }
-	for _, f := range radixSort(finals, nil, bucketWidth(mask), bucket) {
+	sc.finals = finals // as appended (within the capacity grown above)
+	for _, f := range radixSort(finals, grown(&sc.tmp, len(finals)), bucketWidth(mask), bucket) {
 		if _, taken := s.m.LoadOrStore(f.hash, f.r); taken {
 			s.overflow.Store(f.r.key, f.r) // another key has this hash
 			s.nOverflow.Add(1)
@@ -213,6 +216,45 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 type finalRec struct {
 	hash uint64
 	r    *record
+}
+
+// loadScratch is the temporary memory of one Load: the sort scratch, the
+// records it publishes and the scratch of their bucket sort, together
+// 48 bytes per key. Loads of one recovery reuse it through loadScratchPool,
+// so that the shards loaded one after another on a core write into memory
+// already touched instead of faulting in fresh pages for each shard (the
+// store pauses the collector during recovery, which would otherwise hand
+// freed memory back for reuse).
+type loadScratch struct {
+	keys        []loadKey
+	finals, tmp []finalRec
+}
+
+var loadScratchPool sync.Pool // of *loadScratch
+
+func getLoadScratch() *loadScratch {
+	if sc, ok := loadScratchPool.Get().(*loadScratch); ok {
+		return sc
+	}
+	return new(loadScratch)
+}
+
+// put returns sc to the pool, first dropping the record pointers it holds
+// so that the pool keeps no record alive.
+func (sc *loadScratch) put() {
+	clear(sc.finals[:cap(sc.finals)])
+	clear(sc.tmp[:cap(sc.tmp)])
+	sc.finals, sc.tmp = sc.finals[:0], sc.tmp[:0]
+	loadScratchPool.Put(sc)
+}
+
+// grown returns (*buf)[:n], growing *buf first if its capacity is short.
+func grown[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	*buf = (*buf)[:n]
+	return *buf
 }
 
 // runEnd returns the index after the run of consecutive entries of order,
