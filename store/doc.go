@@ -134,6 +134,9 @@
 // snapshot that is not damage fails Open. The load is published into the
 // shards and triple indexes, and the pass goes on, replaying the
 // remaining records in parallel per shard (each key's in log order).
+// Up to that replay the garbage collector is paused (GOGC=off, process
+// wide; a memory limit still applies), since the bulk load keeps nearly
+// all it allocates (gcpause.go).
 // Where the pass ends in a torn final write, that tail is cut (counted in
 // RecoveryStats.TornBytes); any other damage ends it with ErrCorrupt. The
 // WAL is then open for appending, and Open checks that the snapshot and

@@ -11,10 +11,10 @@ import (
 // again and again as it doubles, for write barriers while a cycle runs,
 // and for assists. pauseGC switches the collector off (GOGC=off) for that
 // phase; a memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still triggers
-// collections. The garbage the phase leaves (the loaders' arrays and sort
-// scratch, about as large as the live heap's indexes) waits until the
-// collector is back on, so peak RSS grows by that much (BENCHMARKS.md,
-// recovery).
+// collections. The garbage the phase leaves (mostly the loaders' entry
+// arrays; the shard build reuses its scratch from shard to shard) waits
+// until the collector is back on, so peak RSS grows by that much: about 6%
+// at 10M pairs (BENCHMARKS.md, recovery).
 //
 // The setting is process-wide: pauses nest across stores opening at once,
 // and the last one to resume restores the percentage the first one found.
