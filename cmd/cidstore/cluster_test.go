@@ -52,15 +52,24 @@ func startNode(t *testing.T, id, token, join string) *servedNode {
 // the leader committed, and returns that status.
 func waitCluster(t *testing.T, httpAddr string, want int) cluster.Status {
 	t.Helper()
+	return waitStatus(t, httpAddr, fmt.Sprintf("the cluster did not settle with %d members", want), func(st *cluster.Status) bool {
+		return st.Leader != "" && len(st.Members) == want && caughtUp(*st)
+	})
+}
+
+// waitStatus polls the status of the node at httpAddr until ok accepts
+// it (ok may trim it), and returns it; after 30s it fails with failure.
+func waitStatus(t *testing.T, httpAddr, failure string, ok func(*cluster.Status) bool) cluster.Status {
+	t.Helper()
 	c := &cluster.Client{}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := c.Status(context.Background(), httpAddr)
-		if err == nil && st.Leader != "" && len(st.Members) == want && caughtUp(st) {
+		if err == nil && ok(&st) {
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the cluster did not settle with %d members: %+v, %v", want, st, err)
+			t.Fatalf("%s: %+v, %v", failure, st, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -200,21 +209,13 @@ func TestServeClusterKillLeader(t *testing.T) {
 // dead and every member but dead has applied what it committed.
 func waitCluster2(t *testing.T, httpAddr, dead string) cluster.Status {
 	t.Helper()
-	c := &cluster.Client{}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := c.Status(context.Background(), httpAddr)
-		if err == nil && st.Leader != "" && st.Leader != dead {
-			st.Members = slices.DeleteFunc(st.Members, func(m cluster.Member) bool { return m.ID == dead })
-			if caughtUp(st) {
-				return st
-			}
+	return waitStatus(t, httpAddr, "no new leader with caught-up followers", func(st *cluster.Status) bool {
+		if st.Leader == "" || st.Leader == dead {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new leader with caught-up followers: %+v, %v", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		st.Members = slices.DeleteFunc(st.Members, func(m cluster.Member) bool { return m.ID == dead })
+		return caughtUp(*st)
+	})
 }
 
 // clusterWriters write to a served cluster from several clients, each
