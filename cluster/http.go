@@ -84,7 +84,7 @@ func (h *handlers) addVoter(w http.ResponseWriter, r *http.Request) {
 		server.WriteHTTPError(w, server.NewError(server.CodeBadRequest, msg, nil))
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, membershipTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
 	if err := n.AddVoter(ctx, req.ID, req.RaftAddr, req.Addrs); err != nil {
 		server.WriteHTTPError(w, Error(err))
@@ -100,16 +100,11 @@ func (h *handlers) remove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ctx, cancel := contextWithTimeout(r, membershipTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
 	if err := n.RemoveServer(ctx, id); err != nil {
 		server.WriteHTTPError(w, Error(err))
 		return
 	}
 	writeJSON(w, map[string]string{"status": "ok", "removed": id})
-}
-
-// contextWithTimeout bounds a request's context.
-func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), d)
 }
