@@ -146,7 +146,9 @@ func (s *Store) ApplyPairs(ops []PairOp, changed []bool) (n int, err error) {
 		b.ops[j] = lo
 	}
 	clear(changed)
-	b.result = &batchResult{changed: changed}
+	b.res.n.Store(0)
+	b.res.changed = changed
+	b.result = &b.res
 	if err := s.applyOps(b); err != nil {
 		return 0, err
 	}

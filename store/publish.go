@@ -53,14 +53,17 @@ type batch struct {
 	ends    []int32      // order[ends[k-1]:ends[k]] are the operations on touched[k]
 	count   []int32      // per shard, len(s.shards): zero between uses
 	payload []byte       // the WAL record
-	result  *batchResult // what the batch changed, when the caller asks
+	result  *batchResult // what the batch changed, when the caller asks: nil or &res
+	res     batchResult  // result's storage, reused with the batch
 }
 
 // batchResult collects what a batch's operations changed, as they are
 // applied: shares of one batch are applied by whichever goroutine holds
 // their shard's lock, so the count is atomic, and each changed[j] is
 // written under the lock of operation j's shard, which the batch's own
-// drain takes after it (so its caller reads them after applyQueued).
+// drain takes after it (so its caller reads them after applyQueued). Every
+// share is drained before applyOps returns, so the batch's scratch space
+// (and this with it) can be reused afterwards.
 type batchResult struct {
 	n       atomic.Int64
 	changed []bool // nil, or one flag per operation
@@ -98,7 +101,7 @@ func (s *Store) getBatch(n int) *batch {
 const maxRetainedBatch = 1 << 16
 
 func (s *Store) putBatch(b *batch) {
-	b.result = nil
+	b.result, b.res.changed = nil, nil // keep no caller's slice
 	if cap(b.ops) > maxRetainedBatch {
 		return
 	}
