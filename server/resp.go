@@ -89,13 +89,7 @@ func (s *Server) acceptRESP(ln net.Listener) {
 // serveRESP answers one client's requests until it leaves, sends
 // something that is not RESP, or the server drains.
 func (s *Server) serveRESP(c *rconn) {
-	defer s.conns.wg.Done()
-	defer func() {
-		s.conns.mu.Lock()
-		delete(s.conns.resp, c)
-		s.conns.mu.Unlock()
-		c.nc.Close()
-	}()
+	defer s.release(c.nc, func() { delete(s.conns.resp, c) })
 	s.metrics.conns.WithLabelValues("resp").Inc()
 	defer s.metrics.conns.WithLabelValues("resp").Dec()
 	if tc, ok := c.nc.(*net.TCPConn); ok {

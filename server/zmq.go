@@ -127,15 +127,20 @@ func (s *Server) admit(endpoint string, nc net.Conn, register func()) bool {
 	return true
 }
 
+// release undoes admit for a connection that has ended: it unregisters
+// it with unregister (called under the connections' lock), closes it and
+// marks it done for the drain.
+func (s *Server) release(nc net.Conn, unregister func()) {
+	s.conns.mu.Lock()
+	unregister()
+	s.conns.mu.Unlock()
+	nc.Close()
+	s.conns.wg.Done()
+}
+
 // run performs the handshake and serves c until it ends.
 func (s *Server) run(c *zconn) {
-	defer s.conns.wg.Done()
-	defer func() {
-		s.conns.mu.Lock()
-		delete(s.conns.live, c)
-		s.conns.mu.Unlock()
-		c.nc.Close()
-	}()
+	defer s.release(c.nc, func() { delete(s.conns.live, c) })
 	if err := s.handshake(c); err != nil {
 		s.log.Debug("zmq: handshake failed", "endpoint", c.ep.name, "remote", c.nc.RemoteAddr(), "err", err)
 		return
