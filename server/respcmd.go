@@ -418,13 +418,9 @@ func cmdSIsMember(c *rconn, args [][]byte) {
 	}
 	c.cmd.Reset()
 	c.cmd.Op, c.cmd.Key = OpContains, k
-	for _, a := range args[2:] {
-		v, err := argCID(a)
-		if err != nil {
-			c.w.err(err)
-			return
-		}
-		c.cmd.Values = append(c.cmd.Values, v)
+	if c.cmd.Values, err = appendCIDs(c.cmd.Values, args[2:]); err != nil {
+		c.w.err(err)
+		return
 	}
 	if err := c.exec(); err != nil {
 		c.w.err(err)
@@ -447,12 +443,9 @@ func cmdSIsMember(c *rconn, args [][]byte) {
 func (c *rconn) count(keys [][]byte) error {
 	c.cmd.Reset()
 	c.cmd.Op = OpCount
-	for _, a := range keys {
-		k, err := argCID(a)
-		if err != nil {
-			return err
-		}
-		c.cmd.Values = append(c.cmd.Values, k)
+	var err error
+	if c.cmd.Values, err = appendCIDs(c.cmd.Values, keys); err != nil {
+		return err
 	}
 	return c.exec()
 }
@@ -517,14 +510,10 @@ func cmdTriples(op Op) func(*rconn, [][]byte) {
 		c.cmd.Reset()
 		c.cmd.Op = op
 		for i := 1; i < len(args); i += 3 {
-			var t Triple
-			for j, dst := range []*cid.CID{&t.S, &t.P, &t.O} {
-				v, err := argCID(args[i+j])
-				if err != nil {
-					c.w.err(err)
-					return
-				}
-				*dst = v
+			t, err := argTriple(args[i:i+3], argCID)
+			if err != nil {
+				c.w.err(err)
+				return
 			}
 			c.cmd.Triples = append(c.cmd.Triples, t)
 		}
@@ -538,15 +527,32 @@ func cmdTriples(op Op) func(*rconn, [][]byte) {
 
 // pattern reads "s p o" with "*" wildcards.
 func pattern(args [][]byte) (Triple, error) {
+	return argTriple(args, argPattern)
+}
+
+// argTriple reads "s p o" from args[0:3], each component with read.
+func argTriple(args [][]byte, read func([]byte) (cid.CID, error)) (Triple, error) {
 	var t Triple
 	for j, dst := range []*cid.CID{&t.S, &t.P, &t.O} {
-		v, err := argPattern(args[j])
+		v, err := read(args[j])
 		if err != nil {
 			return t, err
 		}
 		*dst = v
 	}
 	return t, nil
+}
+
+// appendCIDs appends the keys or members in args to dst.
+func appendCIDs(dst []cid.CID, args [][]byte) ([]cid.CID, error) {
+	for _, a := range args {
+		v, err := argCID(a)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
 }
 
 // cmdTQuery answers "TQUERY s p o [LIMIT n]": an array of [s, p, o].
