@@ -205,22 +205,24 @@ func (s *Server) stopReading() {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	s.conns.draining = true
-	for c := range s.conns.live {
-		c.nc.SetReadDeadline(time.Now())
-	}
-	for c := range s.conns.resp {
-		c.nc.SetReadDeadline(time.Now())
-	}
+	now := time.Now()
+	s.eachConnLocked(func(nc net.Conn) { nc.SetReadDeadline(now) })
 }
 
 // closeConns closes every connection at once.
 func (s *Server) closeConns() {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
+	s.eachConnLocked(func(nc net.Conn) { nc.Close() })
+}
+
+// eachConnLocked calls f with every admitted connection of every
+// endpoint, ZeroMQ and RESP; the connections' lock is held.
+func (s *Server) eachConnLocked(f func(net.Conn)) {
 	for c := range s.conns.live {
-		c.nc.Close()
+		f(c.nc)
 	}
 	for c := range s.conns.resp {
-		c.nc.Close()
+		f(c.nc)
 	}
 }
