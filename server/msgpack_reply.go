@@ -5,6 +5,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // msgEncoder encodes replies and notifications (see msgpack.go for their
@@ -42,7 +43,21 @@ func (me *msgEncoder) bool(k string, v bool) {
 	_ = me.e.EncodeBool(v)
 }
 
-func (me *msgEncoder) cid(c cid.CID) { _ = me.e.EncodeString(c.EString()) }
+// cid encodes c as a msgpack string in the "E(a,b,c,d)" form, without
+// allocating: the header by hand, as EncodeString would write it (fixstr
+// or str8; the form is 10 to 86 bytes), then the text. The encoder does
+// not buffer, so writing to buf beside it keeps the order.
+func (me *msgEncoder) cid(c cid.CID) {
+	var tmp [4 + 4*20 + 3]byte
+	s := appendE(tmp[:0], c)
+	if len(s) < 32 {
+		me.buf.WriteByte(msgpcode.FixedStrLow | byte(len(s)))
+	} else {
+		me.buf.WriteByte(msgpcode.Str8)
+		me.buf.WriteByte(byte(len(s)))
+	}
+	me.buf.Write(s)
+}
 
 // result encodes the reply to a command that succeeded.
 func (me *msgEncoder) result(r *Result) []byte {
