@@ -84,13 +84,6 @@ func (o Order) lessItem(a, b item) bool {
 
 func (o Order) itemOf(r *Triple) item { return item{hiOf(o.key(r)), r} }
 
-// pivot returns an index item for searching at key k.
-func (o Order) pivot(k cid.CID) item {
-	var t Triple
-	t.comps()[o] = k
-	return item{hiOf(k), &t}
-}
-
 // lookup returns the record of k (whose hash is h), or nil. Lock-free.
 func (s *shard) lookup(k cid.CID, h uint64) *Triple {
 	if r, ok := s.m.Load(h & s.hashMask); ok && s.order.key(r) == k {

@@ -46,9 +46,6 @@ func (o Order) String() string {
 // CIDs back to back with no padding.
 func (t *Triple) comps() *[3]cid.CID { return (*[3]cid.CID)(unsafe.Pointer(t)) }
 
-// hasZero reports whether any component is the zero CID.
-func (t *Triple) hasZero() bool { return t.S.IsZero() || t.P.IsZero() || t.O.IsZero() }
-
 // pair is a value of an index: the second and third components of a
 // triple in the index's rotation. Pairs sort by their first CID, then
 // their second.
