@@ -81,7 +81,9 @@ func ReadHeader(fs vfs.FS, path string) (h Header, err error) {
 // footer's claim, compared with the blocks only by LoadFile and
 // VerifyFile; a loader sizes its tables from them rather than from the
 // file's size, which junk or a sparse file can make as large as it likes.
-// Summary.Bytes is the file size.
+// Summary.Bytes is the file size. The footer does not split its totals
+// between pair and triple partitions, so Entries and Pairs count both and
+// TripleKeys and Triples are 0.
 func ReadFooter(fs vfs.FS, path string) (h Header, sum Summary, err error) {
 	f, size, err := openFile(fs, path)
 	if err != nil {
