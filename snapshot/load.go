@@ -240,6 +240,11 @@ func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error
 				if order > 0 || (order == 0 && e.flags&flagCont == 0) {
 					return footer{}, corrupt(file, eoff, "block %d first key out of order", i)
 				}
+				// Runs of a partition are decoded apart, so only the
+				// index sees that they are all pairs or all triples.
+				if (ft.index[j-1].flags^e.flags)&flagTriples != 0 {
+					return footer{}, corrupt(file, eoff, "block %d: partition mixes pair and triple blocks", i)
+				}
 			} else if e.flags&flagCont != 0 {
 				return footer{}, corrupt(file, eoff, "block %d continues no block", i)
 			}

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -131,5 +132,38 @@ func TestTriplePartitionErrors(t *testing.T) {
 	var first cid.CID
 	if reason := check(raw, blockHeader{entries: 1, pairs: 1}, &prev, &first); reason == "" {
 		t.Fatal("a partition mixing pair and triple blocks was accepted")
+	}
+}
+
+// A partition whose runs are pair blocks and then triple blocks is
+// rejected by the file reader, which decodes the runs apart, as by the
+// stream reader.
+func TestPartitionMixingKindsAcrossRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	d := dataset{
+		{{cid.FromWords(1, 0, 0, 0), []cid.CID{randCID(r)}}},
+		{{cid.FromWords(2, 0, 0, 0), []cid.CID{randCID(r), randCID(r)}}},
+	}
+	var buf bytes.Buffer
+	if _, err := Write(context.Background(), &buf, Header{Triples: 1}, d.parts()); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	_, ft := layout(t, data)
+	if len(ft.index) != 2 || ft.index[1].flags&flagTriples == 0 {
+		t.Fatalf("index %+v: want a pair block and a triple block", ft.index)
+	}
+	// Relabel the triple block as a second run of partition 0.
+	off := int(ft.index[1].offset)
+	le.PutUint32(data[off+4:], 0)
+	fixBlock(data, off)
+	le.PutUint32(data[indexAt(data, 1)+12:], 0)
+	fixFooter(data)
+	var c collectEntries
+	if _, _, err := load(context.Background(), bytes.NewReader(data), int64(len(data)), "x", 2, c.entries()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("load: %v, want ErrCorrupt", err)
+	}
+	if _, _, err := ReadEntries(context.Background(), bytes.NewReader(data), c.entries()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read: %v, want ErrCorrupt", err)
 	}
 }
