@@ -9,6 +9,7 @@ import (
 
 	"github.com/cidstore/cidstore/cid"
 	"github.com/cidstore/cidstore/internal/bulk"
+	"github.com/puzpuzpuz/xsync/v3"
 )
 
 // Loader collects the triples of an empty Set for a bulk load, the fast
@@ -324,7 +325,7 @@ func (sh *shard) load(ents []loadEnt, ss slabs) {
 	if sh.index != nil || fmask != mask {
 		bulk.Sort(finals, nil, bulk.BucketWidth(fmask), func(f *final) uint64 { return f.h >> 7 & fmask })
 	}
-	sh.m = newPrimary(xsyncPresize(len(finals)))
+	sh.m = newPrimary(xsync.WithPresize(len(finals)))
 	sh.overflow = nil
 	for _, f := range finals {
 		if _, taken := sh.m.LoadOrStore(f.h&sh.hashMask, f.r); taken {

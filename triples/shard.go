@@ -72,9 +72,6 @@ func newPrimary(opts ...func(*xsync.MapConfig)) *xsync.MapOf[uint64, *Triple] {
 
 func newOverflow() *xsync.MapOf[cid.CID, *Triple] { return xsync.NewMapOf[cid.CID, *Triple]() }
 
-// xsyncPresize presizes a map for n keys.
-func xsyncPresize(n int) func(*xsync.MapConfig) { return xsync.WithPresize(n) }
-
 func (o Order) lessItem(a, b item) bool {
 	if a.hi != b.hi {
 		return a.hi < b.hi
