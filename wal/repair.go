@@ -557,6 +557,11 @@ func rewriteSegment(fs vfs.FS, dir string, sc segScan, keep []run, rep *RepairRe
 		if err == nil {
 			err = copyFile(fs, path, to)
 		}
+		if err == nil {
+			// The copy's name must be durable before the rewritten
+			// segment replaces the original under its name.
+			err = fs.SyncDir(dir)
+		}
 		if err != nil {
 			return fmt.Errorf("wal: repair: copy %s aside: %w", path, err)
 		}
