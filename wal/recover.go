@@ -38,7 +38,6 @@ type Recovery struct {
 	rd       *Reader        // the last segment's Reader, whose buffers the next one reuses
 	expected uint64         // LSN of the next record
 	end      int64          // offset just past the last record of the last segment read
-	records  int64          // records read
 	err      error          // sticky: io.EOF once the pass is over
 	finished bool           // Finish or Close was called
 }
@@ -191,7 +190,6 @@ func (r *Recovery) next() (Record, error) {
 			if err := checkLSNLimit(r.cur.seg, rec.LSN); err != nil {
 				return Record{}, err
 			}
-			r.records++
 			return rec, nil
 		}
 		if err := r.endSegment(); err != nil {
@@ -257,7 +255,7 @@ func (r *Recovery) Rewind() error {
 		}
 		r.cur = nil
 	}
-	r.i, r.expected, r.end, r.records, r.err = 0, r.first, 0, 0, nil
+	r.i, r.expected, r.end, r.err = 0, r.first, 0, nil
 	return nil
 }
 
@@ -308,7 +306,7 @@ func (r *Recovery) readAll() (recovered, error) {
 	}
 	rec := recovered{
 		segs: r.segs, next: r.expected, last: r.expected - 1,
-		records: r.records, end: r.end, report: r.report,
+		end: r.end, report: r.report,
 	}
 	if r.repaired {
 		rec.report.FirstLSN = rec.first()
@@ -319,12 +317,11 @@ func (r *Recovery) readAll() (recovered, error) {
 
 // recovered is the state of a log directory after recovery.
 type recovered struct {
-	segs    []segment // remaining segments, in LSN order
-	last    uint64    // LSN of the last record (0 if the log is empty)
-	next    uint64    // LSN the next record gets
-	records int64     // records found
-	end     int64     // offset just past the last record of the last segment
-	report  RepairReport
+	segs   []segment // remaining segments, in LSN order
+	last   uint64    // LSN of the last record (0 if the log is empty)
+	next   uint64    // LSN the next record gets
+	end    int64     // offset just past the last record of the last segment
+	report RepairReport
 }
 
 // first is the LSN of the first record the log holds (or would hold).
