@@ -482,3 +482,32 @@ func (f *countingFile) ReadAt(p []byte, off int64) (int, error) {
 	f.n.Add(int64(n))
 	return n, err
 }
+
+// A segment that is not a regular file (here a symlink to one moved
+// elsewhere) fails Open and Repair instead of being left out of the log.
+func TestSegmentNotRegularFile(t *testing.T) {
+	bigRecords(t)
+	dir := filepath.Join(t.TempDir(), "log")
+	makeLog(t, dir, 12, MinSegmentSize)
+	segs := segmentFiles(t, dir)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	moved := filepath.Join(t.TempDir(), filepath.Base(segs[0]))
+	if err := os.Rename(segs[0], moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(moved, segs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Open(Options{Dir: dir}); err == nil {
+		l.Close()
+		t.Fatal("Open succeeded with a symlinked segment")
+	}
+	if _, err := Repair(vfs.Default, dir, RepairOptions{}); err == nil {
+		t.Fatal("Repair succeeded with a symlinked segment")
+	}
+	if _, err := os.Lstat(segs[0]); err != nil {
+		t.Fatalf("symlinked segment touched: %v", err)
+	}
+}

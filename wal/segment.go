@@ -64,10 +64,16 @@ func listSegments(fs vfs.FS, dir string) (segs []segment, temps []string, err er
 	}
 	for _, e := range ents {
 		name := e.Name()
+		first, isSeg := parseSegmentName(name)
 		if !e.Type().IsRegular() {
+			if isSeg {
+				// Skipping it would leave its records out of the log
+				// without a word.
+				return nil, nil, fmt.Errorf("segment %s is not a regular file", filepath.Join(dir, name))
+			}
 			continue
 		}
-		if first, ok := parseSegmentName(name); ok {
+		if isSeg {
 			segs = append(segs, segment{first: first, path: filepath.Join(dir, name)})
 			continue
 		}
