@@ -7,7 +7,7 @@
 //	cidstore repair [-v] DIR
 //	cidstore dump DIR FILE
 //	cidstore load FILE DIR
-//	cidstore serve [flags] DIR   serve over ZeroMQ/msgpack and HTTP
+//	cidstore serve [flags] DIR   serve over ZeroMQ/msgpack, RESP and HTTP
 //
 // Run "cidstore help" for the full list.
 //

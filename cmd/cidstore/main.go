@@ -29,7 +29,7 @@ func commands() []command {
 		{"verify", "DIR", "validate the directory as Open does; non-zero exit on damage", runVerify},
 		{"dump", "DIR FILE", "export a consistent snapshot stream of a store", runDump},
 		{"load", "FILE DIR", "import a snapshot stream into a new or empty store", runLoad},
-		{"serve", "[flags] DIR", "serve a store over ZeroMQ/msgpack and HTTP (-memory: in memory; -raft-id: a replica)", runServe},
+		{"serve", "[flags] DIR", "serve a store over ZeroMQ/msgpack, RESP and HTTP (-memory: in memory; -raft-id: a replica)", runServe},
 		{"cluster", "add|remove|status", "change or show the membership of a replicated cluster", runCluster},
 	}
 }
