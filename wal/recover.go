@@ -368,9 +368,15 @@ func tornBytes(fs vfs.FS, seg segment, res scanResult) (int64, error) {
 		return 0, fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
+	return countTail(f, seg.path, res.end, math.MaxInt64-res.end)
+}
+
+// countTail reads n bytes of the segment file f at path from off (fewer
+// at its end) through a tailCounter and returns how many are data.
+func countTail(f io.ReaderAt, path string, off, n int64) (int64, error) {
 	var tc tailCounter
-	if _, err := io.Copy(&tc, io.NewSectionReader(f, res.end, math.MaxInt64-res.end)); err != nil {
-		return 0, fmt.Errorf("wal: read %s: %w", seg.path, err)
+	if _, err := io.Copy(&tc, io.NewSectionReader(f, off, n)); err != nil {
+		return 0, fmt.Errorf("wal: read %s: %w", path, err)
 	}
 	return tc.data(), nil
 }

@@ -207,11 +207,11 @@ func resync(fs vfs.FS, sc *segScan, res scanResult, check func(Record) error) er
 		return fmt.Errorf("wal: stat %s: %w", seg.path, err)
 	}
 	size := fi.Size()
-	var tc tailCounter
-	if _, err := io.Copy(&tc, io.NewSectionReader(f, res.end, max(size-res.end, 0))); err != nil {
-		return fmt.Errorf("wal: read %s: %w", seg.path, err)
+	data, err := countTail(f, seg.path, res.end, max(size-res.end, 0))
+	if err != nil {
+		return err
 	}
-	sc.dataEnd = res.end + tc.data()
+	sc.dataEnd = res.end + data
 	fsc := newFrameScanner(f, size)
 	var payload []byte
 	// frame checks the frame at p: ok if it passes its checksum.
@@ -557,11 +557,6 @@ func rewriteSegment(fs vfs.FS, dir string, sc segScan, keep []run, rep *RepairRe
 		if err == nil {
 			err = copyFile(fs, path, to)
 		}
-		if err == nil {
-			// The copy's name must be durable before the rewritten
-			// segment replaces the original under its name.
-			err = fs.SyncDir(dir)
-		}
 		if err != nil {
 			return fmt.Errorf("wal: repair: copy %s aside: %w", path, err)
 		}
@@ -600,25 +595,18 @@ func rewriteSegment(fs vfs.FS, dir string, sc segScan, keep []run, rep *RepairRe
 	return nil
 }
 
-// copyFile writes a copy of the file from to the file to, which must not
-// exist, and fsyncs it.
-func copyFile(fs vfs.FS, from, to string) (err error) {
+// copyFile writes a copy of the segment from to the file to, which must
+// not exist, through vfs.WriteFileAtomic: the copy is written and fsynced
+// under from's temporary segment name, which Open removes after a crash,
+// so to is either absent or whole, and its name is durable on return.
+func copyFile(fs vfs.FS, from, to string) error {
 	src, err := fs.OpenFile(from, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := fs.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	return vfs.WriteFileAtomic(fs, to, from+tempSuffix, func(dst vfs.File) error {
+		_, err := io.Copy(dst, src)
 		return err
-	}
-	defer func() {
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err = io.Copy(dst, src); err != nil {
-		return err
-	}
-	return dst.Sync()
+	})
 }
