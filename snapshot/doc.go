@@ -33,7 +33,8 @@
 //	offset  size  field
 //	0       8     magic "CIDSNAP1"
 //	8       2     version, uint16: 1 without triple partitions, 2 with
-//	              (version 1 readers refuse a file with triples)
+//	              (version 1 readers refuse a file with triples; a
+//	              triple block in a version 1 file is corrupt)
 //	10      2     reserved, 0
 //	12      4     parts    uint32: partition (shard) count, at most MaxParts
 //	16      8     lsn      uint64: cut LSN

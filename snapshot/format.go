@@ -128,7 +128,8 @@ func parseHeader(b []byte) (Header, string) {
 	if crc(b[0:32]) != le.Uint32(b[32:36]) {
 		return Header{}, "header checksum mismatch"
 	}
-	if v := le.Uint16(b[8:10]); v != Version && v != VersionPairs {
+	v := le.Uint16(b[8:10])
+	if v != Version && v != VersionPairs {
 		return Header{}, "unsupported version"
 	}
 	if le.Uint16(b[10:12]) != 0 {
@@ -139,10 +140,20 @@ func parseHeader(b []byte) (Header, string) {
 		return Header{}, "partition count too large"
 	}
 	return Header{
-		LSN:     le.Uint64(b[16:24]),
-		Parts:   int(parts),
-		Created: time.Unix(0, int64(le.Uint64(b[24:32]))),
+		LSN:       le.Uint64(b[16:24]),
+		Parts:     int(parts),
+		Created:   time.Unix(0, int64(le.Uint64(b[24:32]))),
+		pairsOnly: v == VersionPairs,
 	}, ""
+}
+
+// triplesReason is the reason to refuse a block with flags in a file
+// with header h: a file of VersionPairs holds no triple blocks.
+func triplesReason(h Header, flags uint8) string {
+	if h.pairsOnly && flags&flagTriples != 0 {
+		return "triple block in a snapshot of the pairs-only version"
+	}
+	return ""
 }
 
 // blockHeader is a decoded block frame header.

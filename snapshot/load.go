@@ -219,6 +219,9 @@ func readFooter(r io.ReaderAt, size int64, file string, h Header) (footer, error
 		c = crc32.Update(c, crcTable, b)
 		for ; len(b) > 0; i, b = i+1, b[IndexEntrySize:] {
 			e, reason := parseIndexEntry(b)
+			if reason == "" {
+				reason = triplesReason(h, e.flags)
+			}
 			eoff := off + FooterFixedSize + int64(i)*IndexEntrySize
 			if reason != "" {
 				return footer{}, corrupt(file, eoff, "%s", reason)

@@ -69,6 +69,9 @@ func ReadEntries(ctx context.Context, r io.Reader, fn Entries) (Header, Summary,
 			return Header{}, Summary{}, err
 		}
 		bh, reason := parseBlockHeader(frame, h.Parts)
+		if reason == "" {
+			reason = triplesReason(h, bh.flags)
+		}
 		if reason != "" {
 			return Header{}, Summary{}, corrupt("", off, "%s", reason)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -100,6 +101,20 @@ func TestTriplePartitions(t *testing.T) {
 	n := 0
 	if _, _, err := Read(context.Background(), bytes.NewReader(buf.Bytes()), func(cid.CID, []cid.CID) error { n++; return nil }); err != nil || n != 1 {
 		t.Fatalf("pair-only read: %v, %d entries", err, n)
+	}
+
+	// The same blocks under a version-1 header are corrupt: that version
+	// holds no triples, and a reader of it would drop them unseen.
+	v1 := bytes.Clone(buf.Bytes())
+	le.PutUint16(v1[8:], VersionPairs)
+	fixHeader(v1)
+	if _, _, err := load(context.Background(), bytes.NewReader(v1), int64(len(v1)), "x", 2, c.entries()); !errors.Is(err, ErrCorrupt) ||
+		!strings.Contains(err.Error(), "pairs-only version") {
+		t.Fatalf("load of triples under version 1: %v", err)
+	}
+	if _, _, err := ReadEntries(context.Background(), bytes.NewReader(v1), c2.entries()); !errors.Is(err, ErrCorrupt) ||
+		!strings.Contains(err.Error(), "pairs-only version") {
+		t.Fatalf("read of triples under version 1: %v", err)
 	}
 
 	buf.Reset()

@@ -37,6 +37,10 @@ type Header struct {
 	// Version, one without as VersionPairs. Readers leave it 0: a triple
 	// partition is known by its blocks.
 	Triples int
+
+	// pairsOnly is set by the readers for a file of VersionPairs, which
+	// cannot hold triple blocks.
+	pairsOnly bool
 }
 
 // Summary counts what a snapshot holds.
