@@ -359,41 +359,46 @@ func cmdFlushAll(c *rconn, args [][]byte) {
 		return
 	}
 	b := c.s.currentBackend()
-	for {
-		c.cmd.Reset()
-		c.cmd.Op = OpApply
+	err := c.flushEach(OpApply, func() int {
 		for k := range b.Range(cid.Zero, cid.Zero) {
 			c.cmd.Pairs = append(c.cmd.Pairs, store.PairOp{Kind: store.OpDeleteKey, Key: k})
 			if len(c.cmd.Pairs) == flushBatch {
 				break
 			}
 		}
-		if len(c.cmd.Pairs) == 0 {
-			break
-		}
-		if err := c.exec(); err != nil {
-			c.w.err(err)
-			return
-		}
-	}
-	for {
-		c.cmd.Reset()
-		c.cmd.Op = OpBatchDelete
-		for t := range b.Query(cid.Zero, cid.Zero, cid.Zero) {
-			c.cmd.Triples = append(c.cmd.Triples, t)
-			if len(c.cmd.Triples) == flushBatch {
-				break
+		return len(c.cmd.Pairs)
+	})
+	if err == nil {
+		err = c.flushEach(OpBatchDelete, func() int {
+			for t := range b.Query(cid.Zero, cid.Zero, cid.Zero) {
+				c.cmd.Triples = append(c.cmd.Triples, t)
+				if len(c.cmd.Triples) == flushBatch {
+					break
+				}
 			}
-		}
-		if len(c.cmd.Triples) == 0 {
-			break
-		}
-		if err := c.exec(); err != nil {
-			c.w.err(err)
-			return
-		}
+			return len(c.cmd.Triples)
+		})
+	}
+	if err != nil {
+		c.w.err(err)
+		return
 	}
 	c.w.ok()
+}
+
+// flushEach runs commands of op until one is empty: fill adds up to
+// flushBatch operands to the reset command and returns how many it added.
+func (c *rconn) flushEach(op Op, fill func() int) error {
+	for {
+		c.cmd.Reset()
+		c.cmd.Op = op
+		if fill() == 0 {
+			return nil
+		}
+		if err := c.exec(); err != nil {
+			return err
+		}
+	}
 }
 
 // cmdInfo answers "INFO [section...]" with the store's and the server's
