@@ -354,6 +354,9 @@ func TestRESPWire(t *testing.T) {
 	// Inline commands, as from telnet; empty lines are ignored.
 	r.send("PING\r\n\r\nECHO  hi\nSADD E(1,1) E(1,2)\r\nSCARD E(1,1)\r\n")
 	r.expect("+PONG", "$2", "hi", ":1", ":1")
+	// Quoted inline words, as redis-server reads them.
+	r.send("ECHO \"a b\\x41\"\r\nSADD 'E(1,9)' \"E(1,3)\"\r\n")
+	r.expect("$4", "a bA", ":1")
 	// A request split across writes, and several in one write.
 	r.send("*2\r\n$4\r\nECHO\r\n$5\r\nhe")
 	r.send("llo\r\n*1\r\n$4\r\nPING\r\n")
@@ -385,6 +388,13 @@ func TestRESPWire(t *testing.T) {
 	r2.expect("-ERR Protocol error")
 	if l, err := r2.br.ReadString('\n'); err == nil {
 		t.Fatalf("the connection stayed open after a protocol error: %q", l)
+	}
+	// So is an inline quote left open.
+	r3 := dialRESP(t, ts.Addr("resp"))
+	r3.send("ECHO \"a b\r\n")
+	r3.expect("-ERR Protocol error: unbalanced quotes")
+	if l, err := r3.br.ReadString('\n'); err == nil {
+		t.Fatalf("the connection stayed open after unbalanced quotes: %q", l)
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 
 // The RESP request reader. Clients send requests as arrays of bulk
 // strings ("*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n"), or, from a terminal, as
-// inline lines of words separated by spaces ("PING hi\r\n"). A client may
+// inline lines of words separated by spaces, quoted as Redis quotes them
+// ("PING hi\r\n", "ECHO \"a b\"\r\n"; respinline.go). A client may
 // send many requests before reading a reply (pipelining): the reader
 // returns every request that is complete in its buffer at once, so that
 // the connection can apply them together and answer them with one write.
@@ -305,8 +306,8 @@ func (rd *respReader) skip() (bool, error) {
 	}
 }
 
-// parseInline parses one inline request: words separated by spaces or
-// tabs, ending with LF (or CRLF). Empty lines are ignored.
+// parseInline parses one inline request: words as splitInline reads
+// them, ending with LF (or CRLF). Empty lines are ignored.
 func (rd *respReader) parseInline() (ok bool, err error) {
 	b := rd.buf[rd.pos:rd.end]
 	i := bytes.IndexByte(b[:min(len(b), maxInline+1)], '\n')
@@ -326,25 +327,14 @@ func (rd *respReader) parseInline() (ok bool, err error) {
 		line = line[:len(line)-1]
 	}
 	lo := len(rd.argv)
-	for len(line) > 0 {
-		j := 0
-		for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-			j++
-		}
-		line = line[j:]
-		k := 0
-		for k < len(line) && line[k] != ' ' && line[k] != '\t' {
-			k++
-		}
-		if k > 0 {
-			if len(rd.argv)-lo == rd.maxArgs {
-				rd.argv = rd.argv[:lo]
-				rd.reqs = append(rd.reqs, respReq{tooLarge: true})
-				return true, nil
-			}
-			rd.argv = append(rd.argv, line[:k:k])
-		}
-		line = line[k:]
+	argv, tooMany, err := splitInline(line, rd.argv, rd.maxArgs)
+	if err != nil {
+		return false, err
+	}
+	rd.argv = argv
+	if tooMany {
+		rd.reqs = append(rd.reqs, respReq{tooLarge: true})
+		return true, nil
 	}
 	if len(rd.argv) > lo {
 		rd.reqs = append(rd.reqs, respReq{lo: lo, hi: len(rd.argv)})

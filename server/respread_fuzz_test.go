@@ -13,7 +13,8 @@ import (
 // them. It must never panic; both must see the same requests and the same
 // protocol error (if any); a request within the limits has arguments and
 // fits the limits. The seed corpus (testdata/fuzz/FuzzRESPReader) holds
-// arrays, inline lines, pipelines, oversized and broken requests.
+// arrays, inline lines (quoted too), pipelines, oversized and broken
+// requests.
 func FuzzRESPReader(f *testing.F) {
 	for _, s := range []string{
 		"*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n",
@@ -22,6 +23,7 @@ func FuzzRESPReader(f *testing.F) {
 		"*20\r\n" + string(bytes.Repeat([]byte("$1\r\nx\r\n"), 20)) + "PING\r\n",
 		"*0\r\n*-1\r\n*1\r\n$x\r\n",
 		"*1\r\n$3\r\nabcd\r\n",
+		"ECHO \"a \\x41\\\"b\" 'c\\'d' e\"f g\"\r\nECHO \"open\r\n",
 	} {
 		f.Add([]byte(s), uint8(3))
 	}
