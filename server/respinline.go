@@ -36,12 +36,8 @@ func splitInline(line []byte, argv [][]byte, maxArgs int) (out [][]byte, tooMany
 			switch c := line[r]; {
 			case isInlineSpace(c):
 				done = true
-			case c == '"':
-				if r, w, err = unquoteDouble(line, r+1, w); err != nil {
-					return argv[:lo], false, err
-				}
-			case c == '\'':
-				if r, w, err = unquoteSingle(line, r+1, w); err != nil {
+			case c == '"' || c == '\'':
+				if r, w, err = unquote(line, r+1, w, c); err != nil {
 					return argv[:lo], false, err
 				}
 			default:
@@ -72,60 +68,48 @@ func closeQuote(line []byte, r int) error {
 	return nil
 }
 
-// unquoteDouble copies the double-quoted text that starts at line[r] to
-// line[w:], unescaping it, and returns the positions after the closing
-// quote and after the copy.
-func unquoteDouble(line []byte, r, w int) (int, int, error) {
+// unquote copies the text quoted by q (a double or single quote) that
+// starts at line[r] to line[w:], unescaping it, and returns the positions
+// after the closing quote and after the copy. Single quotes know one
+// escape, \'; double quotes know \xHH and \<c> (see unescape).
+func unquote(line []byte, r, w int, q byte) (int, int, error) {
 	for r < len(line) {
-		c := line[r]
+		c, n := line[r], 1
 		switch {
-		case c == '"':
+		case c == q:
 			return r + 1, w, closeQuote(line, r+1)
-		case c == '\\' && r+3 < len(line) && line[r+1] == 'x' && isHex(line[r+2]) && isHex(line[r+3]):
-			line[w] = unhex(line[r+2])<<4 | unhex(line[r+3])
-			r += 4
-		case c == '\\' && r+1 < len(line):
-			switch e := line[r+1]; e {
-			case 'n':
-				line[w] = '\n'
-			case 'r':
-				line[w] = '\r'
-			case 't':
-				line[w] = '\t'
-			case 'b':
-				line[w] = '\b'
-			case 'a':
-				line[w] = '\a'
-			default:
-				line[w] = e
+		case c != '\\' || r+1 == len(line):
+		case q == '\'':
+			if line[r+1] == '\'' {
+				c, n = '\'', 2
 			}
-			r += 2
+		case line[r+1] == 'x' && r+3 < len(line) && isHex(line[r+2]) && isHex(line[r+3]):
+			c, n = unhex(line[r+2])<<4|unhex(line[r+3]), 4
 		default:
-			line[w] = c
-			r++
+			c, n = unescape(line[r+1]), 2
 		}
-		w++
+		line[w] = c
+		r, w = r+n, w+1
 	}
 	return r, w, errUnbalanced()
 }
 
-// unquoteSingle is unquoteDouble for single quotes, whose one escape is \'.
-func unquoteSingle(line []byte, r, w int) (int, int, error) {
-	for r < len(line) {
-		c := line[r]
-		switch {
-		case c == '\'':
-			return r + 1, w, closeQuote(line, r+1)
-		case c == '\\' && r+1 < len(line) && line[r+1] == '\'':
-			line[w] = '\''
-			r += 2
-		default:
-			line[w] = c
-			r++
-		}
-		w++
+// unescape is the byte \e stands for in double quotes: \n \r \t \b \a
+// as in C, any other e for itself.
+func unescape(e byte) byte {
+	switch e {
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	case 'b':
+		return '\b'
+	case 'a':
+		return '\a'
 	}
-	return r, w, errUnbalanced()
+	return e
 }
 
 func isHex(c byte) bool {
