@@ -597,3 +597,93 @@ func rssBytes(b *testing.B) uint64 {
 	}
 	return pages * uint64(os.Getpagesize())
 }
+
+// existingKeys is the number of keys BenchmarkInsertExisting preloads,
+// each with existingMembers values: the shape redis-benchmark's SADD with
+// -r 100000 leaves (scripts/bench-resp).
+const (
+	existingKeys    = 100_000
+	existingMembers = 10
+)
+
+// BenchmarkInsertExisting adds a new value to an existing key whose set
+// holds a few values: existingKeys keys of existingMembers values are
+// preloaded, then b.N inserts each add a value not yet present to a key
+// picked at random (so the sets grow by b.N/existingKeys values on
+// average; run it with a fixed count, -benchtime 1000000x, to compare
+// runs). Keys come in two shapes: random (benchKey) and seq, the
+// redis-benchmark shape E(1,0,0,n) whose keys differ only in their last
+// word, with values E(2,0,0,n). insert is Store.Insert; batch16 applies
+// the same inserts 16 at a time with ApplyPairs, as the RESP endpoint
+// applies a pipeline of 16 SADDs (b.N counts inserts). raw-store is the
+// same-run baseline: a raw xsync.MapOf[[32]byte, [32]byte] Store of the
+// same pairs into a map preloaded with the keys (one value each).
+func BenchmarkInsertExisting(b *testing.B) {
+	shapes := []struct {
+		name     string
+		key, val func(i uint64) cid.CID
+	}{
+		{"random", benchKey, func(i uint64) cid.CID { return benchKey(i + 1<<46) }},
+		{"seq", func(i uint64) cid.CID { return cid.FromWords(1, 0, 0, i+1) }, func(i uint64) cid.CID { return cid.FromWords(2, 0, 0, i+1) }},
+	}
+	for _, sh := range shapes {
+		preload := make([]Pair, 0, existingKeys*existingMembers)
+		for m := range uint64(existingMembers) {
+			for k := range uint64(existingKeys) {
+				preload = append(preload, Pair{sh.key(k), sh.val(m*existingKeys + k)})
+			}
+		}
+		// ops returns n inserts of new values into random existing keys.
+		ops := func(n int) []Pair {
+			rng := rand.New(rand.NewPCG(3, 4))
+			ps := make([]Pair, n+claimBlock*runtime.GOMAXPROCS(0))
+			for j := range ps {
+				ps[j] = Pair{sh.key(rng.Uint64N(existingKeys)), sh.val(uint64(existingKeys*existingMembers + j))}
+			}
+			return ps
+		}
+		b.Run(sh.name+"/raw-store", func(b *testing.B) {
+			m := rawMap(preload[:existingKeys])
+			ps := ops(b.N)
+			claimEach(b, func(i int) { m.Store(ps[i].Key, ps[i].Value) })
+		})
+		b.Run(sh.name+"/insert", func(b *testing.B) {
+			s := benchStore(b, preload)
+			defer s.Close()
+			ps := ops(b.N)
+			claimEach(b, func(i int) {
+				if err := s.Insert(ps[i].Key, ps[i].Value); err != nil {
+					b.Error(err)
+				}
+			})
+		})
+		b.Run(sh.name+"/batch16", func(b *testing.B) {
+			s := benchStore(b, preload)
+			defer s.Close()
+			ps := ops(b.N + 16)
+			var c claimer
+			runParallel(b, func(pb *testing.PB) {
+				var batch [16]PairOp
+				var changed [16]bool
+				i, end := c.claim()
+				for {
+					n := 0
+					for n < len(batch) && pb.Next() {
+						if i == end {
+							i, end = c.claim()
+						}
+						batch[n] = PairOp{Kind: OpInsert, Key: ps[i].Key, Value: ps[i].Value}
+						n++
+						i++
+					}
+					if n == 0 {
+						return
+					}
+					if _, err := s.ApplyPairs(batch[:n], changed[:n]); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
+	}
+}
