@@ -27,17 +27,25 @@
 //     RebuildIndex rebuilds. A lock left held would instead hang every
 //     later writer of the shard and Close.
 //
-// Records are immutable once published. A writer builds a new record and
-// stores it in the map and the B-tree; a reader that loaded the old record
-// keeps a consistent, sorted value set. Readers therefore never see a torn
-// or unsorted set and never block writers.
+// Value sets are immutable once published. A writer that changes a key's
+// form (a new key, one value becoming two, a slice becoming a B-tree)
+// builds a new record and stores it in the map and the B-tree. A writer
+// that adds a value to, or removes one from, a key of two or more values
+// builds a new set of the same form and swaps it into the key's record
+// with one atomic store, without touching the map or the B-tree, as long
+// as no View can hold that record: every View moves the shard's epoch on,
+// and a record published before the latest View is replaced instead, so
+// a view keeps the values it was taken with. A reader loads a set once
+// per call and keeps a consistent, sorted value set. Readers therefore
+// never see a torn or unsorted set and never block writers.
 //
 // Value sets are sorted and free of duplicates. One value lives inline in
 // the 64-byte record; such records, for new keys and for bulk loads, are
 // carved from slabs (see slab.go), so that inserting a new key allocates
-// only its map entry. Up to InlineMax values live in a sorted slice
-// (binary search); larger sets switch to a copy-on-write B-tree of CIDs and
-// switch back once they shrink to half the threshold.
+// only its map entry. Up to InlineMax values live in a sorted array
+// (binary search), one pointer-free allocation of a count word and the
+// values; larger sets switch to a copy-on-write B-tree of CIDs and switch
+// back once they shrink to half the threshold.
 //
 // A Loader builds an empty shard in bulk, as recovery and import do: it
 // collects entries (and the logged operations to apply on top of them),

@@ -52,6 +52,7 @@ type Shard struct {
 	inlineMax int
 	lsn       uint64 // last log sequence number published; guarded by mu
 	slab      slab   // where new single-value records come from; guarded by mu
+	epoch     uint64 // Views taken so far (see Add); guarded by mu
 
 	keys  atomic.Int64
 	pairs atomic.Int64
@@ -215,6 +216,9 @@ func (s *Shard) publish(k cid.CID, h uint64, primary bool, prev, next *record) {
 	if next != nil && next.isTree() {
 		s.trees.Add(1)
 	}
+	if next != nil && next.isMulti() {
+		next.asMulti().epoch = s.epoch
+	}
 	switch {
 	case next == nil:
 		if primary {
@@ -248,27 +252,58 @@ func (s *Shard) publish(k cid.CID, h uint64, primary bool, prev, next *record) {
 // holds the lock.
 //
 // A new key costs one record from the shard's slab (see slab), one map
-// entry and one index insert; the key is hashed once.
+// entry and one index insert; the key is hashed once. A key that already
+// holds two or more values usually keeps its record: Add swaps a new
+// value set into it (see multi), one allocation, with no map store and no
+// index update. It may do so only while no View can hold the record,
+// since a View must keep the values it was taken with: every View bumps
+// the shard's epoch, and a record published (or loaded) in an earlier
+// epoch is replaced by a new record, as a change of form is.
 func (s *Shard) Add(k, v cid.CID) bool {
 	h := s.hash(k)
 	prev, primary := s.slot(k, h)
 	var next *record
-	if prev == nil {
+	switch {
+	case prev == nil:
 		next = s.slab.single(k, v)
-	} else if next = withValue(prev, k, v, s.inlineMax); next == prev {
-		return false
+	case s.owns(prev):
+		if changed, ok := prev.asMulti().addInPlace(v, s.inlineMax); ok {
+			if changed {
+				s.pairs.Add(1)
+			}
+			return changed
+		}
+		fallthrough
+	default:
+		if next = withValue(prev, k, v, s.inlineMax); next == prev {
+			return false
+		}
 	}
 	s.publish(k, h, primary, prev, next)
 	return true
 }
 
+// owns reports whether r is a multi-value record that no View can hold,
+// whose value set Add and Remove may therefore swap in place. The caller
+// holds the lock.
+func (s *Shard) owns(r *record) bool { return r.isMulti() && r.asMulti().epoch == s.epoch }
+
 // Remove removes v from k's values and reports whether the shard changed.
-// The caller holds the lock.
+// The caller holds the lock. Like Add, it swaps a new value set into the
+// key's record when it may.
 func (s *Shard) Remove(k, v cid.CID) bool {
 	h := s.hash(k)
 	prev, primary := s.slot(k, h)
 	if prev == nil {
 		return false
+	}
+	if s.owns(prev) {
+		if changed, ok := prev.asMulti().removeInPlace(v, s.inlineMax); ok {
+			if changed {
+				s.pairs.Add(-1)
+			}
+			return changed
+		}
 	}
 	next := withoutValue(prev, v, s.inlineMax)
 	if next == prev {
@@ -304,8 +339,11 @@ func (s *Shard) SetLSN(lsn uint64) {
 }
 
 // View returns a point-in-time, read-only view of the shard. It is O(1):
-// the key index is cloned copy-on-write. The caller holds the lock; the
-// view may be used after the lock is released, from any goroutine.
+// the key index is cloned copy-on-write, and the epoch moves on so that
+// no record the view holds is changed in place afterwards (see Add). The
+// caller holds the lock; the view may be used after the lock is released,
+// from any goroutine.
 func (s *Shard) View() *View {
+	s.epoch++
 	return &View{index: s.index.Clone(), lsn: s.lsn}
 }

@@ -406,3 +406,57 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(entries+ops)), "ns/key")
 }
+
+// A set swapped in place (Add and Remove on a key of several values) must
+// never show through a View taken before: every View keeps the values its
+// key had when it was taken, also for keys whose sets keep changing, for
+// inline and tree sets, while Lookup and Contains see every change.
+func TestViewKeepsValuesAcrossInPlaceWrites(t *testing.T) {
+	for _, inline := range []int{4, 32} {
+		s := newShard(t, inline)
+		s.Lock()
+		k := w(1)
+		var model []cid.CID
+		type seen struct {
+			v    *View
+			want []cid.CID
+		}
+		var views []seen
+		rng := rand.New(rand.NewPCG(5, uint64(inline)))
+		for step := 0; step < 2000; step++ {
+			v := w(1 + rng.Uint64N(40))
+			i, found := slices.BinarySearchFunc(model, v, cid.Compare)
+			if rng.IntN(3) > 0 {
+				s.Add(k, v)
+				if !found {
+					model = slices.Insert(model, i, v)
+				}
+			} else {
+				s.Remove(k, v)
+				if found {
+					model = slices.Delete(model, i, i+1)
+				}
+			}
+			if got := s.AppendValues(nil, k); !slices.Equal(got, model) {
+				t.Fatalf("inline %d step %d: live %v, want %v", inline, step, got, model)
+			}
+			if s.Pairs() != len(model) {
+				t.Fatalf("inline %d step %d: Pairs %d, want %d", inline, step, s.Pairs(), len(model))
+			}
+			if step%7 == 0 {
+				views = append(views, seen{s.View(), slices.Clone(model)})
+			}
+		}
+		s.Unlock()
+		for j, sv := range views {
+			var got []cid.CID
+			sv.v.Ascend(nil, nil, func(e Entry) bool {
+				got = e.AppendValues(got)
+				return true
+			})
+			if !slices.Equal(got, sv.want) {
+				t.Fatalf("inline %d view %d: %v, want %v", inline, j, got, sv.want)
+			}
+		}
+	}
+}

@@ -19,8 +19,11 @@ func (v *View) LSN() uint64 { return v.lsn }
 // Len returns the number of keys in the view.
 func (v *View) Len() int { return v.index.Len() }
 
-// Entry is one key of a View with its values. It is a read-only handle on
-// immutable data and stays valid as long as it is referenced.
+// Entry is one key with its values, a read-only handle that stays valid as
+// long as it is referenced. An Entry of a View always reads the values the
+// view was taken with; an Entry from Lookup reads the key's values as they
+// are at each call (a whole, sorted set each time), since a write may swap
+// a new set into a live record (see Shard.Add).
 type Entry struct{ r *record }
 
 // Key returns the entry's key.
