@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cidstore/cidstore/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The RESP endpoint speaks the Redis protocol, so that redis-cli,
@@ -67,6 +68,10 @@ type rconn struct {
 	// Per batch of requests, added to the server's metrics after it.
 	done   [numOps]int64
 	failed int64
+
+	// The latency histogram of each command, looked up on first use:
+	// WithLabelValues hashes its labels and takes a lock on every call.
+	latency [numOps]prometheus.Observer
 }
 
 var respConnID atomic.Int64
@@ -161,7 +166,12 @@ func (c *rconn) exec() error {
 		}
 		return err
 	}
-	c.s.metrics.latency.WithLabelValues("resp", c.cmd.Op.String()).Observe(time.Since(start).Seconds())
+	lat := c.latency[c.cmd.Op]
+	if lat == nil {
+		lat = c.s.metrics.latency.WithLabelValues("resp", c.cmd.Op.String())
+		c.latency[c.cmd.Op] = lat
+	}
+	lat.Observe(time.Since(start).Seconds())
 	c.done[c.cmd.Op]++
 	return nil
 }
