@@ -19,8 +19,10 @@
 // seeded hash; each shard has a lock-free map for point reads, a B-tree for
 // ordered scans, and a mutex that serialises its writers. Get, Contains,
 // Count and AppendValues never take a lock and always see a whole, sorted
-// value set: a writer builds a new immutable record and publishes it in one
-// step. Writes to different shards proceed in parallel.
+// value set: a writer builds a new immutable value set and publishes it in
+// one step (in a new record, or swapped into the key's record when no view
+// can hold it; see package shard). Writes to different shards proceed in
+// parallel.
 //
 // InsertBatch and ApplyBatch are atomic for iteration, Export and
 // checkpoints, which see all of a batch or none of it, while batches run in
