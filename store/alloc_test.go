@@ -9,7 +9,8 @@ import (
 // The read and insert hot paths allocate nothing of their own: Get only
 // the slice it returns, AppendValues, Contains and Count nothing, and an
 // in-memory Insert of a new key one map entry (its record comes from a
-// slab and index nodes grow rarely, so both round away in the average).
+// slab and index nodes grow rarely, so both round away in the average),
+// and one of a new value for a key of several values its new value set.
 func TestHotPathAllocs(t *testing.T) {
 	s, err := Open("", Options{InMemory: true})
 	if err != nil {
@@ -60,5 +61,23 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 	if got := testing.AllocsPerRun(1000, dup); got != 0 {
 		t.Errorf("Insert of a present pair: %v allocations per call, want 0", got)
+	}
+	// A new value for a key of a few values: its new value set, one
+	// allocation, swapped into the key's record (no map entry, no record).
+	multi := benchPair(8).Key
+	for i := range uint64(3) {
+		if err := s.Insert(multi, benchKey(1<<51+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	val := uint64(1 << 52)
+	grow := func() {
+		val++
+		if err := s.Insert(multi, benchKey(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testing.AllocsPerRun(20, grow); got > 1 {
+		t.Errorf("Insert of a new value of a key of several: %v allocations per call, want at most 1", got)
 	}
 }
