@@ -123,16 +123,15 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	scratch := grown(&sc.keys, max(len(l.order), len(l.opOrder))) // for both sorts
 	order := sortKeys(l.order, scratch, func(ref uint32) *cid.CID { return &recs[ref].r.key })
 	opOrder := sortKeys(l.opOrder, scratch, func(ref uint32) *cid.CID { return &ops[ref].key })
-	// A presized map avoids growing it key by key; keys arrive in order,
-	// so the index only ever grows at its right edge.
+	// A presized map avoids growing it key by key.
 	s.m = newPrimary(xsync.WithPresize(len(order) + len(opOrder)))
-	s.index = btree.NewG(indexDegree, lessItem)
 	var keys, pairs, trees int64
-	// The index is built in key order as the loop goes; the map is filled
-	// afterwards in the order of its buckets, which turns a cache miss per
-	// key into a sweep.
+	// The loop merges in key order; the index is then built from the
+	// items it collects (see buildIndex), and the map filled in the order
+	// of its buckets, which turns a cache miss per key into a sweep.
 	mask := bucketMask(len(order) + len(opOrder))
 	finals := grown(&sc.finals, len(order)+len(opOrder))[:0]
+	items := grown(&sc.items, len(order)+len(opOrder))[:0]
 	for i, j := 0, 0; i < len(order) || j < len(opOrder); {
 		// The next key is the smaller of the next entry's and the next
 		// operation's. An entry loaded as is brings its hash and value
@@ -188,7 +187,7 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 		if derived {
 			h, n = s.hash(r.key), r.count()
 		}
-		s.index.ReplaceOrInsert(item{hi, r})
+		items = append(items, item{hi, r})
 		finals = append(finals, finalRec{h, r})
 		keys++
 		pairs += int64(n)
@@ -196,6 +195,8 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 			trees++
 		}
 	}
+	s.index = buildIndex(items)
+	sc.items = items
 	bucket := func(f *finalRec) uint64 { return f.hash >> 7 & mask }
 	sc.finals = finals // as appended (within the capacity grown above)
 	for _, f := range radixSort(finals, grown(&sc.tmp, len(finals)), bucketWidth(mask), bucket) {
@@ -212,6 +213,27 @@ func (s *Shard) Load(l *Loader, lsn uint64) error {
 	return nil
 }
 
+// buildIndex returns a key index holding items, which are in ascending
+// key order, inserting them in descending order. google/btree has no bulk
+// load, and the order of insertion decides how much memory its nodes
+// take. A full node (2*indexDegree-1 items) splits in the middle; the
+// lower half keeps the node and its item array, the upper half moves to a
+// new node whose array fits it exactly. In ascending order every insert
+// then lands in that new node, whose array grows by doubling: each leaf
+// ends half full in an array of twice the size, with a garbage array of
+// the old size left behind, about 49 bytes touched per key. In descending
+// order every insert lands in the old node's array, which has room, and
+// each node split off is final with an array it fills: about 16 bytes per
+// key, a third of the pages to fault in, for the price of shifting a leaf
+// by one item per insert. The tree's shape is the same either way.
+func buildIndex(items []item) *btree.BTreeG[item] {
+	t := btree.NewG(indexDegree, lessItem)
+	for i := len(items) - 1; i >= 0; i-- {
+		t.ReplaceOrInsert(items[i])
+	}
+	return t
+}
+
 // finalRec is a record Load publishes, with its map hash.
 type finalRec struct {
 	hash uint64
@@ -219,8 +241,8 @@ type finalRec struct {
 }
 
 // loadScratch is the temporary memory of one Load: the sort scratch, the
-// records it publishes and the scratch of their bucket sort, together
-// 48 bytes per key. Loads of one recovery reuse it through loadScratchPool,
+// records it publishes and the scratch of their bucket sort, and the
+// index's items, together 64 bytes per key. Loads of one recovery reuse it through loadScratchPool,
 // so that the shards loaded one after another on a core write into memory
 // already touched instead of faulting in fresh pages for each shard (the
 // store pauses the collector during recovery, which would otherwise hand
@@ -228,6 +250,7 @@ type finalRec struct {
 type loadScratch struct {
 	keys        []loadKey
 	finals, tmp []finalRec
+	items       []item // the index's items in key order
 }
 
 var loadScratchPool sync.Pool // of *loadScratch
@@ -244,7 +267,8 @@ func getLoadScratch() *loadScratch {
 func (sc *loadScratch) put() {
 	clear(sc.finals[:cap(sc.finals)])
 	clear(sc.tmp[:cap(sc.tmp)])
-	sc.finals, sc.tmp = sc.finals[:0], sc.tmp[:0]
+	clear(sc.items[:cap(sc.items)])
+	sc.finals, sc.tmp, sc.items = sc.finals[:0], sc.tmp[:0], sc.items[:0]
 	loadScratchPool.Put(sc)
 }
 
