@@ -270,21 +270,34 @@ func TestBulkLoad(t *testing.T) {
 	s.hashMask = 0xff // some collisions too
 	l := s.NewLoader()
 	want := map[cid.CID][]cid.CID{}
+	var singles []Single // added in batches
 	for i := uint64(1); i <= 2000; i++ {
 		n := i%7 + 1
 		var vals []cid.CID
 		for v := uint64(1); v <= n; v++ {
 			vals = append(vals, w(v*10))
 		}
-		// Split some value sets over two Adds, as a snapshot may.
-		if n > 2 && i%2 == 0 {
+		// Split some value sets over two Adds, as a snapshot may, and
+		// some over a batch of singles and an Add.
+		switch {
+		case n > 2 && i%2 == 0:
 			l.Add(w(i), vals[2:])
 			l.Add(w(i), vals[:2])
-		} else {
+		case n > 2 && i%3 == 0:
+			l.Add(w(i), vals[1:])
+			singles = append(singles, Single{w(i), vals[0]})
+		case n == 1 && i%2 == 0:
+			singles = append(singles, Single{w(i), vals[0]})
+		default:
 			l.Add(w(i), vals)
+		}
+		if len(singles) == 7 {
+			l.AddSingles(singles)
+			singles = singles[:0]
 		}
 		want[w(i)] = vals
 	}
+	l.AddSingles(singles)
 	if err := s.Load(l, 42); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (snapshot.Summary, erro
 		return snapshot.Summary{}, ErrNotEmpty
 	}
 	loaders, tl := s.newLoaders(), s.newTripleLoad()
-	_, sum, err := snapshot.ReadEntries(ctx, r, s.entries(loaders, tl, "<stream>"))
+	sinks := s.newEntrySinks(loaders)
+	_, sum, err := snapshot.ReadEntries(ctx, r, s.entries(sinks, tl, "<stream>"))
+	sinks.flush()
 	if err != nil {
 		return sum, asCorrupt(err)
 	}

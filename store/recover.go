@@ -159,8 +159,82 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader, tl *tripleLoa
 			}
 		}
 	}
-	_, sum, err := checkSnapshot(context.Background(), s.opts.FS, sf, 0, s.entries(loaders, tl, sf.path))
+	sinks := s.newEntrySinks(loaders)
+	_, sum, err := checkSnapshot(context.Background(), s.opts.FS, sf, 0, s.entries(sinks, tl, sf.path))
+	sinks.flush()
 	return sum.Pairs, err
+}
+
+// sinkBatch is how many single-value entries of one shard an entrySink
+// gathers before it adds them to the shard's loader.
+const sinkBatch = 64
+
+// entrySinks hands the pair entries of a snapshot to the loaders in
+// batches (shard.Loader.AddSingles). The snapshot's decoders call the
+// entry callback from several goroutines at once, and one Loader.Add per
+// entry spent most of its time moving the loader's lock and the memory
+// it writes between the cores. Each entrySink gathers single-value
+// entries per shard; sinks come from a sync.Pool, which keeps one per P,
+// so that a sink serves one goroutine at a time and mostly stays on one
+// core. Every sink is also listed in all, and flush hands what they still
+// hold to the loaders once the decoders are done: correctness does not
+// depend on what the pool keeps or drops. Entries with several values
+// (rare) go to Add directly; their order relative to the batches does not
+// matter, as Loader merges a key's entries whatever their order.
+type entrySinks struct {
+	s       *Store
+	loaders []*shard.Loader
+	pool    sync.Pool // of *entrySink
+	mu      sync.Mutex
+	all     []*entrySink
+}
+
+type entrySink struct {
+	pend [][]shard.Single // by shard
+}
+
+func (s *Store) newEntrySinks(loaders []*shard.Loader) *entrySinks {
+	return &entrySinks{s: s, loaders: loaders}
+}
+
+// add adds the entry of key k with values vals (not retained).
+func (es *entrySinks) add(k cid.CID, vals []cid.CID) {
+	i := es.s.shardOf(k)
+	if len(vals) != 1 {
+		es.loaders[i].Add(k, vals)
+		return
+	}
+	sk, _ := es.pool.Get().(*entrySink)
+	if sk == nil {
+		sk = &entrySink{pend: make([][]shard.Single, len(es.loaders))}
+		es.mu.Lock()
+		es.all = append(es.all, sk)
+		es.mu.Unlock()
+	}
+	p := sk.pend[i]
+	if p == nil {
+		p = make([]shard.Single, 0, sinkBatch)
+	}
+	p = append(p, shard.Single{Key: k, Value: vals[0]})
+	if len(p) == sinkBatch {
+		es.loaders[i].AddSingles(p)
+		p = p[:0]
+	}
+	sk.pend[i] = p
+	es.pool.Put(sk)
+}
+
+// flush adds every entry the sinks still hold to the loaders. It must
+// not run concurrently with add.
+func (es *entrySinks) flush() {
+	for _, sk := range es.all {
+		for i, p := range sk.pend {
+			if len(p) > 0 {
+				es.loaders[i].AddSingles(p)
+			}
+			sk.pend[i] = p[:0]
+		}
+	}
 }
 
 // mergeOpsMax bounds how many WAL operations recovery folds into the bulk
@@ -268,13 +342,14 @@ func loadKind(kind uint8) shard.OpKind {
 }
 
 // loadInto returns a snapshot entry callback that adds each entry to its
-// shard's loader, rejecting the reserved zero CID as corruption of from.
-func (s *Store) loadInto(loaders []*shard.Loader, from string) func(cid.CID, []cid.CID) error {
+// shard's loader through sinks, rejecting the reserved zero CID as
+// corruption of from.
+func (s *Store) loadInto(sinks *entrySinks, from string) func(cid.CID, []cid.CID) error {
 	return func(k cid.CID, vals []cid.CID) error {
 		if err := checkEntry(from, k, vals); err != nil {
 			return err
 		}
-		loaders[s.shardOf(k)].Add(k, vals)
+		sinks.add(k, vals)
 		return nil
 	}
 }

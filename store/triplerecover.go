@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cidstore/cidstore/cid"
-	"github.com/cidstore/cidstore/shard"
 	"github.com/cidstore/cidstore/snapshot"
 	"github.com/cidstore/cidstore/triples"
 )
@@ -31,9 +30,9 @@ func (s *Store) newTripleLoad() *tripleLoad {
 
 // entries returns the snapshot callbacks for pairs (into loaders) and
 // triples, rejecting the reserved zero CID as corruption of from.
-func (s *Store) entries(loaders []*shard.Loader, tl *tripleLoad, from string) snapshot.Entries {
+func (s *Store) entries(sinks *entrySinks, tl *tripleLoad, from string) snapshot.Entries {
 	return snapshot.Entries{
-		Pairs: s.loadInto(loaders, from),
+		Pairs: s.loadInto(sinks, from),
 		Triples: func(k cid.CID, vals []cid.CID) error {
 			if err := checkTripleEntry(from, k, vals); err != nil {
 				return err
