@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"sync"
@@ -325,8 +326,28 @@ func (s *Shard) mergeEntries(run []loadKey, recs []loadEntry) *record {
 // sortKeys sorts keys by key and, among equal keys, by ref (arrival
 // order, which keys are in on entry). key returns the full key of a ref:
 // it settles the order of the rare keys that share their first 8 bytes.
+//
+// The radix sort orders only the top topBits bits of the prefixes, in two
+// passes instead of the six all 64 bits take; the runs that share those
+// bits, of length one or two for the random keys of a shard's hundreds
+// of thousands, are then sorted by the rest of the prefix: a small run by
+// a comparison sort, a large one (keys alike in their top bits) by a
+// radix sort of its own.
 func sortKeys(keys, scratch []loadKey, key func(ref uint32) *cid.CID) []loadKey {
-	radixSort(keys, scratch, 64, hiKey) // stable: equal his stay in arrival order
+	radixSort(keys, scratch, topBits, topKey) // stable: equal keys stay in arrival order
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && topKey(&keys[j]) == topKey(&keys[i]) {
+			j++
+		}
+		switch run := keys[i:j]; {
+		case len(run) > smallRun:
+			radixSort(run, scratch, 64-topBits, hiKey)
+		case len(run) > 1:
+			slices.SortStableFunc(run, func(a, b loadKey) int { return cmp.Compare(a.hi, b.hi) })
+		}
+		i = j
+	}
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j].hi == keys[i].hi {
@@ -341,6 +362,16 @@ func sortKeys(keys, scratch []loadKey, key func(ref uint32) *cid.CID) []loadKey 
 	}
 	return keys
 }
+
+// topBits is how many of a prefix's top bits sortKeys radix-sorts: two
+// passes of the radix sort's 11-bit digits.
+const topBits = 22
+
+// smallRun is the longest run of prefixes alike in their top bits that
+// sortKeys sorts by comparison.
+const smallRun = 64
+
+func topKey(k *loadKey) uint64 { return k.hi >> (64 - topBits) }
 
 // fromSorted builds a record from a non-empty ascending, duplicate-free
 // value slice, which it takes ownership of.
