@@ -117,10 +117,25 @@ func (l *Loader) AddSingles(ps []Single) {
 // log order. This folds the WAL records after a snapshot into its load, so
 // they cost a sort and a merge instead of one random index insert each.
 func (l *Loader) AddOp(kind OpKind, k, v cid.CID) {
+	l.AddOps([]Op{{Kind: kind, Key: k, Value: v}})
+}
+
+// Op is an operation for AddOps: Value is unused for OpRemoveKey.
+type Op struct {
+	Kind       OpKind
+	Key, Value cid.CID
+}
+
+// AddOps is AddOp of each of ops, in order, under one acquisition of the
+// lock (see AddSingles).
+func (l *Loader) AddOps(ops []Op) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.opOrder = append(l.opOrder, loadKey{hi: hiOf(k), ref: uint32(len(l.ops))})
-	l.ops = append(l.ops, loadOp{key: k, val: v, kind: kind})
+	for i := range ops {
+		o := &ops[i]
+		l.opOrder = append(l.opOrder, loadKey{hi: hiOf(o.Key), ref: uint32(len(l.ops))})
+		l.ops = append(l.ops, loadOp{key: o.Key, val: o.Value, kind: o.Kind})
+	}
 }
 
 // Load publishes everything l collected into s, which must be empty: the

@@ -321,13 +321,32 @@ func (s *Store) readWAL(from uint64, more func(walRead) bool, fn func(lsn uint64
 // abandon (if not nil) is set. Folding them into the bulk load sorts them
 // with the snapshot's entries instead of inserting each into a large index
 // at random.
+//
+// The operations reach each loader in batches of sinkBatch (AddOps), in
+// log order, so that the read does not fight the snapshot's decoders for
+// the loaders' locks on every operation (see entrySinks).
 func (s *Store) mergeWAL(loaders []*shard.Loader, tl *tripleLoad, from uint64, abandon *atomic.Bool) (walRead, error) {
 	more := func(rd walRead) bool {
 		return rd.ops < mergeOpsMax && (abandon == nil || !abandon.Load())
 	}
-	return s.readWAL(from+1, more, func(_ uint64, o op) {
-		loaders[s.shardOf(o.key)].AddOp(loadKind(o.kind), o.key, o.val)
+	pend := make([][]shard.Op, len(loaders))
+	rd, err := s.readWAL(from+1, more, func(_ uint64, o op) {
+		i := s.shardOf(o.key)
+		if pend[i] == nil {
+			pend[i] = make([]shard.Op, 0, sinkBatch)
+		}
+		pend[i] = append(pend[i], shard.Op{Kind: loadKind(o.kind), Key: o.key, Value: o.val})
+		if len(pend[i]) == sinkBatch {
+			loaders[i].AddOps(pend[i])
+			pend[i] = pend[i][:0]
+		}
 	}, func(_ uint64, o TripleOp) { tl.addOp(o) })
+	for i, p := range pend {
+		if len(p) > 0 {
+			loaders[i].AddOps(p)
+		}
+	}
+	return rd, err
 }
 
 // loadKind maps an operation record type to the loader's.
