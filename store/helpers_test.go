@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -375,10 +377,29 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
+// residentBytes returns the process's resident set size where
+// /proc/self/statm tells it (Linux), else 0.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
 // benchOpen opens the store in dir, checks what it recovered with ok,
 // reports the time Open took, the snapshot's share of it, items per
-// second under unit, the CPU time and minor page faults of Open and the
-// process's peak RSS, and closes the store.
+// second under unit, the CPU time and minor page faults of Open, the
+// process's peak RSS, and the heap per item and the RSS after a
+// collection, and closes the store.
 func benchOpen(b *testing.B, dir string, items uint64, unit string, ok func(*Store) bool) {
 	u0, start := processUsage(), time.Now()
 	r, err := Open(dir, Options{})
@@ -399,6 +420,13 @@ func benchOpen(b *testing.B, dir string, items uint64, unit string, ok func(*Sto
 	b.ReportMetric((u.cpu - u0.cpu).Seconds(), "cpu-s/open")
 	b.ReportMetric(float64(u.minflt-u0.minflt), "minflt/open")
 	b.ReportMetric(float64(u.maxRSS)/(1<<20), "maxRSS-MiB")
+	// What the recovered store keeps: the live heap after a collection,
+	// and the resident set then (which still holds the memory the
+	// recovery freed until the runtime returns it to the OS).
+	b.ReportMetric(float64(heapInUse())/float64(items), "heap-B/item")
+	if rss := residentBytes(); rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "rss-after-MiB")
+	}
 	if err := r.Close(); err != nil {
 		b.Fatal(err)
 	}
