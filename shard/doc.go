@@ -49,9 +49,12 @@
 //
 // A Loader builds an empty shard in bulk, as recovery and import do: it
 // collects entries (and the logged operations to apply on top of them),
-// sorts pointer-free (prefix, index) pairs with a radix sort, merges
-// entries and operations key by key, builds the B-tree in key order and
-// then fills the map in the order of its buckets. Single-value records
+// one at a time or in batches (AddSingles, AddOps), sorts pointer-free
+// (prefix, index) pairs with a radix sort of the prefixes' top bits,
+// merges entries and operations key by key, builds the B-tree by
+// inserting the keys in descending order (which leaves every node's item
+// array full; see buildIndex) and then fills the map in the order of its
+// buckets. Single-value records
 // come from slabs of up to 64 KiB, so the garbage collector marks a few
 // large objects instead of millions of small ones; a slab's memory is
 // freed once every record in it is gone.

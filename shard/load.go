@@ -12,9 +12,10 @@ import (
 )
 
 // Loader collects the entries of an empty shard for a bulk load, the fast
-// path of recovery from a snapshot. Add may be called from several
-// goroutines; Shard.Load then sorts once and builds the map and the index
-// in key order, which is several times cheaper than one Add per pair.
+// path of recovery from a snapshot. Add, AddSingles, AddOp and AddOps may
+// be called from several goroutines (batches are cheaper there: each call
+// takes the lock once); Shard.Load then sorts once and builds the map and
+// the index, which is several times cheaper than one Shard.Add per pair.
 //
 // Single-value records, nearly all of a typical store, are carved out of
 // a slab (see slab).

@@ -129,7 +129,11 @@
 // and hands it on. While the newest snapshot is read in full, validating
 // every block, that pass runs beside it: records up to the snapshot's cut
 // are only checked, and the operations after it (up to a bound) are
-// folded into the same bulk load, sorted with the snapshot's entries. A
+// folded into the same bulk load, sorted with the snapshot's entries.
+// The snapshot's decoders and the WAL pass hand their entries and
+// operations to each shard's loader in batches (entrySinks, mergeWAL),
+// so that the goroutines feeding the loaders do not trade their locks
+// between the cores on every entry. A
 // snapshot that does not validate is logged and skipped for the next
 // older one, whose records after its cut the pass reads again from the
 // start of the log if it had already gone past them; an error reading a
