@@ -82,7 +82,7 @@ func (l *Loader) Add(k cid.CID, vals []cid.CID) {
 	}
 	var r *record
 	if len(vals) > 1 {
-		r = fromSorted(k, slices.Clone(vals), l.s.inlineMax)
+		r = fromSorted(k, vals, l.s.inlineMax)
 	}
 	hi, h := hiOf(k), l.s.hash(k) // outside the lock, which decoders share
 	l.mu.Lock()
@@ -390,7 +390,7 @@ const smallRun = 64
 func topKey(k *loadKey) uint64 { return k.hi >> (64 - topBits) }
 
 // fromSorted builds a record from a non-empty ascending, duplicate-free
-// value slice, which it takes ownership of.
+// value slice, which it copies (the caller keeps it).
 func fromSorted(k cid.CID, vals []cid.CID, inlineMax int) *record {
 	switch {
 	case len(vals) == 1:
