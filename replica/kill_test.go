@@ -340,12 +340,23 @@ func closeKillCluster(t *testing.T, nodes []*Node) {
 // and checks every node against the model.
 func checkKill(t *testing.T, nodes []*Node, m killModel, cycle int) {
 	t.Helper()
-	leader := leaderOf(t, nodes)
 	// A barrier in the new term applies every committed entry on the
-	// leader; the followers then catch up to its commit index.
+	// leader; the followers then catch up to its commit index. Leadership
+	// may move while the reopened nodes settle, so each try asks whoever
+	// leads then.
+	var (
+		leader  *Node
+		lastErr error
+	)
+	defer func() {
+		if t.Failed() {
+			t.Logf("last barrier error: %v", lastErr)
+		}
+	}()
 	waitFor(t, "the leader to apply the log", func() bool {
-		_, err := leader.Read(context.Background(), Linearizable)
-		return err == nil
+		leader = leaderOf(t, nodes)
+		_, lastErr = leader.Read(context.Background(), Linearizable)
+		return lastErr == nil
 	})
 	commit := leader.Status().CommitIndex
 	for _, n := range nodes {
