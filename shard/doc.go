@@ -42,9 +42,11 @@
 // Value sets are sorted and free of duplicates. One value lives inline in
 // the 64-byte record; such records, for new keys and for bulk loads, are
 // carved from slabs (see slab.go), so that inserting a new key allocates
-// only its map entry. Up to InlineMax values live in a sorted array
-// (binary search), one pointer-free allocation of a count word and the
-// values; larger sets switch to a copy-on-write B-tree of CIDs and switch
+// only its map entry. Up to InlineMax values live in a sorted array,
+// one pointer-free allocation of a count word and the values, searched
+// by a scan from the start up to 32 values (linearMax in record.go: the
+// scan reads cache lines in order, which the hardware prefetches) and by
+// binary search beyond; larger sets switch to a copy-on-write B-tree of CIDs and switch
 // back once they shrink to half the threshold.
 //
 // A Loader builds an empty shard in bulk, as recovery and import do: it
