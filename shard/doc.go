@@ -56,10 +56,10 @@
 // merges entries and operations key by key, builds the B-tree by
 // inserting the keys in descending order (which leaves every node's item
 // array full; see buildIndex) and then fills the map in the order of its
-// buckets. Single-value records
-// come from slabs of up to 64 KiB, so the garbage collector marks a few
-// large objects instead of millions of small ones; a slab's memory is
-// freed once every record in it is gone.
+// buckets. Single-value records come from slabs of up to 64 KiB, so the
+// garbage collector marks a few large objects instead of millions of
+// small ones; a slab's memory is freed once every record in it is gone.
 //
-// The package imports only cid and its two data-structure libraries.
+// The package imports only cid, internal/bulk (the radix sort it shares
+// with package triples) and its two data-structure libraries.
 package shard
