@@ -165,7 +165,7 @@ func (s *Store) readSnapshot(sf snapFile, loaders []*shard.Loader, tl *tripleLoa
 	return sum.Pairs, err
 }
 
-// sinkBatch is how many single-value entries of one shard an entrySink
+// sinkBatch is how many entries or operations of one shard a batches
 // gathers before it adds them to the shard's loader.
 const sinkBatch = 64
 
@@ -173,24 +173,20 @@ const sinkBatch = 64
 // batches (shard.Loader.AddSingles). The snapshot's decoders call the
 // entry callback from several goroutines at once, and one Loader.Add per
 // entry spent most of its time moving the loader's lock and the memory
-// it writes between the cores. Each entrySink gathers single-value
-// entries per shard; sinks come from a sync.Pool, which keeps one per P,
-// so that a sink serves one goroutine at a time and mostly stays on one
-// core. Every sink is also listed in all, and flush hands what they still
-// hold to the loaders once the decoders are done: correctness does not
-// depend on what the pool keeps or drops. Entries with several values
-// (rare) go to Add directly; their order relative to the batches does not
-// matter, as Loader merges a key's entries whatever their order.
+// it writes between the cores. Each sink gathers single-value entries per
+// shard; sinks come from a sync.Pool, which keeps one per P, so that a
+// sink serves one goroutine at a time and mostly stays on one core. Every
+// sink is also listed in all, and flush hands what they still hold to the
+// loaders once the decoders are done: correctness does not depend on what
+// the pool keeps or drops. Entries with several values (rare) go to Add
+// directly; their order relative to the batches does not matter, as
+// Loader merges a key's entries whatever their order.
 type entrySinks struct {
 	s       *Store
 	loaders []*shard.Loader
-	pool    sync.Pool // of *entrySink
+	pool    sync.Pool // of *batches[shard.Single]
 	mu      sync.Mutex
-	all     []*entrySink
-}
-
-type entrySink struct {
-	pend [][]shard.Single // by shard
+	all     []*batches[shard.Single]
 }
 
 func (s *Store) newEntrySinks(loaders []*shard.Loader) *entrySinks {
@@ -204,23 +200,14 @@ func (es *entrySinks) add(k cid.CID, vals []cid.CID) {
 		es.loaders[i].Add(k, vals)
 		return
 	}
-	sk, _ := es.pool.Get().(*entrySink)
+	sk, _ := es.pool.Get().(*batches[shard.Single])
 	if sk == nil {
-		sk = &entrySink{pend: make([][]shard.Single, len(es.loaders))}
+		sk = newBatches(es.loaders, (*shard.Loader).AddSingles)
 		es.mu.Lock()
 		es.all = append(es.all, sk)
 		es.mu.Unlock()
 	}
-	p := sk.pend[i]
-	if p == nil {
-		p = make([]shard.Single, 0, sinkBatch)
-	}
-	p = append(p, shard.Single{Key: k, Value: vals[0]})
-	if len(p) == sinkBatch {
-		es.loaders[i].AddSingles(p)
-		p = p[:0]
-	}
-	sk.pend[i] = p
+	sk.add(i, shard.Single{Key: k, Value: vals[0]})
 	es.pool.Put(sk)
 }
 
@@ -228,12 +215,44 @@ func (es *entrySinks) add(k cid.CID, vals []cid.CID) {
 // not run concurrently with add.
 func (es *entrySinks) flush() {
 	for _, sk := range es.all {
-		for i, p := range sk.pend {
-			if len(p) > 0 {
-				es.loaders[i].AddSingles(p)
-			}
-			sk.pend[i] = p[:0]
+		sk.flush()
+	}
+}
+
+// batches gathers items by shard and hands each shard's to its loader
+// with put (Loader.AddSingles or Loader.AddOps), sinkBatch at a time, in
+// the order add received them. It is not safe for concurrent use.
+type batches[T any] struct {
+	loaders []*shard.Loader
+	put     func(*shard.Loader, []T) // does not retain the slice
+	pend    [][]T                    // by shard
+}
+
+func newBatches[T any](loaders []*shard.Loader, put func(*shard.Loader, []T)) *batches[T] {
+	return &batches[T]{loaders: loaders, put: put, pend: make([][]T, len(loaders))}
+}
+
+// add appends x to shard i's batch and hands the batch on once it is full.
+func (b *batches[T]) add(i int, x T) {
+	p := b.pend[i]
+	if p == nil {
+		p = make([]T, 0, sinkBatch)
+	}
+	p = append(p, x)
+	if len(p) == sinkBatch {
+		b.put(b.loaders[i], p)
+		p = p[:0]
+	}
+	b.pend[i] = p
+}
+
+// flush hands on every batch that add has not.
+func (b *batches[T]) flush() {
+	for i, p := range b.pend {
+		if len(p) > 0 {
+			b.put(b.loaders[i], p)
 		}
+		b.pend[i] = p[:0]
 	}
 }
 
@@ -329,23 +348,11 @@ func (s *Store) mergeWAL(loaders []*shard.Loader, tl *tripleLoad, from uint64, a
 	more := func(rd walRead) bool {
 		return rd.ops < mergeOpsMax && (abandon == nil || !abandon.Load())
 	}
-	pend := make([][]shard.Op, len(loaders))
+	ops := newBatches(loaders, (*shard.Loader).AddOps)
 	rd, err := s.readWAL(from+1, more, func(_ uint64, o op) {
-		i := s.shardOf(o.key)
-		if pend[i] == nil {
-			pend[i] = make([]shard.Op, 0, sinkBatch)
-		}
-		pend[i] = append(pend[i], shard.Op{Kind: loadKind(o.kind), Key: o.key, Value: o.val})
-		if len(pend[i]) == sinkBatch {
-			loaders[i].AddOps(pend[i])
-			pend[i] = pend[i][:0]
-		}
+		ops.add(s.shardOf(o.key), shard.Op{Kind: loadKind(o.kind), Key: o.key, Value: o.val})
 	}, func(_ uint64, o TripleOp) { tl.addOp(o) })
-	for i, p := range pend {
-		if len(p) > 0 {
-			loaders[i].AddOps(p)
-		}
-	}
+	ops.flush()
 	return rd, err
 }
 
