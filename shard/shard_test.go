@@ -473,3 +473,43 @@ func TestViewKeepsValuesAcrossInPlaceWrites(t *testing.T) {
 		}
 	}
 }
+
+// Records a bulk load builds are never published through Add, so they
+// carry the epoch they were made with; a View taken after the load must
+// still keep their values while later writes change them, inline and
+// tree sets alike.
+func TestViewKeepsLoadedValues(t *testing.T) {
+	for _, n := range []int{3, 40} { // inline and tree with InlineMax 32
+		s := newShard(t, 32)
+		l := s.NewLoader()
+		var vals []cid.CID
+		for i := uint64(1); i <= uint64(n); i++ {
+			vals = append(vals, w(2*i))
+		}
+		k := w(1)
+		l.Add(k, vals)
+		if err := s.Load(l, 1); err != nil {
+			t.Fatal(err)
+		}
+		s.Lock()
+		s.Add(k, w(1001)) // before any View: may change the loaded record in place
+		before := s.AppendValues(nil, k)
+		v := s.View()
+		s.Add(k, w(1003))
+		s.Remove(k, w(2))
+		s.Add(k, w(1005))
+		s.Unlock()
+		var got []cid.CID
+		v.Ascend(nil, nil, func(e Entry) bool {
+			got = e.AppendValues(got)
+			return true
+		})
+		if !slices.Equal(got, before) {
+			t.Fatalf("%d values: view %v, want %v", n, got, before)
+		}
+		want := append(slices.Clone(before[1:]), w(1003), w(1005))
+		if live := s.AppendValues(nil, k); !slices.Equal(live, want) || s.Pairs() != len(want) {
+			t.Fatalf("%d values: live %v (Pairs %d), want %v", n, live, s.Pairs(), want)
+		}
+	}
+}
