@@ -135,6 +135,7 @@ func TestServeClusterKillLeader(t *testing.T) {
 
 	w := newClusterWriters(nodes)
 	w.start(4)
+	t.Cleanup(func() { w.stop() }) // when the test fails before it stops them
 	w.waitAcks(t, 200)
 	killed := time.Now()
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -166,28 +167,27 @@ func TestServeClusterKillLeader(t *testing.T) {
 	}
 
 	// Replace the dead node: remove it, add a fresh one, which catches up.
-	cli := func(args ...string) string {
+	clusterCLI := func(args ...string) string {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		if code := run(context.Background(), append([]string{"cluster", args[0], "-token-file", tok}, args[1:]...), &out, &errOut); code != 0 {
-			t.Fatalf("cidstore cluster %v: exit %d: %s", args, code, errOut.String())
+		code, out, errOut := runCLI(append([]string{"cluster", args[0], "-token-file", tok}, args[1:]...)...)
+		if code != 0 {
+			t.Fatalf("cidstore cluster %v: exit %d: %s", args, code, errOut)
 		}
-		return out.String()
+		return out
 	}
 	follower := alive[0]
 	if follower.id == st.Leader {
 		follower = alive[1]
 	}
-	var out0, errOut0 bytes.Buffer
-	if code := run(context.Background(), []string{"cluster", "remove", "-http", follower.addrs["http"], leader.id}, &out0, &errOut0); code != 1 || !strings.Contains(errOut0.String(), "401") {
-		t.Fatalf("cidstore cluster remove without the token: exit %d: %s", code, errOut0.String())
+	if code, _, errOut := runCLI("cluster", "remove", "-http", follower.addrs["http"], leader.id); code != 1 || !strings.Contains(errOut, "401") {
+		t.Fatalf("cidstore cluster remove without the token: exit %d: %s", code, errOut)
 	}
-	cli("remove", "-http", follower.addrs["http"], leader.id) // through a follower: redirected
+	clusterCLI("remove", "-http", follower.addrs["http"], leader.id) // through a follower: redirected
 	n4 := startNode(t, "n4", tok, "-")
-	cli("add", "-http", follower.addrs["http"], n4.addrs["http"])
+	clusterCLI("add", "-http", follower.addrs["http"], n4.addrs["http"])
 	nodes = append(alive, n4)
 	waitCluster(t, follower.addrs["http"], 3)
-	out := cli("status", "-http", n4.addrs["http"])
+	out := clusterCLI("status", "-http", n4.addrs["http"])
 	if strings.Contains(out, leader.id+" ") || !strings.Contains(out, "n4  ") {
 		t.Fatalf("cluster status after the replacement:\n%s", out)
 	}
@@ -399,9 +399,8 @@ func TestClusterUsage(t *testing.T) {
 		{"cluster", "add"},
 		{"cluster", "remove", "-bogus", "n1"},
 	} {
-		var out, errOut bytes.Buffer
-		if code := run(context.Background(), args, &out, &errOut); code != 2 {
-			t.Errorf("cidstore %v: exit %d, want 2 (%s)", args, code, errOut.String())
+		if code, _, errOut := runCLI(args...); code != 2 {
+			t.Errorf("cidstore %v: exit %d, want 2 (%s)", args, code, errOut)
 		}
 	}
 }
