@@ -55,8 +55,7 @@ func runCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			enc.SetIndent("", "  ")
 			return enc.Encode(st)
 		}
-		printStatus(stdout, st)
-		return nil
+		return printStatus(stdout, st)
 	case sub == "add" && fs.NArg() == 1:
 		ns, err := c.Node(ctx, fs.Arg(0))
 		if err != nil {
@@ -78,7 +77,7 @@ func runCluster(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // printStatus prints the cluster as a table.
-func printStatus(w io.Writer, st cluster.Status) {
+func printStatus(w io.Writer, st cluster.Status) error {
 	leader := st.Leader
 	if leader == "" {
 		leader = "(none known)"
@@ -108,5 +107,5 @@ func printStatus(w io.Writer, st cluster.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, state, m.Voter, m.RaftAddr, m.Addrs["http"],
 			applied, commit, term, contact, strings.Join(others, " "))
 	}
-	tw.Flush()
+	return tw.Flush()
 }
