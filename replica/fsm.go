@@ -93,12 +93,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			for k := i; k < j; k++ {
 				end := f.ends[k-i]
 				ops := changed[start:end:end]
-				out[k] = f.finish(logs[k], countTrue(ops), err)
+				r := f.finish(logs[k], countTrue(ops), err)
 				if err == nil {
-					r := out[k].(result)
 					r.ops = ops
-					out[k] = r
 				}
+				out[k] = r
 				start = end
 			}
 			f.releasePairs()
