@@ -134,7 +134,11 @@ func (g *gatherer) take() []*proposal {
 func (n *Node) applyEntry(group []*proposal, d time.Duration) ([]bool, error) {
 	c := Command{kind: kindPairs, pairs: group[0].ops}
 	if len(group) > 1 {
-		var ops []store.PairOp
+		total := 0
+		for _, p := range group {
+			total += len(p.ops)
+		}
+		ops := make([]store.PairOp, 0, total)
 		for _, p := range group {
 			ops = append(ops, p.ops...)
 		}
