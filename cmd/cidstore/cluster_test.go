@@ -393,6 +393,8 @@ func TestClusterUsage(t *testing.T) {
 		{"serve", "-raft-id", "n1", "-memory"},
 		{"serve", "-raft-id", "n1", "-bootstrap", "-join", "127.0.0.1:8000", "dir"},
 		{"serve", "-raft-id", "n1", "-read", "stale", "dir"},
+		{"serve", "-join", "127.0.0.1:8000", "dir"},
+		{"serve", "-bootstrap", "-memory"},
 		{"cluster"},
 		{"cluster", "grow"},
 		{"cluster", "status", "extra"},

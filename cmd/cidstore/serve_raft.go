@@ -36,6 +36,9 @@ func addRaftFlags(fs *flag.FlagSet) *raftFlags {
 // check validates the flags given DIR; mode is the read mode.
 func (f *raftFlags) check(dir string) (mode replica.ReadMode, err error) {
 	if *f.id == "" {
+		if *f.bootstrap || *f.join != "" {
+			return 0, fmt.Errorf("%w: -bootstrap and -join need -raft-id", errUsage)
+		}
 		return 0, nil
 	}
 	switch {
