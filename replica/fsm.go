@@ -54,7 +54,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 }
 
 // ApplyBatch applies committed entries in log order. Consecutive pair
-// commands are gathered into one Store.ApplyBatch (up to MaxOps
+// commands are gathered into one Store.ApplyPairs (up to MaxOps
 // operations): the store applies a batch's operations in order, so each
 // command stays atomic, inside a larger atomic unit, and one gathered
 // batch takes the store's shard locks once instead of once per entry. A

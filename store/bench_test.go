@@ -19,9 +19,10 @@ import (
 	"github.com/puzpuzpuz/xsync/v3"
 )
 
-// The in-memory benchmarks of the pair API. Each compares the store (at
+// The in-memory benchmarks of the pair API. Most compare the store (at
 // the default shard count) with a raw xsync.MapOf[[32]byte, [32]byte]
-// doing the nearest map operation in the same run, so read the ratio, not
+// doing the nearest map operation in the same run (InsertDuplicate and
+// Delete have no such baseline), so read the ratio, not
 // the absolute numbers (the machine is noisy). The data set is benchN
 // random keys with one random value each; the store and the map are both
 // filled in the same order, and operations visit keys in a shuffled order

@@ -22,7 +22,10 @@ import (
 // Benchmarks for checkpoints and recovery. They build large stores and
 // run once per size; run them explicitly:
 //
-//	go test ./store -run '^$' -bench 'Checkpoint|Recovery' -benchtime 1x -timeout 30m
+//	go test ./store -run '^$' -bench '^Benchmark(Checkpoint|Recovery)$' -benchtime 1x -timeout 30m
+//
+// (the unanchored 'Checkpoint|Recovery' also runs TripleRecovery and
+// WriterLatencyDuringCheckpoint).
 
 // sortedKeys returns n random-looking keys in ascending order: the high
 // word spreads evenly over the key space, the rest is noise.
