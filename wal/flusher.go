@@ -127,12 +127,7 @@ func (l *Log) flush() {
 }
 
 // writeBatch writes one batch, rotating segments where Append planned it.
-// Before it rotates or switches segments it waits until the syncer is
-// idle, so that the syncer never fsyncs a segment being closed.
 func (l *Log) writeBatch(buf []byte, rots []rotation, last uint64) error {
-	if len(rots) > 0 || (l.switchDue() && l.pre.isReady()) {
-		l.quiesce()
-	}
 	if err := l.maybeSwitch(rots); err != nil {
 		return err
 	}

@@ -16,8 +16,10 @@ import (
 // rotate fsyncs and closes the active segment and makes a new segment whose
 // first record has LSN first the active one. The old segment is fsynced
 // whatever the sync policy, so only the last segment can ever have a torn
-// tail.
+// tail. It first waits until the syncer is idle (quiesce), so that the
+// syncer never fsyncs a segment being closed or replaced.
 func (l *Log) rotate(first uint64) error {
+	l.quiesce()
 	if err := l.syncActive(); err != nil {
 		return err
 	}
