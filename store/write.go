@@ -67,12 +67,11 @@ func (s *Store) write(o op) error {
 	return nil
 }
 
-// writeLocked applies o under its shard's lock, released by defer, logs
-// it if it changed the shard, and returns the LSN to wait for. Applying
-// first costs one lookup of the key instead of two; if logging then fails
-// the store turns read-only (see fail), and the change stays visible in
-// memory without ever having been acknowledged, as a write whose fsync
-// fails does.
+// writeLocked logs and publishes o under its shard's lock, released by
+// defer, and returns the LSN to wait for. The record is appended before
+// the change is published: a reader that sees the change and then writes
+// gets a later LSN, so its write is never durable without this one, and a
+// failed append leaves nothing in memory that the log does not hold.
 func (s *Store) writeLocked(o op) (uint64, error) {
 	i := s.shardOf(o.key)
 	sh := s.shards[i]
@@ -81,15 +80,17 @@ func (s *Store) writeLocked(o op) (uint64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	if !apply(sh, o) {
+	if s.wal == nil {
+		if apply(sh, o) {
+			s.counts[i].count(o.kind)
+		}
+		return 0, nil
+	}
+	if !changes(sh, o) {
 		// A no-op still waits: the state it observed may come from a
 		// record that is not durable yet, and the shard's last LSN
 		// covers it.
 		return sh.LSN(), nil
-	}
-	s.counts[i].count(o.kind)
-	if s.wal == nil {
-		return 0, nil
 	}
 	var buf [2 * cid.Size]byte
 	payload := encodePair(&buf, o.key, o.val)
@@ -100,7 +101,9 @@ func (s *Store) writeLocked(o op) (uint64, error) {
 	if err != nil {
 		return 0, s.fail(err)
 	}
+	apply(sh, o)
 	sh.SetLSN(l)
+	s.counts[i].count(o.kind)
 	return l, nil
 }
 
