@@ -175,7 +175,8 @@ func (l *Log) Err() error {
 
 // InFlight returns a channel that is closed once the oldest batch the
 // flusher is writing (and, under SyncAlways, fsyncing) now has been
-// acknowledged, or an already closed channel when no batch is in flight. Background work
-// that competes with the flusher for CPU, such as a checkpoint's encoder,
-// waits on it to leave the flusher's writers a processor while it blocks.
+// acknowledged, or an already closed channel when no batch is in flight.
+// Background work that competes with the flusher for CPU, such as a
+// checkpoint's encoder, waits on it to leave the flusher's writers a
+// processor while it blocks.
 func (l *Log) InFlight() <-chan struct{} { return l.app.inflightPub.Load().(chan struct{}) }

@@ -10,13 +10,15 @@ import (
 	"github.com/cidstore/cidstore/vfs"
 )
 
-// run is the flusher goroutine: the only goroutine that writes, fsyncs or
-// rotates segment files. Each round it takes the whole pending buffer
-// (swapping it with the spare one, so Append keeps filling a buffer while
-// the previous one is being written), writes it, fsyncs under SyncAlways,
-// then advances the written/durable LSNs and wakes every waiter of the
-// batch at once. If more was appended meanwhile it starts the next round
-// immediately, so concurrent writers share one fsync per round.
+// run is the flusher goroutine: the only goroutine that writes, closes or
+// rotates segment files, and the only one that fsyncs them but for the
+// syncer's group-commit fsyncs under SyncAlways (syncer.go). Each round it
+// takes the whole pending buffer (swapping it with the spare one, so
+// Append keeps filling a buffer while the previous one is being written)
+// and writes it; under SyncAlways the syncer then fsyncs it while the next
+// round is written, under the other policies the batch is acknowledged
+// once written. If more was appended meanwhile it starts the next round
+// immediately, so concurrent writers share one fsync.
 func (l *Log) run() {
 	defer close(l.fl.doneCh)
 	var (
