@@ -186,7 +186,7 @@ func (s *Store) applyOps(b *batch) error {
 // reads now, without locks: the first one that does ends the search.
 func (s *Store) mayChange(b *batch) bool {
 	for j, o := range b.ops {
-		if changes(s.shards[b.byShard[j]], o) {
+		if e, ok := s.shards[b.byShard[j]].Lookup(o.key, o.key.Hash(s.seed)); changes(e, ok, o) {
 			return true
 		}
 	}

@@ -73,7 +73,8 @@ func (s *Store) write(o op) error {
 // gets a later LSN, so its write is never durable without this one, and a
 // failed append leaves nothing in memory that the log does not hold.
 func (s *Store) writeLocked(o op) (uint64, error) {
-	i := s.shardOf(o.key)
+	h := o.key.Hash(s.seed) // picks the shard and keys its map (see lookup)
+	i := int(h >> s.shift)
 	sh := s.shards[i]
 	s.lockShard(i)
 	defer sh.Unlock()
@@ -86,7 +87,7 @@ func (s *Store) writeLocked(o op) (uint64, error) {
 		}
 		return 0, nil
 	}
-	if !changes(sh, o) {
+	if e, ok := sh.Lookup(o.key, h); !changes(e, ok, o) {
 		// A no-op still waits: the state it observed may come from a
 		// record that is not durable yet, and the shard's last LSN
 		// covers it.
@@ -107,15 +108,16 @@ func (s *Store) writeLocked(o op) (uint64, error) {
 	return l, nil
 }
 
-// changes reports whether o would change sh.
-func changes(sh *shard.Shard, o op) bool {
+// changes reports whether o would change a shard whose lookup of o.key
+// returned e, ok (ok false: the key is absent).
+func changes(e shard.Entry, ok bool, o op) bool {
 	switch o.kind {
 	case opAdd:
-		return !sh.Contains(o.key, o.val)
+		return !ok || !e.Contains(o.val)
 	case opRemove:
-		return sh.Contains(o.key, o.val)
+		return ok && e.Contains(o.val)
 	default:
-		return sh.Count(o.key) > 0
+		return ok && e.Len() > 0
 	}
 }
 
