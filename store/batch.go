@@ -127,8 +127,9 @@ func (s *Store) ApplyBatch(ops []PairOp) error {
 // changed is not nil, which must then have len(ops) elements, changed[i]
 // tells whether ops[i] did. Each operation is judged against the state
 // the operations before it in the batch left, so inserting a pair twice
-// in one batch changes the store once. On error nothing changed and n is
-// 0.
+// in one batch changes the store once. On error n is 0. A rejected batch
+// changed nothing; when the WAL fails (ErrReadOnly) the batch may already
+// be applied in memory, as changed then says, and may not survive a crash.
 func (s *Store) ApplyPairs(ops []PairOp, changed []bool) (n int, err error) {
 	if changed != nil && len(changed) != len(ops) {
 		return 0, fmt.Errorf("%w: %d operations but %d change flags", ErrInvalidOp, len(ops), len(changed))
