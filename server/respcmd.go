@@ -122,14 +122,20 @@ func (c *rconn) run(reqs []respReq) {
 			break
 		}
 		if q.tooLarge {
-			c.endGroup()
-			c.failed++
-			c.fail(errorf(CodeTooLarge, "request over the size limit of %d bytes (or %d arguments)", c.rd.max, c.rd.maxArgs))
+			c.reject(errorf(CodeTooLarge, "request over the size limit of %d bytes (or %d arguments)", c.rd.max, c.rd.maxArgs))
 			continue
 		}
 		c.dispatch(c.rd.args(q))
 	}
 	c.endGroup()
+}
+
+// reject answers a request that did not run with err, after the pending
+// writes before it.
+func (c *rconn) reject(err error) {
+	c.endGroup()
+	c.failed++
+	c.fail(err)
 }
 
 // fail answers the current request with an error; within MULTI the
@@ -148,14 +154,10 @@ func (c *rconn) dispatch(args [][]byte) {
 	rc := respCommands[string(lowerName(nb[:], args[0]))]
 	switch {
 	case rc == nil:
-		c.endGroup()
-		c.failed++
-		c.fail(errorf(CodeBadRequest, "unknown command '%s', with args beginning with: %s", clipArg(args[0]), argsPreview(args[1:])))
+		c.reject(errorf(CodeBadRequest, "unknown command '%s', with args beginning with: %s", clipArg(args[0]), argsPreview(args[1:])))
 		return
 	case (rc.arity > 0 && len(args) != rc.arity) || (rc.arity < 0 && len(args) < -rc.arity):
-		c.endGroup()
-		c.failed++
-		c.fail(errorf(CodeBadRequest, "wrong number of arguments for '%s' command", rc.name))
+		c.reject(errorf(CodeBadRequest, "wrong number of arguments for '%s' command", rc.name))
 		return
 	}
 	if rc.pairs == nil {
@@ -174,15 +176,10 @@ func (c *rconn) dispatch(args [][]byte) {
 	}
 	g := &c.group
 	n := len(g.ops)
-	ops, err := rc.pairs(c, args, g.ops)
-	if err == nil {
-		err = checkPairs(OpApply, ops[n:])
-	}
+	ops, err := c.decodePairs(rc, args, g.ops)
 	if err != nil {
-		g.ops = ops[:n]
-		c.endGroup()
-		c.failed++
-		c.fail(err)
+		g.ops = ops
+		c.reject(err)
 		return
 	}
 	if len(ops) > c.s.exec.lim.MaxBatch && n > 0 {
@@ -217,21 +214,46 @@ func (c *rconn) endGroup() {
 	if len(g.cmds) == 0 {
 		return
 	}
-	c.cmd.Reset()
-	c.cmd.Op, c.cmd.Pairs = OpApply, g.ops
-	err := c.exec()
-	c.cmd.Pairs = nil // g.ops stays the group's
-	if err == nil {
-		c.done[OpApply] += int64(len(g.cmds) - 1) // exec counted the batch once
-	}
-	for _, gc := range g.cmds {
-		if err != nil {
+	if err := c.applyPairs(g.ops); err != nil {
+		for range g.cmds {
 			c.w.err(err)
-			continue
 		}
-		gc.rc.reply(&c.w, c.res.Changes[gc.lo:gc.hi])
+	} else {
+		c.done[OpApply] += int64(len(g.cmds) - 1) // exec counted the batch once
+		c.replyEach(g.cmds)
 	}
 	g.ops, g.cmds = g.ops[:0], g.cmds[:0]
+}
+
+// decodePairs appends the operations of a write of pairs to ops and
+// checks them; on an error it returns ops as they were before.
+func (c *rconn) decodePairs(rc *respCmd, args [][]byte, ops []store.PairOp) ([]store.PairOp, error) {
+	n := len(ops)
+	ops, err := rc.pairs(c, args, ops)
+	if err == nil {
+		err = checkPairs(OpApply, ops[n:])
+	}
+	if err != nil {
+		return ops[:n], err
+	}
+	return ops, nil
+}
+
+// applyPairs applies ops as one atomic batch; c.res.Changes then says
+// what each changed.
+func (c *rconn) applyPairs(ops []store.PairOp) error {
+	c.cmd.Reset()
+	c.cmd.Op, c.cmd.Pairs = OpApply, ops
+	err := c.exec()
+	c.cmd.Pairs = nil // ops stay the caller's
+	return err
+}
+
+// replyEach answers each grouped write from c.res.Changes.
+func (c *rconn) replyEach(cmds []groupedCmd) {
+	for _, gc := range cmds {
+		gc.rc.reply(&c.w, c.res.Changes[gc.lo:gc.hi])
+	}
 }
 
 // replyChanged answers SADD, SREM and DEL: how many operations changed
@@ -331,17 +353,13 @@ type respTxn struct {
 
 func (t *respTxn) queue(c *rconn, rc *respCmd, args [][]byte) {
 	n := len(t.ops)
-	ops, err := rc.pairs(c, args, t.ops)
-	if err == nil {
-		err = checkPairs(OpApply, ops[n:])
-	}
+	ops, err := c.decodePairs(rc, args, t.ops)
+	t.ops = ops
 	if err != nil {
-		t.ops = ops[:n]
 		c.failed++
 		c.fail(err)
 		return
 	}
-	t.ops = ops
 	t.cmds = append(t.cmds, groupedCmd{rc: rc, lo: n, hi: len(ops)})
 	c.w.simple("QUEUED")
 }
@@ -377,18 +395,12 @@ func cmdExec(c *rconn, _ [][]byte) {
 		c.w.errorString("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
-	c.cmd.Reset()
-	c.cmd.Op, c.cmd.Pairs = OpApply, t.ops
-	err := c.exec()
-	c.cmd.Pairs = nil
-	if err != nil {
+	if err := c.applyPairs(t.ops); err != nil {
 		c.w.err(err)
 		return
 	}
 	c.w.array(len(t.cmds))
-	for _, gc := range t.cmds {
-		gc.rc.reply(&c.w, c.res.Changes[gc.lo:gc.hi])
-	}
+	c.replyEach(t.cmds)
 }
 
 func cmdSMembers(c *rconn, args [][]byte) {
