@@ -575,9 +575,10 @@ func cmdTQuery(c *rconn, args [][]byte) {
 		return
 	}
 	limit := 0
+	var nb [8]byte
 	switch rest := args[4:]; {
 	case len(rest) == 0:
-	case len(rest) == 2 && string(lowerName(make([]byte, 8), rest[0])) == "limit":
+	case len(rest) == 2 && string(lowerName(nb[:], rest[0])) == "limit":
 		if limit, err = argInt(rest[1]); err != nil {
 			c.w.err(err)
 			return
