@@ -302,8 +302,12 @@ func delPairs(_ *rconn, args [][]byte, ops []store.PairOp) ([]store.PairOp, erro
 // argument is text only if it parses as text).
 func argCID(b []byte) (cid.CID, error) {
 	if len(b) == cid.Size {
-		if v, err := parseCIDText(b); err == nil {
-			return v, nil
+		// Of the text forms only "E(...)" can be 32 bytes long; anything
+		// else is raw without trying it as text, whose error allocates.
+		if b[0] == 'E' && b[1] == '(' && b[len(b)-1] == ')' {
+			if v, err := parseCIDText(b); err == nil {
+				return v, nil
+			}
 		}
 		return cid.CID(b), nil
 	}

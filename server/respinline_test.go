@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/cidstore/cidstore/cid"
 )
 
 // Inline words split, quote and unescape as Redis's sdssplitargs does.
@@ -53,5 +56,28 @@ func TestSplitInline(t *testing.T) {
 	argv, tooMany, err := splitInline([]byte("a b c"), prev, 2)
 	if err != nil || !tooMany || len(argv) != 1 {
 		t.Fatalf("over the word limit: %q, %v, %v", argv, tooMany, err)
+	}
+}
+
+// A raw 32-byte key or member is read without allocating; a 32-byte
+// "E(...)" is read as text.
+func TestArgCIDRaw(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xab}, cid.Size)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := argCID(raw); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("argCID of raw bytes: %v allocations", n)
+	}
+	if v, err := argCID(raw); err != nil || v != cid.CID(raw) {
+		t.Errorf("argCID(raw) = %v, %v", v, err)
+	}
+	text := []byte("E(1,2,3,00000000000000000000004)")
+	if len(text) != cid.Size {
+		t.Fatalf("test text is %d bytes", len(text))
+	}
+	if v, err := argCID(text); err != nil || v != cid.FromWords(1, 2, 3, 4) {
+		t.Errorf("argCID(%q) = %v, %v", text, v, err)
 	}
 }
