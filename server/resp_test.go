@@ -339,6 +339,15 @@ func (r *rawRESP) line() string {
 	return strings.TrimSuffix(l, "\r\n")
 }
 
+// expectClosed fails with msg if the server sends another line instead
+// of closing the connection.
+func (r *rawRESP) expectClosed(msg string) {
+	r.t.Helper()
+	if l, err := r.br.ReadString('\n'); err == nil {
+		r.t.Fatalf("%s: %q", msg, l)
+	}
+}
+
 func (r *rawRESP) expect(want ...string) {
 	r.t.Helper()
 	for _, w := range want {
@@ -376,9 +385,7 @@ func TestRESPWire(t *testing.T) {
 	// QUIT answers and closes; nothing after it runs.
 	r.send("QUIT\r\nSADD E(1,1) E(1,3)\r\n")
 	r.expect("+OK")
-	if l, err := r.br.ReadString('\n'); err == nil {
-		t.Fatalf("a reply after QUIT: %q", l)
-	}
+	r.expectClosed("a reply after QUIT")
 	r2 := dialRESP(t, ts.Addr("resp"))
 	r2.send("SCARD E(1,1)\r\n")
 	r2.expect(":1")
@@ -386,16 +393,12 @@ func TestRESPWire(t *testing.T) {
 	// connection closes.
 	r2.send("*1\r\n$x\r\n")
 	r2.expect("-ERR Protocol error")
-	if l, err := r2.br.ReadString('\n'); err == nil {
-		t.Fatalf("the connection stayed open after a protocol error: %q", l)
-	}
+	r2.expectClosed("the connection stayed open after a protocol error")
 	// So is an inline quote left open.
 	r3 := dialRESP(t, ts.Addr("resp"))
 	r3.send("ECHO \"a b\r\n")
 	r3.expect("-ERR Protocol error: unbalanced quotes")
-	if l, err := r3.br.ReadString('\n'); err == nil {
-		t.Fatalf("the connection stayed open after unbalanced quotes: %q", l)
-	}
+	r3.expectClosed("the connection stayed open after unbalanced quotes")
 }
 
 func TestRESPServerCommands(t *testing.T) {
@@ -673,9 +676,7 @@ func TestRESPClientLimit(t *testing.T) {
 	}
 	r := dialRESP(t, ts.Addr("resp"))
 	r.expect("-ERR max number of clients reached")
-	if _, err := r.br.ReadString('\n'); err == nil {
-		t.Fatal("a connection over the limit stayed open")
-	}
+	r.expectClosed("a connection over the limit stayed open")
 	rc.Close()
 	// The slot is free again once the first client leaves.
 	for range 100 {
