@@ -155,18 +155,23 @@ func New(cfg Config) *Server {
 // "router", "pub", "resp" or "http"), or "" when it is not bound: with
 // port 0 in the configuration, this is where the port chosen shows.
 func (s *Server) Addr(name string) string {
-	switch ln := map[string]net.Listener{"http": s.httpLn, "resp": s.respLn}[name]; {
-	case ln != nil:
-		return ln.Addr().String()
-	case name == "http" || name == "resp":
-		return ""
-	}
-	for _, ep := range s.endpoints {
-		if ep.name == name {
-			return endpointAddr(ep.ln)
+	var ln net.Listener
+	switch name {
+	case "http":
+		ln = s.httpLn
+	case "resp":
+		ln = s.respLn
+	default:
+		for _, ep := range s.endpoints {
+			if ep.name == name {
+				return endpointAddr(ep.ln)
+			}
 		}
 	}
-	return ""
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
 }
 
 // ListenHTTP binds and serves the control plane. Until Start, /health
