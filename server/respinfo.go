@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"runtime"
@@ -500,13 +501,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// port is the connection's local port, as INFO's tcp_port.
 func (c *rconn) port() string {
-	_, p, _ := strings.Cut(c.nc.LocalAddr().String(), "]:")
-	if p == "" {
-		if i := strings.LastIndexByte(c.nc.LocalAddr().String(), ':'); i >= 0 {
-			p = c.nc.LocalAddr().String()[i+1:]
-		}
-	}
+	_, p, _ := net.SplitHostPort(c.nc.LocalAddr().String())
 	return p
 }
 
