@@ -193,7 +193,8 @@ func (s *Server) bgSave(b Backend) bool {
 	return true
 }
 
-// respStoreFacts are what INFO and CONFIG GET say about the store.
+// respSync names the store's sync policy as Redis's appendfsync does,
+// for INFO and CONFIG GET.
 func respSync(c store.Config) string {
 	switch c.Sync {
 	case store.SyncAlways:

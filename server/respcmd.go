@@ -447,11 +447,7 @@ func cmdSIsMember(c *rconn, args [][]byte) {
 		c.w.array(len(c.res.Found))
 	}
 	for _, f := range c.res.Found {
-		if f {
-			c.w.int(1)
-		} else {
-			c.w.int(0)
-		}
+		c.w.int(boolInt(f))
 	}
 }
 
