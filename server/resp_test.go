@@ -442,6 +442,15 @@ func TestRESPServerCommands(t *testing.T) {
 	if c := cmds["sadd"]; c == nil || c.Arity != -3 || c.FirstKeyPos != 1 || !slices.Contains(c.Flags, "write") {
 		t.Fatalf("COMMAND sadd: %+v", c)
 	}
+	if c := cmds["type"]; c == nil || c.FirstKeyPos != 1 || c.LastKeyPos != 1 {
+		t.Fatalf("COMMAND type: %+v", c)
+	}
+	if c := cmds["del"]; c == nil || c.FirstKeyPos != 1 || c.LastKeyPos != -1 || c.StepCount != 1 {
+		t.Fatalf("COMMAND del: %+v", c)
+	}
+	if c := cmds["tquery"]; c == nil || c.FirstKeyPos != 0 {
+		t.Fatalf("COMMAND tquery: %+v", c)
+	}
 	if err := rc.Do(ctx, "COMMAND", "DOCS").Err(); err != nil {
 		t.Fatal(err)
 	}

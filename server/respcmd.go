@@ -54,6 +54,9 @@ type respCmd struct {
 	name  string
 	arity int
 	flags []string // for COMMAND
+	// keys says where its keys are, for COMMAND: 0 none, 1 the first
+	// argument, -1 every argument.
+	keys  int
 	run   func(c *rconn, args [][]byte)
 	pairs func(c *rconn, args [][]byte, ops []store.PairOp) ([]store.PairOp, error)
 	// reply answers a write of pairs given what each of its operations
@@ -65,19 +68,19 @@ var respCommands map[string]*respCmd
 
 func init() {
 	cmds := []*respCmd{
-		{name: "sadd", arity: -3, flags: fWrite, pairs: setPairs(store.OpInsert), reply: replyChanged},
-		{name: "srem", arity: -3, flags: fWrite, pairs: setPairs(store.OpDelete), reply: replyChanged},
-		{name: "del", arity: -2, flags: fWrite, pairs: delPairs, reply: replyChanged},
-		{name: "unlink", arity: -2, flags: fWrite, pairs: delPairs, reply: replyChanged},
-		{name: "smembers", arity: 2, flags: fRead, run: cmdSMembers},
-		{name: "sismember", arity: 3, flags: fRead, run: cmdSIsMember},
-		{name: "smismember", arity: -3, flags: fRead, run: cmdSIsMember},
-		{name: "scard", arity: 2, flags: fRead, run: cmdSCard},
-		{name: "exists", arity: -2, flags: fRead, run: cmdExists},
-		{name: "type", arity: 2, flags: fRead, run: cmdType},
+		{name: "sadd", arity: -3, keys: 1, flags: fWrite, pairs: setPairs(store.OpInsert), reply: replyChanged},
+		{name: "srem", arity: -3, keys: 1, flags: fWrite, pairs: setPairs(store.OpDelete), reply: replyChanged},
+		{name: "del", arity: -2, keys: -1, flags: fWrite, pairs: delPairs, reply: replyChanged},
+		{name: "unlink", arity: -2, keys: -1, flags: fWrite, pairs: delPairs, reply: replyChanged},
+		{name: "smembers", arity: 2, keys: 1, flags: fRead, run: cmdSMembers},
+		{name: "sismember", arity: 3, keys: 1, flags: fRead, run: cmdSIsMember},
+		{name: "smismember", arity: -3, keys: 1, flags: fRead, run: cmdSIsMember},
+		{name: "scard", arity: 2, keys: 1, flags: fRead, run: cmdSCard},
+		{name: "exists", arity: -2, keys: -1, flags: fRead, run: cmdExists},
+		{name: "type", arity: 2, keys: 1, flags: fRead, run: cmdType},
 		{name: "dbsize", arity: 1, flags: fRead, run: cmdDBSize},
 		{name: "scan", arity: -2, flags: fRead, run: cmdScan},
-		{name: "sscan", arity: -3, flags: fRead, run: cmdSScan},
+		{name: "sscan", arity: -3, keys: 1, flags: fRead, run: cmdSScan},
 		{name: "tadd", arity: -4, flags: fWrite, run: cmdTriples(OpBatchInsert)},
 		{name: "tdel", arity: -4, flags: fWrite, run: cmdTriples(OpBatchDelete)},
 		{name: "tquery", arity: -4, flags: fRead, run: cmdTQuery},

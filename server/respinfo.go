@@ -219,13 +219,8 @@ func cmdCommand(c *rconn, args [][]byte) {
 // commandInfo writes one COMMAND entry in Redis 7's ten-field form.
 func (c *rconn) commandInfo(rc *respCmd) {
 	first, last, step := 0, 0, 0
-	switch {
-	case rc.pairs != nil || slices.Equal(rc.flags, fRead) && rc.name != "dbsize" && rc.name != "scan" &&
-		!strings.HasPrefix(rc.name, "t"):
-		first, last, step = 1, 1, 1
-		if rc.name == "del" || rc.name == "unlink" || rc.name == "exists" {
-			last = -1
-		}
+	if rc.keys != 0 {
+		first, last, step = 1, rc.keys, 1
 	}
 	c.w.array(10)
 	c.w.bulkString(rc.name)
