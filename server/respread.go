@@ -216,19 +216,9 @@ func (rd *respReader) parseArray() (ok bool, err error) {
 	}
 	for p.j < p.n {
 		off := rd.pos + p.off
-		if off >= rd.end {
-			return false, nil
-		}
-		if rd.buf[off] != '$' {
-			return false, protocolError("expected '$', got '%c'", rd.buf[off])
-		}
-		hdr, next, ok, err := rd.line(off+1, headerMax)
+		l, next, ok, err := rd.bulkHeader(off)
 		if !ok {
 			return false, err
-		}
-		l, valid := parseInt(hdr)
-		if !valid || l < 0 {
-			return false, protocolError("invalid bulk length")
 		}
 		size := p.size + next - off + l + 2
 		if size > rd.max || p.n > rd.maxArgs {
@@ -256,6 +246,27 @@ func (rd *respReader) parseArray() (ok bool, err error) {
 	p.active = false
 	rd.reqs = append(rd.reqs, respReq{lo: lo, hi: len(rd.argv)})
 	return true, nil
+}
+
+// bulkHeader reads the "$n" header of a bulk string at off: the length n
+// and the offset of its data; ok is false when the header is not complete
+// yet.
+func (rd *respReader) bulkHeader(off int) (n, next int, ok bool, err error) {
+	if off >= rd.end {
+		return 0, 0, false, nil
+	}
+	if rd.buf[off] != '$' {
+		return 0, 0, false, protocolError("expected '$', got '%c'", rd.buf[off])
+	}
+	hdr, next, ok, err := rd.line(off+1, headerMax)
+	if !ok {
+		return 0, 0, false, err
+	}
+	n, valid := parseInt(hdr)
+	if !valid || n < 0 {
+		return 0, 0, false, protocolError("invalid bulk length")
+	}
+	return n, next, true, nil
 }
 
 // partial is the progress of an array request not yet complete.
@@ -286,19 +297,9 @@ func (rd *respReader) skip() (bool, error) {
 			rd.skipping = false
 			return true, nil
 		}
-		if rd.pos >= rd.end {
-			return false, nil
-		}
-		if rd.buf[rd.pos] != '$' {
-			return false, protocolError("expected '$', got '%c'", rd.buf[rd.pos])
-		}
-		hdr, next, ok, err := rd.line(rd.pos+1, headerMax)
+		l, next, ok, err := rd.bulkHeader(rd.pos)
 		if !ok {
 			return false, err
-		}
-		l, valid := parseInt(hdr)
-		if !valid || l < 0 {
-			return false, protocolError("invalid bulk length")
 		}
 		rd.pos = next
 		rd.skipArgs--
