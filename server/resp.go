@@ -186,7 +186,13 @@ func (s *Server) bgSave(b Backend) bool {
 	go func() {
 		defer s.bg.Done()
 		defer s.saving.Store(false)
-		if err := b.Checkpoint(s.bgCtx); err != nil && !errors.Is(err, context.Canceled) {
+		err := b.Checkpoint(s.bgCtx)
+		if errors.Is(err, context.Canceled) {
+			return // the server is shutting down
+		}
+		// INFO's rdb_last_bgsave_status tells the client that asked.
+		s.saveErr.Store(err != nil)
+		if err != nil {
 			s.log.Error("resp: BGSAVE failed", "err", err)
 		}
 	}()

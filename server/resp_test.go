@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -720,5 +721,52 @@ func TestRESPErrorCodes(t *testing.T) {
 		if got := respError(c.err); !strings.HasPrefix(got, c.want) {
 			t.Errorf("respError(%v) = %q, want %q...", c.err, got, c.want)
 		}
+	}
+}
+
+// failingSave is a persistent-looking Backend whose checkpoints fail
+// while fail is set.
+type failingSave struct {
+	Backend
+	fail atomic.Bool
+}
+
+func (b *failingSave) Stats() store.Stats {
+	st := b.Backend.Stats()
+	st.Persistent = true
+	return st
+}
+
+func (b *failingSave) Checkpoint(context.Context) error {
+	if b.fail.Load() {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+// A BGSAVE that fails says so in INFO's rdb_last_bgsave_status, and the
+// next one that succeeds clears it.
+func TestRESPBgSaveStatus(t *testing.T) {
+	fb := &failingSave{Backend: openMemStore(t)}
+	ts := startServerWith(t, Config{RESP: "127.0.0.1:0", Token: "tok"}, nil, fb)
+	rc := redisClient(t, ts, 2, "tok")
+	ctx := context.Background()
+	status := func() string {
+		t.Helper()
+		ts.bg.Wait()
+		info := must(t, rc.Info(ctx, "persistence"))
+		_, s, _ := strings.Cut(info, "rdb_last_bgsave_status:")
+		s, _, _ = strings.Cut(s, "\r\n")
+		return s
+	}
+	fb.fail.Store(true)
+	must(t, rc.BgSave(ctx))
+	if s := status(); s != "err" {
+		t.Fatalf("after a failed BGSAVE: rdb_last_bgsave_status:%s", s)
+	}
+	fb.fail.Store(false)
+	must(t, rc.BgSave(ctx))
+	if s := status(); s != "ok" {
+		t.Fatalf("after a BGSAVE that worked: rdb_last_bgsave_status:%s", s)
 	}
 }

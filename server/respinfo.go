@@ -458,6 +458,10 @@ func cmdInfo(c *rconn, args [][]byte) {
 	if st.ReadOnly != "" {
 		rdOnly, rdStatus = 1, "err"
 	}
+	bgStatus := "ok"
+	if c.s.saveErr.Load() {
+		bgStatus = "err"
+	}
 	section("Persistence",
 		"loading", 0,
 		"persistent", boolInt(st.Persistent),
@@ -467,7 +471,7 @@ func cmdInfo(c *rconn, args [][]byte) {
 		"rdb_bgsave_in_progress", boolInt(c.s.saving.Load()),
 		"rdb_saves", st.Checkpoints.Count,
 		"rdb_last_save_time", c.s.lastSave(st).Unix(),
-		"rdb_last_bgsave_status", "ok",
+		"rdb_last_bgsave_status", bgStatus,
 		"rdb_last_save_duration_ms", st.Checkpoints.LastDuration.Milliseconds(),
 		"rdb_last_save_bytes", st.Checkpoints.LastBytes,
 		"aof_last_write_status", rdStatus,

@@ -121,6 +121,7 @@ type Server struct {
 
 	cursors  scanCursors     // RESP SCAN positions
 	saving   atomic.Bool     // a BGSAVE is running
+	saveErr  atomic.Bool     // the last BGSAVE failed
 	bg       sync.WaitGroup  // BGSAVE
 	bgCtx    context.Context // cancelled by Shutdown
 	bgCancel context.CancelFunc
