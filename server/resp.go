@@ -159,8 +159,9 @@ func (c *rconn) exec() error {
 	start := time.Now()
 	err := c.s.exec.Execute(&c.cmd, &c.res)
 	if err != nil {
+		// observe counts it in the totals; c.failed is for the requests
+		// that never reach the executor.
 		c.s.metrics.observe("resp", c.cmd.Op, err, time.Since(start))
-		c.failed++
 		if asError(err).Code >= 500 {
 			c.s.log.Error("request failed", "endpoint", "resp", "command", c.cmd.Op.String(), "err", err)
 		}

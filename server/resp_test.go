@@ -770,3 +770,21 @@ func TestRESPBgSaveStatus(t *testing.T) {
 		t.Fatalf("after a BGSAVE that worked: rdb_last_bgsave_status:%s", s)
 	}
 }
+
+// Each RESP error reply counts once in the server's error and request
+// counters: a command the executor refused, and one that never reached it.
+func TestRESPErrorCount(t *testing.T) {
+	ts, rc := startRESP(t, Config{}, "", 2)
+	ctx := context.Background()
+	must(t, rc.Ping(ctx))
+	total, failed := ts.metrics.total.Load(), ts.metrics.failed.Load()
+	zero := cid.Zero.EString()
+	wantErr(t, rc.SMembers(ctx, zero).Err(), "ERR lookup: the zero CID is not a key")
+	wantErr(t, rc.Do(ctx, "NOSUCH").Err(), "ERR unknown command")
+	if d := ts.metrics.failed.Load() - failed; d != 2 {
+		t.Errorf("two error replies counted as %d errors", d)
+	}
+	if d := ts.metrics.total.Load() - total; d != 2 {
+		t.Errorf("two requests counted as %d", d)
+	}
+}
