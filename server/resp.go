@@ -69,9 +69,11 @@ type rconn struct {
 	done   [numOps]int64
 	failed int64
 
-	// The latency histogram of each command, looked up on first use:
-	// WithLabelValues hashes its labels and takes a lock on every call.
+	// The latency histogram and success counter of each command, looked
+	// up on first use: WithLabelValues hashes its labels and takes a lock
+	// on every call.
 	latency [numOps]prometheus.Observer
+	ok      [numOps]prometheus.Counter
 }
 
 var respConnID atomic.Int64
@@ -144,7 +146,10 @@ func (c *rconn) account() {
 	var total int64
 	for op, n := range c.done {
 		if n > 0 {
-			m.requests.WithLabelValues("resp", Op(op).String(), "200").Add(float64(n))
+			if c.ok[op] == nil {
+				c.ok[op] = m.requests.WithLabelValues("resp", Op(op).String(), "200")
+			}
+			c.ok[op].Add(float64(n))
 			total += n
 			c.done[op] = 0
 		}
